@@ -1,0 +1,2 @@
+//! The `dclient` command-line tool.
+fn main() {}

@@ -1,0 +1,5 @@
+//! DIMSE messaging (PS3.7): command sets, statuses, and messages assembled from PDVs.
+
+pub mod command;
+pub mod message;
+pub mod status;

@@ -1,0 +1,2 @@
+//! dclient: a DICOM network client library.
+#![forbid(unsafe_code)]
