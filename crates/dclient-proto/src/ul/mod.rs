@@ -3,4 +3,5 @@
 pub mod association;
 pub mod codec;
 pub mod fsm;
+pub mod negotiation;
 pub mod pdu;
