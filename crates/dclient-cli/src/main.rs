@@ -1,2 +1,58 @@
-//! The `dclient` command-line tool.
-fn main() {}
+//! `dclient`: the command-line DICOM client. One file per subcommand under `cmd/`; this file
+//! parses arguments, sets up logging, and maps errors to exit statuses: 0 when everything
+//! asked for succeeded, 1 when the peer refused or an item failed, 2 for bad usage or input
+//! found before anything was sent.
+
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod common;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A DICOM network client: echo, test, find, get, move and send against any PACS.
+#[derive(Debug, Parser)]
+#[command(name = "dclient", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// C-ECHO: check that a peer answers DICOM.
+    Echo(cmd::echo::Args),
+    /// Negotiate an association, print each presentation context's outcome, release.
+    Test(cmd::test::Args),
+}
+
+impl Command {
+    fn common(&self) -> &common::Common {
+        match self {
+            Command::Echo(a) => &a.common,
+            Command::Test(a) => &a.common,
+        }
+    }
+
+    fn run(&self) -> anyhow::Result<common::Outcome> {
+        match self {
+            Command::Echo(a) => cmd::echo::run(a),
+            Command::Test(a) => cmd::test::run(a),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::init_logging(cli.command.common());
+    match cli.command.run() {
+        Ok(common::Outcome::Success) => ExitCode::SUCCESS,
+        Ok(common::Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("dclient: {}", common::one_line(&e));
+            ExitCode::from(common::exit_status(&e))
+        }
+    }
+}

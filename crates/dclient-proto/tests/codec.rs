@@ -20,7 +20,7 @@ fn golden_rq() -> Vec<u8> {
     v.extend_from_slice(b"ANY-SCP         "); // 11-26: called-AE-title
     v.extend_from_slice(b"DCLIENT         "); // 27-42: calling-AE-title
     v.extend_from_slice(&[0; 32]); // 43-74: reserved
-    // Application context item: 10H, reserved, length 21, "1.2.840.10008.3.1.1.1"
+                                   // Application context item: 10H, reserved, length 21, "1.2.840.10008.3.1.1.1"
     v.extend_from_slice(&[0x10, 0x00, 0x00, 21]);
     v.extend_from_slice(b"1.2.840.10008.3.1.1.1");
     // Presentation context item: 20H, reserved, length, ID 1, 3 reserved bytes
@@ -89,7 +89,12 @@ fn fixed_size_pdus_golden_bytes() {
         // control header 03H (command, last)
         (
             Pdu::PData(PData {
-                pdvs: vec![Pdv { context_id: 3, is_command: true, is_last: true, data: vec![0xAB, 0xCD] }],
+                pdvs: vec![Pdv {
+                    context_id: 3,
+                    is_command: true,
+                    is_last: true,
+                    data: vec![0xAB, 0xCD],
+                }],
             }),
             vec![0x04, 0, 0, 0, 0, 8, 0, 0, 0, 4, 3, 0x03, 0xAB, 0xCD],
         ),
@@ -135,7 +140,10 @@ fn full_rq() -> AssociateRq {
             scu_role: false,
             scp_role: true,
         }],
-        sop_class_extended: vec![SopClassExtended { sop_class_uid: "1.2.840.10008.5.1.4.1.2.2.1".into(), info: vec![1, 1, 0] }],
+        sop_class_extended: vec![SopClassExtended {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.2.2.1".into(),
+            info: vec![1, 1, 0],
+        }],
         sop_class_common_extended: vec![SopClassCommonExtended {
             version: 0,
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),

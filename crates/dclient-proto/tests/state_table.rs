@@ -5,12 +5,12 @@
 //! change nothing.
 
 use dclient_proto::error::ProtoError;
+use dclient_proto::uids;
 use dclient_proto::ul::association::{AssocEvent, Association, Role};
 use dclient_proto::ul::codec::{encode_pdu_to_vec, Deframer};
 use dclient_proto::ul::fsm::{self, Action, Event, State};
 use dclient_proto::ul::negotiation::{AcceptorPolicy, ProposedContext, RequestorConfig};
 use dclient_proto::ul::pdu::*;
-use dclient_proto::uids;
 
 fn cfg() -> RequestorConfig {
     RequestorConfig {
@@ -75,7 +75,9 @@ fn pair() -> (Association, Association) {
     r.advance_transmit(out.len());
     a.handle_input(&out).expect("rq in");
     match a.poll_event() {
-        Some(AssocEvent::AssociateIndication(rq)) => a.accept(policy().answer(&rq)).expect("accept"),
+        Some(AssocEvent::AssociateIndication(rq)) => {
+            a.accept(policy().answer(&rq)).expect("accept")
+        }
         other => panic!("expected an indication, got {other:?}"),
     }
     let out = a.transmit().to_vec();
@@ -155,9 +157,11 @@ fn fire(a: &mut Association, e: Event) -> Option<Result<(), ProtoError>> {
         Event::Evt1 => a.associate_request(&cfg()),
         Event::Evt2 => a.handle_transport_connected(),
         Event::Evt3 => a.handle_input(&bytes(&Pdu::AssociateAc(ac()))),
-        Event::Evt4 => {
-            a.handle_input(&bytes(&Pdu::AssociateRj(AssociateRj { result: 1, source: 1, reason: 7 })))
-        }
+        Event::Evt4 => a.handle_input(&bytes(&Pdu::AssociateRj(AssociateRj {
+            result: 1,
+            source: 1,
+            reason: 7,
+        }))),
         Event::Evt5 => a.transport_indication(),
         Event::Evt6 => a.handle_input(&bytes(&Pdu::AssociateRq(rq()))),
         Event::Evt7 => a.accept(ac()),
@@ -221,7 +225,9 @@ fn check_cell(e: Event, s: State) {
         Action::Ae7 => one_sent(&|p| matches!(p, Pdu::AssociateAc(_))) && a.negotiated().is_some(),
         Action::Ae8 => artim && one_sent(&|p| matches!(p, Pdu::AssociateRj(rj) if rj.reason == 3)),
         Action::Dt1 | Action::Ar7 => one_sent(&|p| matches!(p, Pdu::PData(_))) && ev.is_empty(),
-        Action::Dt2 | Action::Ar6 => one_event(&|x| matches!(x, AssocEvent::PData(_))) && out.is_empty(),
+        Action::Dt2 | Action::Ar6 => {
+            one_event(&|x| matches!(x, AssocEvent::PData(_))) && out.is_empty()
+        }
         Action::Ar1 => one_sent(&|p| *p == Pdu::ReleaseRq),
         Action::Ar2 => one_event(&|x| *x == AssocEvent::ReleaseIndication { collision: false }),
         Action::Ar3 | Action::Ar10 => one_event(&|x| *x == AssocEvent::ReleaseConfirmation),
@@ -230,18 +236,23 @@ fn check_cell(e: Event, s: State) {
         Action::Ar8 => one_event(&|x| *x == AssocEvent::ReleaseIndication { collision: true }),
         Action::Ar9 => one_sent(&|p| *p == Pdu::ReleaseRp),
         Action::Aa1 => {
-            artim && one_sent(&|p| matches!(p, Pdu::Abort(x) if x.source == AbortSource::ServiceUser))
+            artim
+                && one_sent(&|p| matches!(p, Pdu::Abort(x) if x.source == AbortSource::ServiceUser))
         }
         Action::Aa2 => !artim && out.is_empty(),
         Action::Aa3 => one_event(&|x| matches!(x, AssocEvent::Aborted(_))) && out.is_empty(),
-        Action::Aa4 => one_event(&|x| matches!(x, AssocEvent::ProviderAborted(_))) && out.is_empty(),
+        Action::Aa4 => {
+            one_event(&|x| matches!(x, AssocEvent::ProviderAborted(_))) && out.is_empty()
+        }
         Action::Aa6 => out.is_empty() && ev.is_empty(),
         Action::Aa7 => {
             one_sent(&|p| matches!(p, Pdu::Abort(x) if x.source == AbortSource::ServiceProvider))
         }
         Action::Aa8 => {
             artim
-                && one_sent(&|p| matches!(p, Pdu::Abort(x) if x.source == AbortSource::ServiceProvider))
+                && one_sent(
+                    &|p| matches!(p, Pdu::Abort(x) if x.source == AbortSource::ServiceProvider),
+                )
                 && one_event(&|x| matches!(x, AssocEvent::ProviderAborted(_)))
         }
     };

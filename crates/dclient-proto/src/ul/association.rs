@@ -311,7 +311,10 @@ impl Association {
                         "PDV on presentation context {}, which was not accepted",
                         bad.context_id
                     );
-                    return (Event::Evt19, Input::Invalid(AbortReason::InvalidPduParameterValue, why));
+                    return (
+                        Event::Evt19,
+                        Input::Invalid(AbortReason::InvalidPduParameterValue, why),
+                    );
                 }
                 (Event::Evt10, Input::Pdu(pdu))
             }
@@ -518,7 +521,11 @@ impl Association {
                 if let Input::Pdu(Pdu::AssociateRq(rq)) = input {
                     if rq.protocol_version & PROTOCOL_VERSION == 0 {
                         acceptable = false;
-                        self.send(&Pdu::AssociateRj(AssociateRj { result: 1, source: 2, reason: 2 }));
+                        self.send(&Pdu::AssociateRj(AssociateRj {
+                            result: 1,
+                            source: 2,
+                            reason: 2,
+                        }));
                         self.artim = true;
                     } else {
                         self.deframer.set_max_pdata_len(self.our_max_pdu);
@@ -534,7 +541,11 @@ impl Association {
                 }
             }
             Action::Ae8 => {
-                let rj = self.pending_rj.take().unwrap_or(AssociateRj { result: 1, source: 1, reason: 1 });
+                let rj = self.pending_rj.take().unwrap_or(AssociateRj {
+                    result: 1,
+                    source: 1,
+                    reason: 1,
+                });
                 self.send(&Pdu::AssociateRj(rj));
                 self.artim = true;
             }
@@ -545,7 +556,9 @@ impl Association {
                 }
             }
             Action::Ar1 => self.send(&Pdu::ReleaseRq),
-            Action::Ar2 => self.events.push_back(AssocEvent::ReleaseIndication { collision: false }),
+            Action::Ar2 => {
+                self.events.push_back(AssocEvent::ReleaseIndication { collision: false })
+            }
             Action::Ar3 => self.events.push_back(AssocEvent::ReleaseConfirmation),
             Action::Ar4 => {
                 self.send(&Pdu::ReleaseRp);
@@ -560,7 +573,8 @@ impl Association {
                 self.artim = true;
                 if event != Event::Evt15 {
                     // Sta2: the peer sent something other than an A-ASSOCIATE-RQ.
-                    self.events.push_back(AssocEvent::ProviderAborted(violation(event, before, &input)));
+                    self.events
+                        .push_back(AssocEvent::ProviderAborted(violation(event, before, &input)));
                 }
             }
             Action::Aa2 => {
@@ -569,11 +583,11 @@ impl Association {
                     (Event::Evt16, Input::Pdu(Pdu::Abort(a))) if before == State::Sta2 => {
                         self.events.push_back(AssocEvent::Aborted(a))
                     }
-                    (Event::Evt18, _) if before == State::Sta2 => {
-                        self.events.push_back(AssocEvent::ProviderAborted(ProtoError::PeerViolation(
+                    (Event::Evt18, _) if before == State::Sta2 => self.events.push_back(
+                        AssocEvent::ProviderAborted(ProtoError::PeerViolation(
                             "no A-ASSOCIATE-RQ arrived before the ARTIM timer expired".into(),
-                        )))
-                    }
+                        )),
+                    ),
                     _ => {}
                 }
             }
@@ -583,10 +597,9 @@ impl Association {
                 }
             }
             Action::Aa4 => {
-                self.events.push_back(AssocEvent::ProviderAborted(ProtoError::PeerViolation(format!(
-                    "the connection closed while {}",
-                    before.description()
-                ))));
+                self.events.push_back(AssocEvent::ProviderAborted(ProtoError::PeerViolation(
+                    format!("the connection closed while {}", before.description()),
+                )));
             }
             Action::Aa5 => self.artim = false,
             Action::Aa6 => {}
@@ -599,7 +612,8 @@ impl Association {
                     _ => AbortReason::UnexpectedPdu,
                 };
                 self.send(&Pdu::Abort(Abort::by_provider(reason)));
-                self.events.push_back(AssocEvent::ProviderAborted(violation(event, before, &input)));
+                self.events
+                    .push_back(AssocEvent::ProviderAborted(violation(event, before, &input)));
                 self.artim = true;
             }
         }

@@ -465,10 +465,15 @@ mod tests {
         let mut m = std::collections::HashMap::new();
         for line in TRANSCRIPTION.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let mut parts = line.split_whitespace();
-            let evt: usize = parts.next().and_then(|e| e.strip_prefix("Evt")).map(|n| n.parse().expect("event number")).expect("event");
+            let evt: usize = parts
+                .next()
+                .and_then(|e| e.strip_prefix("Evt"))
+                .map(|n| n.parse().expect("event number"))
+                .expect("event");
             for cell in parts {
                 let (sta, act) = cell.split_once(':').expect("cell");
-                let sta: usize = sta.strip_prefix("Sta").expect("state").parse().expect("state number");
+                let sta: usize =
+                    sta.strip_prefix("Sta").expect("state").parse().expect("state number");
                 m.insert((evt - 1, sta - 1), act.to_owned());
             }
         }

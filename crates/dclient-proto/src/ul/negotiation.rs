@@ -117,7 +117,8 @@ impl RequestorConfig {
                 check_uid(ts)?;
             }
             pcs.push(PresentationContextRq {
-                id: context_id(i).ok_or_else(|| ProtoError::Misuse("context ID overflow".into()))?,
+                id: context_id(i)
+                    .ok_or_else(|| ProtoError::Misuse("context ID overflow".into()))?,
                 abstract_syntax: c.abstract_syntax.clone(),
                 transfer_syntaxes: c.transfer_syntaxes.clone(),
             });
@@ -317,8 +318,13 @@ impl Negotiated {
     }
 
     /// The first accepted context for `abstract_syntax` with transfer syntax `ts`.
-    pub fn find_accepted_with(&self, abstract_syntax: &str, ts: &str) -> Option<&NegotiatedContext> {
-        self.accepted_contexts().find(|c| c.abstract_syntax == abstract_syntax && c.transfer_syntax == ts)
+    pub fn find_accepted_with(
+        &self,
+        abstract_syntax: &str,
+        ts: &str,
+    ) -> Option<&NegotiatedContext> {
+        self.accepted_contexts()
+            .find(|c| c.abstract_syntax == abstract_syntax && c.transfer_syntax == ts)
     }
 
     /// The largest PDV payload we may put in one P-DATA-TF to this peer: its maximum PDU
@@ -357,7 +363,8 @@ impl AcceptorPolicy {
     pub fn answer(&self, rq: &AssociateRq) -> AssociateAc {
         let mut pcs = Vec::with_capacity(rq.presentation_contexts.len());
         for pc in &rq.presentation_contexts {
-            let ours = self.supported.get(&pc.abstract_syntax).or(self.accept_any_abstract.as_ref());
+            let ours =
+                self.supported.get(&pc.abstract_syntax).or(self.accept_any_abstract.as_ref());
             let (result, ts) = match ours {
                 None => (PresentationContextResult::AbstractSyntaxNotSupported, String::new()),
                 Some(list) => {
@@ -377,14 +384,22 @@ impl AcceptorPolicy {
             };
             // PS3.8 9.3.3.2: the transfer syntax sub-item is present but not significant
             // when rejected; we echo the first proposed one, as DCMTK does.
-            let ts = if ts.is_empty() { pc.transfer_syntaxes.first().cloned().unwrap_or_default() } else { ts };
+            let ts = if ts.is_empty() {
+                pc.transfer_syntaxes.first().cloned().unwrap_or_default()
+            } else {
+                ts
+            };
             pcs.push(PresentationContextAc { id: pc.id, result, transfer_syntax: ts });
         }
         let mut roles = Vec::new();
         for r in &rq.user_info.role_selections {
             let grant_scp = r.scp_role
                 && (self.grant_scp_role_to_all || self.grant_scp_role.contains(&r.sop_class_uid));
-            roles.push(RoleSelection { sop_class_uid: r.sop_class_uid.clone(), scu_role: r.scu_role, scp_role: grant_scp });
+            roles.push(RoleSelection {
+                sop_class_uid: r.sop_class_uid.clone(),
+                scu_role: r.scu_role,
+                scp_role: grant_scp,
+            });
         }
         AssociateAc {
             protocol_version: PROTOCOL_VERSION,
@@ -449,7 +464,10 @@ mod tests {
     #[test]
     fn acceptor_prefers_its_own_order_among_offered_syntaxes() {
         let mut c = cfg(0);
-        c.contexts.push(ProposedContext::new("1.2.840.10008.5.1.4.1.1.2", &[uids::IMPLICIT_VR_LE, uids::EXPLICIT_VR_LE]));
+        c.contexts.push(ProposedContext::new(
+            "1.2.840.10008.5.1.4.1.1.2",
+            &[uids::IMPLICIT_VR_LE, uids::EXPLICIT_VR_LE],
+        ));
         c.contexts.push(ProposedContext::new("1.2.3.4", &[uids::IMPLICIT_VR_LE]));
         c.contexts.push(ProposedContext::new("1.2.840.10008.5.1.4.1.1.2", &[uids::JPEG_BASELINE]));
         let rq = c.build_rq().expect("rq");

@@ -1,0 +1,138 @@
+//! The library's error type, named by who is at fault: our caller's input, the network,
+//! the peer's violation of the protocol, or the peer's refusal.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dclient_proto::dimse::status::Status;
+use dclient_proto::ul::pdu::{Abort, AssociateRj};
+use dclient_proto::ProtoError;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to a DICOM peer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ------------------------------------------------------------ caller's input
+    /// A query key that is neither 'GGGG,EEEE' nor a dictionary keyword.
+    #[error("invalid tag {key:?}: use 'GGGG,EEEE' (hexadecimal group and element) or a DICOM keyword such as PatientName")]
+    InvalidTag {
+        /// The key as given.
+        key: String,
+    },
+    /// An invalid argument (AE title, value, option) found before any network traffic.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    // ------------------------------------------------------------ network / I/O
+    /// The TCP connection could not be made.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// host:port.
+        addr: String,
+        /// What the OS said, in words.
+        reason: String,
+    },
+    /// The peer stayed silent past a timeout. An A-ABORT was sent and the socket closed.
+    #[error("timed out after {} s waiting for {what} from {peer}", after.as_secs_f64())]
+    Timeout {
+        /// What we were waiting for.
+        what: &'static str,
+        /// The timeout.
+        after: Duration,
+        /// host:port.
+        peer: String,
+    },
+    /// The connection dropped or a read/write failed.
+    #[error("network error with {peer}: {source}")]
+    Io {
+        /// host:port.
+        peer: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    // ------------------------------------------------------------ the peer's refusal
+    /// The peer rejected the association (A-ASSOCIATE-RJ).
+    #[error("{peer} {rj}")]
+    Rejected {
+        /// host:port.
+        peer: String,
+        /// Result, source and reason.
+        rj: AssociateRj,
+    },
+    /// The peer accepted the association but none of the presentation contexts we need.
+    #[error("{peer} accepted none of the proposed presentation contexts: {details}")]
+    NoAcceptedContext {
+        /// host:port.
+        peer: String,
+        /// Each context and its result.
+        details: String,
+    },
+    /// The peer aborted the association (A-ABORT).
+    #[error("{peer}: association {abort}")]
+    Aborted {
+        /// host:port.
+        peer: String,
+        /// Source and reason.
+        abort: Abort,
+    },
+    /// The peer answered with a failure status.
+    #[error("{operation} failed: status {status} ({meaning}){}", comment.as_ref().map(|c| format!(", error comment: {c}")).unwrap_or_default())]
+    Status {
+        /// "C-FIND", "C-MOVE", ...
+        operation: &'static str,
+        /// The status code.
+        status: Status,
+        /// Its meaning.
+        meaning: String,
+        /// The Error Comment (0000,0902), if sent.
+        comment: Option<String>,
+    },
+
+    // ------------------------------------------------------------ the peer's violation
+    /// The peer broke the protocol (malformed PDU, unexpected message...). An A-ABORT was sent.
+    #[error("{peer} violated the DICOM protocol: {detail}")]
+    PeerViolation {
+        /// host:port.
+        peer: String,
+        /// What it did.
+        detail: String,
+    },
+
+    // ------------------------------------------------------------ our misuse
+    /// A call that is not allowed in the current state (a bug in the caller or in us).
+    #[error("{0}")]
+    Protocol(ProtoError),
+}
+
+impl Error {
+    /// Builds the error for a protocol-core error observed with `peer`.
+    pub fn from_proto(peer: &str, e: ProtoError) -> Error {
+        match e {
+            ProtoError::Decode(d) => {
+                Error::PeerViolation { peer: peer.into(), detail: d.to_string() }
+            }
+            ProtoError::PeerViolation(detail) => Error::PeerViolation { peer: peer.into(), detail },
+            ProtoError::Rejected(rj) => Error::Rejected { peer: peer.into(), rj },
+            ProtoError::Aborted(abort) => Error::Aborted { peer: peer.into(), abort },
+            other => Error::Protocol(other),
+        }
+    }
+
+    /// True when the fault lies with our caller's input (exit status 2 in the CLI).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::InvalidTag { .. } | Error::InvalidInput(_))
+    }
+}

@@ -1,0 +1,36 @@
+//! Human names for UIDs (SOP classes and transfer syntaxes), for messages and reports.
+
+use dicom_core::dictionary::UidDictionary;
+use dicom_dictionary_std::StandardSopClassDictionary;
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+/// The name of a SOP class or transfer syntax UID ("CT Image Storage", "Explicit VR Little
+/// Endian"), if it is a standard one.
+pub fn uid_name(uid: &str) -> Option<&'static str> {
+    if let Some(e) = StandardSopClassDictionary.by_uid(uid) {
+        return Some(e.name);
+    }
+    TransferSyntaxRegistry.get(uid).map(|ts| ts.name())
+}
+
+/// "CT Image Storage (1.2.840.10008.5.1.4.1.1.2)", or the bare UID when unknown.
+pub fn describe_uid(uid: &str) -> String {
+    match uid_name(uid) {
+        Some(n) => format!("{n} ({uid})"),
+        None => uid.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_common_uids() {
+        assert_eq!(uid_name("1.2.840.10008.1.1"), Some("Verification SOP Class"));
+        assert_eq!(uid_name("1.2.840.10008.1.2.1"), Some("Explicit VR Little Endian"));
+        assert_eq!(uid_name("1.2.3.4"), None);
+        assert_eq!(describe_uid("1.2.3.4"), "1.2.3.4");
+    }
+}

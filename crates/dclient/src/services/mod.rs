@@ -1,0 +1,3 @@
+//! The DIMSE services, one module each, over an established [`Connection`](crate::transport::Connection).
+
+pub mod echo;

@@ -1,0 +1,630 @@
+//! The blocking transport driver: the only place where the protocol core meets a socket.
+//!
+//! A [`Connection`] owns a stream and an [`Association`]; it moves bytes between them,
+//! applies the timeouts, and turns association events into DIMSE events or errors. Every
+//! socket gets `TCP_NODELAY`, and everything the association produces for one message goes
+//! to the kernel in one write, so no exchange waits on Nagle's algorithm and delayed ACKs.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use dclient_proto::dimse::command::CommandSet;
+use dclient_proto::dimse::message::{Assembler, DimseEvent};
+use dclient_proto::ul::association::{AssocEvent, Association};
+use dclient_proto::ul::negotiation::{AcceptorPolicy, Negotiated, RequestorConfig};
+use dclient_proto::ul::pdu::{AssociateRj, AssociateRq};
+use dclient_proto::ProtoError;
+
+use crate::error::{Error, Result};
+
+/// The timeouts of one association. The seed's single `timeout` sets all four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening the TCP connection.
+    pub connect: Duration,
+    /// Waiting for the A-ASSOCIATE-AC/RJ and the A-RELEASE-RP (ACSE).
+    pub acse: Duration,
+    /// Waiting for each DIMSE message (a response, the next sub-operation...).
+    pub dimse: Duration,
+    /// Waiting for any byte once a message is under way, and for a write to progress.
+    pub network: Duration,
+}
+
+impl Timeouts {
+    /// All four set to `d`.
+    pub fn uniform(d: Duration) -> Timeouts {
+        Timeouts { connect: d, acse: d, dimse: d, network: d }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts::uniform(Duration::from_secs(10))
+    }
+}
+
+/// A byte stream the driver can run an association over (TCP, or TLS over TCP).
+pub trait Stream: Read + Write + Send {
+    /// Sets the read timeout of the underlying socket.
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    /// Sets the write timeout of the underlying socket.
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    /// Closes both directions.
+    fn shutdown(&self);
+}
+
+impl Stream for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+    fn shutdown(&self) {
+        let _ = TcpStream::shutdown(self, Shutdown::Both);
+    }
+}
+
+/// What arrives on an association.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A DIMSE command or data fragment.
+    Dimse(DimseEvent),
+    /// The peer released the association (we answered); nothing more will come.
+    Released,
+}
+
+/// Opens a TCP connection to `host:port` with a timeout, trying each resolved address, and
+/// sets `TCP_NODELAY`.
+pub fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
+    let addr = format!("{host}:{port}");
+    let addrs = (host, port).to_socket_addrs().map_err(|e| Error::Connect {
+        addr: addr.clone(),
+        reason: format!("cannot resolve host: {e}"),
+    })?;
+    let mut last = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                s.set_nodelay(true).map_err(|e| Error::Io { peer: addr.clone(), source: e })?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let reason = match last {
+        Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            "connection refused (nothing is listening on that port)".to_string()
+        }
+        Some(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+            format!("no answer within {} s", timeout.as_secs_f64())
+        }
+        Some(e) => e.to_string(),
+        None => "the host name resolved to no address".to_string(),
+    };
+    Err(Error::Connect { addr, reason })
+}
+
+/// One association over one stream, driven synchronously.
+pub struct Connection {
+    stream: Box<dyn Stream>,
+    assoc: Association,
+    asm: Assembler,
+    timeouts: Timeouts,
+    peer: String,
+    incoming: VecDeque<Incoming>,
+    next_message_id: u16,
+    /// Set once the stream is shut down.
+    closed: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("state", &self.assoc.state())
+            .finish()
+    }
+}
+
+/// Flushes at this much pending output while streaming a data set.
+const STREAM_FLUSH_AT: usize = 256 * 1024;
+
+impl Connection {
+    /// Requests an association over an open stream and waits for the answer (ACSE timeout).
+    /// A rejection is [`Error::Rejected`] with its reason in words.
+    pub fn request(
+        stream: Box<dyn Stream>,
+        peer: String,
+        config: &RequestorConfig,
+        timeouts: Timeouts,
+    ) -> Result<Connection> {
+        let assoc = Association::request(config).map_err(|e| match e {
+            ProtoError::Misuse(m) => Error::InvalidInput(m),
+            ProtoError::Encode(e) => Error::InvalidInput(e.to_string()),
+            other => Error::Protocol(other),
+        })?;
+        let mut c = Connection::new(stream, assoc, peer, timeouts);
+        c.assoc.handle_transport_connected().map_err(Error::Protocol)?;
+        c.flush()?;
+        let deadline = Instant::now() + timeouts.acse;
+        loop {
+            while let Some(ev) = c.assoc.poll_event() {
+                match ev {
+                    AssocEvent::Established => return Ok(c),
+                    AssocEvent::Rejected(rj) => {
+                        c.close();
+                        return Err(Error::Rejected { peer: c.peer.clone(), rj });
+                    }
+                    other => {
+                        let e = c.event_error(other);
+                        c.close();
+                        return Err(e);
+                    }
+                }
+            }
+            c.read_some(deadline, timeouts.acse, "the A-ASSOCIATE-AC")?;
+        }
+    }
+
+    /// Connects to `host:port` and requests an association.
+    pub fn connect(
+        host: &str,
+        port: u16,
+        config: &RequestorConfig,
+        timeouts: Timeouts,
+    ) -> Result<Connection> {
+        let s = tcp_connect(host, port, timeouts.connect)?;
+        Connection::request(Box::new(s), format!("{host}:{port}"), config, timeouts)
+    }
+
+    /// Acceptor side: waits for the A-ASSOCIATE-RQ (ACSE timeout), lets `decide` answer it
+    /// (accept with an AC, or reject), and returns the established connection, or `None`
+    /// when the requestor was rejected or went away.
+    pub fn accept(
+        stream: Box<dyn Stream>,
+        peer: String,
+        max_pdu: u32,
+        timeouts: Timeouts,
+        decide: impl FnOnce(&AssociateRq) -> std::result::Result<AcceptorPolicy, AssociateRj>,
+    ) -> Result<Option<(Connection, AssociateRq)>> {
+        let assoc = Association::accept_transport(max_pdu);
+        let mut c = Connection::new(stream, assoc, peer, timeouts);
+        let deadline = Instant::now() + timeouts.acse;
+        loop {
+            if let Some(ev) = c.assoc.poll_event() {
+                match ev {
+                    AssocEvent::AssociateIndication(rq) => match decide(&rq) {
+                        Ok(policy) => {
+                            let ac = policy.answer(&rq);
+                            c.assoc.accept(ac).map_err(Error::Protocol)?;
+                            c.flush()?;
+                            return Ok(Some((c, *rq)));
+                        }
+                        Err(rj) => {
+                            c.assoc.reject(rj).map_err(Error::Protocol)?;
+                            c.flush()?;
+                            c.linger();
+                            return Ok(None);
+                        }
+                    },
+                    other => {
+                        let e = c.event_error(other);
+                        c.flush().ok();
+                        c.close();
+                        return Err(e);
+                    }
+                }
+            }
+            if c.assoc.is_closed() {
+                c.close();
+                return Ok(None);
+            }
+            match c.read_some(deadline, timeouts.acse, "the A-ASSOCIATE-RQ") {
+                Ok(()) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn new(
+        stream: Box<dyn Stream>,
+        assoc: Association,
+        peer: String,
+        timeouts: Timeouts,
+    ) -> Connection {
+        let _ = stream.set_write_timeout(Some(timeouts.network));
+        Connection {
+            stream,
+            assoc,
+            asm: Assembler::new(),
+            timeouts,
+            peer,
+            incoming: VecDeque::new(),
+            next_message_id: 1,
+            closed: false,
+        }
+    }
+
+    /// The peer's address, for messages.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// What was negotiated.
+    pub fn negotiated(&self) -> &Negotiated {
+        // Connections only exist once established, when the negotiation result is set.
+        self.assoc.negotiated().expect("established association has a negotiation result")
+    }
+
+    /// A fresh message ID (1, 2, 3, ... wrapping past 65535 to 1).
+    pub fn next_message_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.checked_add(1).unwrap_or(1);
+        id
+    }
+
+    /// The largest PDV payload per PDU towards the peer.
+    pub fn max_pdv_data(&self) -> usize {
+        self.assoc.max_pdv_data()
+    }
+
+    // ------------------------------------------------------------------ sending
+
+    /// Sends a command set, and a whole data set if given, in one write.
+    pub fn send_message(
+        &mut self,
+        context_id: u8,
+        command: &CommandSet,
+        data: Option<&[u8]>,
+    ) -> Result<()> {
+        dclient_proto::dimse::message::send_message(&mut self.assoc, context_id, command, data)
+            .map_err(|e| self.proto_error(e))?;
+        self.flush()
+    }
+
+    /// Sends a command set that announces a data set, then streams `len` bytes of the data
+    /// set from `reader` straight into PDUs (no intermediate copy of the whole data set).
+    pub fn send_message_streaming(
+        &mut self,
+        context_id: u8,
+        command: &CommandSet,
+        reader: &mut dyn Read,
+        len: u64,
+    ) -> Result<()> {
+        let cs = command.encode();
+        self.assoc.send_pdv(context_id, true, &cs, true).map_err(|e| self.proto_error(e))?;
+        self.stream_data(context_id, reader, len)
+    }
+
+    /// Streams `len` bytes of a data set from `reader` as PDVs, the last one flagged.
+    pub fn stream_data(&mut self, context_id: u8, reader: &mut dyn Read, len: u64) -> Result<()> {
+        let max = self.assoc.max_pdv_data().max(1) as u64;
+        let mut left = len;
+        loop {
+            let n = left.min(max) as usize;
+            let last = left == n as u64;
+            let peer = self.peer.clone();
+            self.assoc
+                .send_pdv_with(context_id, false, last, n, |buf| {
+                    reader.read_exact(buf).map_err(StreamErr::Read)
+                })
+                .map_err(|e| match e {
+                    StreamErr::Read(e) => {
+                        Error::Io { peer: format!("reading the data set for {peer}"), source: e }
+                    }
+                    StreamErr::Proto(p) => Error::from_proto(&peer, p),
+                })?;
+            left -= n as u64;
+            if last || self.assoc.transmit().len() >= STREAM_FLUSH_AT {
+                self.flush()?;
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends one fragment of a data set (used when it comes from a transcoder in pieces).
+    pub fn send_data(&mut self, context_id: u8, data: &[u8], last: bool) -> Result<()> {
+        self.assoc.send_pdv(context_id, false, data, last).map_err(|e| self.proto_error(e))?;
+        if last || self.assoc.transmit().len() >= STREAM_FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything pending in one `write_all`.
+    pub fn flush(&mut self) -> Result<()> {
+        let pending = self.assoc.transmit();
+        if pending.is_empty() || self.closed {
+            return Ok(());
+        }
+        let n = pending.len();
+        if let Err(e) = self.stream.write_all(pending).and_then(|_| self.stream.flush()) {
+            self.assoc.handle_transport_closed();
+            self.close();
+            let kind = e.kind();
+            if kind == io::ErrorKind::WouldBlock || kind == io::ErrorKind::TimedOut {
+                return Err(Error::Timeout {
+                    what: "the peer to accept more data",
+                    after: self.timeouts.network,
+                    peer: self.peer.clone(),
+                });
+            }
+            return Err(Error::Io { peer: self.peer.clone(), source: e });
+        }
+        self.assoc.advance_transmit(n);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ receiving
+
+    /// The next DIMSE event, waiting at most the DIMSE timeout for it. A release by the
+    /// peer is an error here (use [`next_incoming`](Connection::next_incoming) to accept it).
+    pub fn next_event(&mut self, waiting_for: &'static str) -> Result<DimseEvent> {
+        match self.next_incoming(waiting_for, self.timeouts.dimse)? {
+            Incoming::Dimse(ev) => Ok(ev),
+            Incoming::Released => Err(Error::PeerViolation {
+                peer: self.peer.clone(),
+                detail: format!("released the association while we were waiting for {waiting_for}"),
+            }),
+        }
+    }
+
+    /// The next thing to arrive, within `timeout`.
+    pub fn next_incoming(
+        &mut self,
+        waiting_for: &'static str,
+        timeout: Duration,
+    ) -> Result<Incoming> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.incoming.pop_front() {
+                return Ok(i);
+            }
+            self.pump_events()?;
+            if let Some(i) = self.incoming.pop_front() {
+                return Ok(i);
+            }
+            self.read_some(deadline, timeout, waiting_for)?;
+        }
+    }
+
+    /// Turns association events into DIMSE events, answering releases and surfacing aborts.
+    fn pump_events(&mut self) -> Result<()> {
+        while let Some(ev) = self.assoc.poll_event() {
+            match ev {
+                AssocEvent::PData(p) => {
+                    for pdv in p.pdvs {
+                        match self.asm.handle_pdv(pdv) {
+                            Ok(Some(ev)) => self.incoming.push_back(Incoming::Dimse(ev)),
+                            Ok(None) => {}
+                            Err(e) => {
+                                let err = self.proto_error(e);
+                                self.abort();
+                                return Err(err);
+                            }
+                        }
+                    }
+                }
+                AssocEvent::ReleaseIndication { .. } => {
+                    self.assoc.release_response().map_err(Error::Protocol)?;
+                    self.flush()?;
+                    self.linger();
+                    self.incoming.push_back(Incoming::Released);
+                }
+                other => {
+                    let e = self.event_error(other);
+                    let _ = self.flush();
+                    self.close();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One read into the association, bounded by the deadline and the network timeout.
+    fn read_some(&mut self, deadline: Instant, total: Duration, what: &'static str) -> Result<()> {
+        if self.closed {
+            return Err(Error::Io {
+                peer: self.peer.clone(),
+                source: io::Error::new(io::ErrorKind::NotConnected, "the connection is closed"),
+            });
+        }
+        let now = Instant::now();
+        let remaining = deadline.saturating_duration_since(now);
+        if remaining.is_zero() {
+            return Err(self.timeout(what, total));
+        }
+        let wait = remaining.min(self.timeouts.network).max(Duration::from_millis(1));
+        let _ = self.stream.set_read_timeout(Some(wait));
+        let stream = &mut self.stream;
+        let r = self.assoc.read_input_with(|buf| stream.read(buf).map_err(ReadErr::Io));
+        match r {
+            Ok(0) => {
+                self.assoc.handle_transport_closed();
+                // The association reports what the close means (ProviderAborted or, in
+                // Sta13, nothing); pump_events turns that into an error.
+                self.pump_events()?;
+                self.close();
+                Err(Error::Io {
+                    peer: self.peer.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the peer closed the connection while we were waiting for {what}"),
+                    ),
+                })
+            }
+            Ok(_) => {
+                // Anything the association wants to say at once (an A-ABORT after a
+                // violation, a release answer) goes out now.
+                self.flush()?;
+                Ok(())
+            }
+            Err(ReadErr::Io(e))
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                if Instant::now() >= deadline || wait >= self.timeouts.network {
+                    let which =
+                        if Instant::now() >= deadline { total } else { self.timeouts.network };
+                    Err(self.timeout(what, which))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(ReadErr::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(ReadErr::Io(e)) => {
+                self.assoc.handle_transport_closed();
+                self.close();
+                Err(Error::Io { peer: self.peer.clone(), source: e })
+            }
+            Err(ReadErr::Proto(e)) => Err(self.proto_error(e)),
+        }
+    }
+
+    fn timeout(&mut self, what: &'static str, after: Duration) -> Error {
+        self.abort();
+        Error::Timeout { what, after, peer: self.peer.clone() }
+    }
+
+    fn event_error(&self, ev: AssocEvent) -> Error {
+        match ev {
+            AssocEvent::Rejected(rj) => Error::Rejected { peer: self.peer.clone(), rj },
+            AssocEvent::Aborted(abort) => Error::Aborted { peer: self.peer.clone(), abort },
+            AssocEvent::ProviderAborted(e) => Error::from_proto(&self.peer, e),
+            other => Error::PeerViolation {
+                peer: self.peer.clone(),
+                detail: format!("unexpected {other:?}"),
+            },
+        }
+    }
+
+    fn proto_error(&self, e: ProtoError) -> Error {
+        Error::from_proto(&self.peer, e)
+    }
+
+    // ------------------------------------------------------------------ ending
+
+    /// Releases the association (A-RELEASE-RQ, wait for the RP within the ACSE timeout,
+    /// handling a release collision), then closes the connection. On a timeout, aborts.
+    pub fn release(mut self) -> Result<()> {
+        if self.closed || !self.assoc.is_established() {
+            self.close();
+            return Ok(());
+        }
+        self.assoc.release().map_err(Error::Protocol)?;
+        self.flush()?;
+        let deadline = Instant::now() + self.timeouts.acse;
+        loop {
+            while let Some(ev) = self.assoc.poll_event() {
+                match ev {
+                    AssocEvent::ReleaseConfirmation => {
+                        if self.assoc.is_closed() {
+                            self.close();
+                            return Ok(());
+                        }
+                        // AR-10 (acceptor side of a collision): answer, then the peer closes.
+                        let _ = self.assoc.release_response();
+                        let _ = self.flush();
+                        self.linger();
+                        return Ok(());
+                    }
+                    AssocEvent::ReleaseIndication { collision: true } => {
+                        // PS3.8 9.2.3: the requestor answers at once; the acceptor waits.
+                        if self.assoc.state() == dclient_proto::ul::fsm::State::Sta9 {
+                            self.assoc.release_response().map_err(Error::Protocol)?;
+                            self.flush()?;
+                        }
+                    }
+                    AssocEvent::PData(_) => {
+                        // AR-6: data still arriving after our release request is dropped.
+                    }
+                    other => {
+                        let e = self.event_error(other);
+                        self.close();
+                        return Err(e);
+                    }
+                }
+            }
+            if self.assoc.is_closed() {
+                self.close();
+                return Ok(());
+            }
+            self.read_some(deadline, self.timeouts.acse, "the A-RELEASE-RP")?;
+        }
+    }
+
+    /// Aborts the association (A-ABORT, source service-user) and closes the connection.
+    pub fn abort(&mut self) {
+        if !self.closed {
+            self.assoc.abort();
+            let _ = self.flush();
+            self.close();
+        }
+    }
+
+    /// In Sta13 the standard has us wait for the peer to close; we give it a short while,
+    /// then close ourselves (ARTIM expiry, AA-2).
+    fn linger(&mut self) {
+        let until = Instant::now() + self.timeouts.network.min(Duration::from_millis(500));
+        let mut buf = [0u8; 512];
+        while !self.closed && Instant::now() < until {
+            let _ = self.stream.set_read_timeout(Some(
+                until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)),
+            ));
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        self.assoc.handle_transport_closed();
+        self.close();
+    }
+
+    fn close(&mut self) {
+        if !self.closed {
+            self.stream.shutdown();
+            self.closed = true;
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if !self.closed && self.assoc.is_established() {
+            self.abort();
+        }
+        self.close();
+    }
+}
+
+enum ReadErr {
+    Io(io::Error),
+    Proto(ProtoError),
+}
+
+impl From<ProtoError> for ReadErr {
+    fn from(e: ProtoError) -> Self {
+        ReadErr::Proto(e)
+    }
+}
+
+enum StreamErr {
+    Read(io::Error),
+    Proto(ProtoError),
+}
+
+impl From<ProtoError> for StreamErr {
+    fn from(e: ProtoError) -> Self {
+        StreamErr::Proto(e)
+    }
+}
