@@ -1,0 +1,40 @@
+//! Dev-only test kit: starts **real** DICOM peers on free loopback ports for the
+//! integration tests of the other `dclient` crates. No mocks.
+//!
+//! Peers:
+//! - DCMTK 3.6.7 `storescp` ([`dcmtk_storescp`]) and `dcmqrscp` ([`dcmtk_qrscp`],
+//!   loaded with [`load_into_qrscp`]),
+//! - pynetdicom's `storescp` ([`pynetdicom_storescp`]) and `qrscp` ([`pynetdicom_qrscp`]),
+//! - Orthanc ([`orthanc`], with a tiny REST client: [`orthanc_upload`],
+//!   [`orthanc_instances`], [`orthanc_get_file`]).
+//!
+//! Every peer runs in its own process group with its stdout/stderr in files in
+//! its own temp dir; [`Peer`]'s `Drop` kills the group and removes the temp
+//! dir, also when a test panics. A peer that does not come up (its program is
+//! missing, it exits early, or it never listens within 15 s) is an **error**:
+//! tests must fail, not skip, when a peer is missing (see [`require_tool`]).
+//!
+//! Known limits: DCMTK 3.6.7 and Orthanc 1.10 have no option to bind to a
+//! given address, so they listen on all interfaces (on a random high port);
+//! all traffic the kit generates goes to 127.0.0.1 only. If the test process
+//! is killed with SIGKILL (no unwinding) its peers are orphaned.
+
+mod dcmtk;
+mod net;
+mod orthanc;
+mod process;
+mod pynetdicom;
+mod testdata;
+
+pub use dcmtk::{
+    dcmtk, dcmtk_qrscp, dcmtk_storescp, echo, load_into_qrscp, QrScpOpts, StoreScpOpts, CLIENT_AE,
+};
+pub use net::{
+    closed_port, free_port, silent_listener, wait_port_closed, SilentListener, LOOPBACK,
+};
+pub use orthanc::{
+    orthanc, orthanc_get_file, orthanc_instances, orthanc_request, orthanc_upload, OrthancOpts,
+};
+pub use process::{require_tool, run_bounded, Peer};
+pub use pynetdicom::{pynetdicom_qrscp, pynetdicom_storescp, PyQrScpOpts, PyStoreScpOpts};
+pub use testdata::{dump2dcm, unique_uid, TestImage};
