@@ -62,6 +62,7 @@ pub enum Outcome {
     /// Everything asked for succeeded (exit 0).
     Success,
     /// Some item failed and was reported (exit 1).
+    #[allow(dead_code)] // the multi-item subcommands (send, get, move) report through it
     Failed,
 }
 
@@ -83,6 +84,7 @@ pub fn init_logging(c: &Common) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .init();

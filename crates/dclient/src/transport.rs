@@ -151,7 +151,7 @@ impl Connection {
         c.flush()?;
         let deadline = Instant::now() + timeouts.acse;
         loop {
-            while let Some(ev) = c.assoc.poll_event() {
+            if let Some(ev) = c.assoc.poll_event() {
                 match ev {
                     AssocEvent::Established => return Ok(c),
                     AssocEvent::Rejected(rj) => {

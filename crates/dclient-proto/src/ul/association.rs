@@ -80,6 +80,7 @@ pub struct Association {
 }
 
 /// What accompanies an event into its action.
+#[allow(clippy::large_enum_variant)] // short-lived, never stored in bulk
 enum Input {
     None,
     Pdu(Pdu),
