@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod dataset;
 pub mod error;
 pub mod names;
 pub mod services;
