@@ -146,4 +146,5 @@ pub enum DatasetError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

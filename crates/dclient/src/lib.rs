@@ -29,4 +29,5 @@ pub mod transport;
 pub use client::{ClientOptions, DClient};
 pub use dclient_proto as proto;
 pub use error::{Error, Result};
+pub use services::find::{FindRequest, FindStream, FindSummary, InformationModel, QueryLevel};
 pub use transport::Timeouts;

@@ -307,6 +307,7 @@ fn designation(s: &[u8]) -> Option<(usize, Slot)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -178,6 +178,7 @@ pub fn display_value(e: &InMemElement) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::dataset::{read_dataset, DatasetEncoding, Query};

@@ -47,7 +47,7 @@ pub fn parse_tag(key: &str) -> Result<Tag> {
             if !k.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(invalid());
             }
-            DICT.by_name(k).map(|e| e.tag.inner().into()).ok_or_else(invalid)?
+            DICT.by_name(k).map(|e| e.tag.inner()).ok_or_else(invalid)?
         }
     };
     if matches!(tag.group(), 0x0000 | 0x0002 | 0xFFFE) {
@@ -145,20 +145,24 @@ impl Query {
         let mut q = self;
         for &seq in seqs {
             let entry = q.entries.entry(seq).or_insert_with(|| QueryValue::Items(Vec::new()));
-            if let QueryValue::Text(t) = entry {
-                if !t.is_empty() {
+            match entry {
+                QueryValue::Text(t) if !t.is_empty() => {
                     return Err(Error::InvalidInput(format!(
                         "{key}: {} has a text value and cannot hold keys",
                         tag_name(seq)
                     )));
                 }
-                *entry = QueryValue::Items(Vec::new());
+                QueryValue::Text(_) => *entry = QueryValue::Items(vec![Query::new()]),
+                QueryValue::Items(items) if items.is_empty() => items.push(Query::new()),
+                QueryValue::Items(_) => {}
             }
-            let QueryValue::Items(items) = entry else { unreachable_items() };
-            if items.is_empty() {
-                items.push(Query::new());
-            }
-            q = &mut items[0];
+            q = match entry {
+                QueryValue::Items(items) => match items.first_mut() {
+                    Some(first) => first,
+                    None => return Err(Error::InvalidTag { key: key.to_owned() }),
+                },
+                QueryValue::Text(_) => return Err(Error::InvalidTag { key: key.to_owned() }),
+            };
         }
         q.entries.insert(*last, QueryValue::Text(value.to_owned()));
         Ok(q)
@@ -285,11 +289,6 @@ impl Query {
     }
 }
 
-fn unreachable_items() -> ! {
-    // `set` replaces a Text entry with Items just before matching on it.
-    unreachable!("entry is Items")
-}
-
 /// Splits a key path at `/` or `.`, dropping item index `0` segments.
 fn parse_path(key: &str) -> Result<Vec<Tag>> {
     let invalid = || Error::InvalidTag { key: key.to_owned() };
@@ -378,6 +377,7 @@ pub fn encode_dataset(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
