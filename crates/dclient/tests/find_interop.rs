@@ -217,6 +217,19 @@ fn dcmqrscp_find() {
     let peer = dcmtk_qrscp(QrScpOpts::default()).unwrap();
     load(&peer, &archive);
     scenarios(&peer, &archive);
+    // A failure status from the peer is a typed error with the status, its meaning and
+    // the peer's Error Comment; the association is released and the peer is still fine.
+    let mut node = client(&peer);
+    match node.find_patients([("QueryRetrieveLevel", "BOGUS")]) {
+        Err(dclient::Error::Status { operation: "C-FIND", status, meaning, comment }) => {
+            eprintln!("dcmqrscp: {status} {meaning} {comment:?}");
+            assert!(status.is_failure());
+            assert!(!meaning.is_empty());
+        }
+        other => panic!("bogus level: {other:?}"),
+    }
+    assert_eq!(node.command_results().len(), 1);
+    node.echo().unwrap();
 }
 
 #[test]
