@@ -11,7 +11,7 @@
 # Needs: cargo, /usr/sbin/Orthanc, /usr/bin/findscu, /usr/bin/storescu, python3 with
 # pydicom and pynetdicom (all installed by .ci/run). Traffic stays on 127.0.0.1.
 # DICOM_FINDSCU=/path/to/dicom-findscu adds dicom-rs's findscu (`cargo install
-# dicom-findscu`) to the comparison (its output is not checked: it prints per match).
+# dicom-findscu`) to the comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -133,7 +133,7 @@ tools = [
     ("pynetdicom findscu -v", [sys.executable, "-m", "pynetdicom", "findscu", "-v", "-S", "-aec", "ORTHANC", *keys_py, host, port], pending, n),
 ]
 if dicomrs:
-    tools.append(("dicom-rs findscu -v", [dicomrs, "-v", "-S", "--call", "ORTHANC", "-q", "QueryRetrieveLevel=IMAGE", "-q", "SOPInstanceUID", "-q", "InstanceNumber", f"{host}:{port}"], None, n))
+    tools.append(("dicom-rs findscu", [dicomrs, "-S", "--called-ae-title", "ORTHANC", "-q", "QueryRetrieveLevel=IMAGE", "-q", "SOPInstanceUID", "-q", "InstanceNumber", f"{host}:{port}"], lambda t: t.count("Match #"), n))
 # Memory must not grow with the number of matches: the same client at the STUDY level.
 tools.append((f"dclient find study ({studies} matches)", [dclient, "find", "study", host, port, "--host-ae", "ORTHANC"], lines_minus_header, studies))
 

@@ -505,8 +505,8 @@ impl FindStream {
                             self.awaiting_data = true;
                         } else {
                             let w = "a pending C-FIND-RSP without identifier (ignored)".to_owned();
-                            tracing::warn!("{w}");
                             if !self.warnings.contains(&w) {
+                                tracing::warn!("{w}");
                                 self.warnings.push(w);
                             }
                         }
