@@ -570,9 +570,11 @@ fn encode_associate_header(
     Ok(())
 }
 
-/// An AE title as the 16-byte, space-padded field of PS3.8 9.3.2.
+/// An AE title as the 16-byte, space-padded field of PS3.8 9.3.2. Leading and trailing
+/// spaces are not significant (PS3.5 AE) and are dropped; any other character outside
+/// printable ASCII (a CR, a tab) is refused rather than silently trimmed away.
 pub fn ae_field(ae: &str) -> Result<[u8; 16], EncodeError> {
-    let t = ae.trim();
+    let t = ae.trim_matches(' ');
     if t.is_empty() || t.len() > 16 || !t.bytes().all(|b| (0x20..0x7F).contains(&b) && b != b'\\') {
         return Err(EncodeError::InvalidAeTitle(ae.to_owned()));
     }
