@@ -472,8 +472,18 @@ fn decode_user_info(item: &RawItem<'_>) -> Result<UserInfo, DecodeError> {
 // ---------------------------------------------------------------------------------------------
 
 /// Appends the encoding of `pdu` to `out`.
+/// On error `out` is left as it was: a PDU that cannot be encoded leaves no partial header
+/// behind to be sent.
 pub fn encode_pdu(pdu: &Pdu, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let start = out.len();
+    let r = append_pdu(pdu, out, start);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn append_pdu(pdu: &Pdu, out: &mut Vec<u8>, start: usize) -> Result<(), EncodeError> {
     out.push(pdu.pdu_type()); // 1: PDU-type
     out.push(0); // 2: reserved
     out.extend_from_slice(&[0; 4]); // 3-6: PDU-length, patched below
