@@ -23,6 +23,7 @@ pub mod client;
 pub mod error;
 pub mod names;
 pub mod services;
+pub mod synth;
 pub mod transport;
 
 pub use client::{ClientOptions, DClient};
