@@ -65,7 +65,7 @@ pub struct DClient {
     host: String,
     port: u16,
     options: ClientOptions,
-    command_results: Vec<CommandSet>,
+    pub(crate) command_results: Vec<CommandSet>,
 }
 
 /// The outcome of an association attempt, per proposed presentation context.

@@ -22,6 +22,7 @@
 pub mod client;
 pub mod error;
 pub mod names;
+pub mod send;
 pub mod services;
 pub mod synth;
 pub mod transport;
@@ -29,4 +30,5 @@ pub mod transport;
 pub use client::{ClientOptions, DClient};
 pub use dclient_proto as proto;
 pub use error::{Error, Result};
+pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport};
 pub use transport::Timeouts;
