@@ -26,6 +26,8 @@ enum Command {
     Echo(cmd::echo::Args),
     /// Negotiate an association, print each presentation context's outcome, release.
     Test(cmd::test::Args),
+    /// C-STORE: send files and folders (recursively) to a peer.
+    Send(cmd::send::Args),
 }
 
 impl Command {
@@ -33,6 +35,7 @@ impl Command {
         match self {
             Command::Echo(a) => &a.common,
             Command::Test(a) => &a.common,
+            Command::Send(a) => &a.common,
         }
     }
 
@@ -40,6 +43,7 @@ impl Command {
         match self {
             Command::Echo(a) => cmd::echo::run(a),
             Command::Test(a) => cmd::test::run(a),
+            Command::Send(a) => cmd::send::run(a),
         }
     }
 }

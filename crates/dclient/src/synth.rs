@@ -19,7 +19,7 @@
 //! ```
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use dclient_proto::uids;
@@ -599,6 +599,11 @@ pub fn write_instance(path: &Path, inst: &Instance, syntax: Syntax) -> Result<u6
         z.write_all(&header).map_err(io_err)?;
         write_pixels(&mut z, inst.size, big_endian).map_err(io_err)?;
         w = z.finish().map_err(io_err)?;
+        // The meta group ends at an even offset, so the file's parity is the data set's.
+        if w.stream_position().map_err(io_err)? % 2 == 1 {
+            // The deflated stream is padded to an even length (PS3.5 A.5).
+            w.write_all(&[0]).map_err(io_err)?;
+        }
     } else {
         w.write_all(&header).map_err(io_err)?;
         write_pixels(&mut w, inst.size, big_endian).map_err(io_err)?;

@@ -255,15 +255,19 @@ pub fn store_file_with(
             data.len() as u64
         }
         (None, Some(f)) => {
-            let mut r = Tracked { f, error: None, progress };
-            if let Err(e) = conn.send_message_streaming(ctx, &cs, &mut r, file.data_len) {
+            // PDVs must have an even length (PS3.8 9.3.5.1); a deflated data set of odd
+            // length is padded with one NUL byte (PS3.5 A.5).
+            let pad = file.data_len % 2 == 1;
+            let len = file.data_len + u64::from(pad);
+            let mut r = Tracked { f, left: file.data_len, pad, error: None, progress };
+            if let Err(e) = conn.send_message_streaming(ctx, &cs, &mut r, len) {
                 conn.abort();
                 return Err(match r.error.take() {
                     Some(fe) => StoreError::FileWhileSending(fe),
                     None => StoreError::Association(e),
                 });
             }
-            file.data_len
+            len
         }
         (None, None) => return Err(StoreError::File(io::ErrorKind::NotFound.into())),
     };
@@ -300,23 +304,39 @@ fn open_data_set(file: &PreparedFile) -> io::Result<File> {
     Ok(f)
 }
 
-/// The file as the transport reads it into PDUs: remembers a read error (to tell it from a
-/// network error) and reports progress.
+/// The file as the transport reads it into PDUs: at most `left` bytes of the file, then the
+/// padding byte if any; remembers a read error (to tell it from a network error) and
+/// reports progress.
 struct Tracked<'a> {
     f: File,
+    left: u64,
+    pad: bool,
     error: Option<io::Error>,
     progress: &'a mut dyn FnMut(u64),
 }
 
 impl Read for Tracked<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.f.read(buf) {
-            Ok(0) if !buf.is_empty() => {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            if self.pad {
+                self.pad = false;
+                buf[0] = 0;
+                return Ok(1);
+            }
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        match self.f.read(&mut buf[..want]) {
+            Ok(0) => {
                 let e = io::Error::new(io::ErrorKind::UnexpectedEof, "the file ended early");
                 self.error = Some(io::Error::new(e.kind(), e.to_string()));
                 Err(e)
             }
             Ok(n) => {
+                self.left -= n as u64;
                 (self.progress)(n as u64);
                 Ok(n)
             }

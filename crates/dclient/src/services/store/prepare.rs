@@ -132,6 +132,12 @@ impl PreparedFile {
             }
             WalkError::Bad(why) => PrepareError::Invalid(why),
         })?;
+        if pf.data_len % 2 == 1 && ts != uids::DEFLATED_EXPLICIT_VR_LE {
+            return Err(PrepareError::Invalid(format!(
+                "the data set has an odd length ({} bytes): an element is cut or padded wrongly",
+                pf.data_len
+            )));
+        }
         if found.elements == 0 {
             return Err(PrepareError::Invalid("no data set after the file meta group".into()));
         }
@@ -539,8 +545,10 @@ impl<S: Source> Walker<'_, S> {
                             .into(),
                     ));
                 }
+                // Encapsulated pixel data: items are fragments (bytes), not data sets.
+                let fragments = is_pixel || matches!(h.vr.as_ref(), Some(b"OB" | b"OW"));
                 let inner = if h.vr == Some(*b"UN") { Encoding::IMPLICIT } else { enc };
-                self.walk_sequence(enc, inner, depth + 1)?;
+                self.walk_sequence(enc, inner, fragments, depth + 1)?;
                 continue;
             }
             if depth == 0 && h.tag.0 == 0x0008 && (h.tag.1 == 0x0016 || h.tag.1 == 0x0018) {
@@ -594,6 +602,7 @@ impl<S: Source> Walker<'_, S> {
         &mut self,
         enc: Encoding,
         inner: Encoding,
+        fragments: bool,
         depth: u32,
     ) -> Result<(), WalkError> {
         loop {
@@ -604,6 +613,14 @@ impl<S: Source> Walker<'_, S> {
             };
             match h.tag {
                 SEQ_END => return Ok(()),
+                ITEM if fragments => {
+                    if h.len == u32::MAX {
+                        return Err(WalkError::Bad(
+                            "a pixel data fragment has an undefined length".into(),
+                        ));
+                    }
+                    self.skip(h.tag, h.len)?;
+                }
                 ITEM => self.walk_item(inner, h.len, depth)?,
                 t => {
                     return Err(WalkError::Bad(format!(

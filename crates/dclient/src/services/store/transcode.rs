@@ -104,6 +104,9 @@ pub fn transcode(file: &PreparedFile, to: &str) -> Result<Vec<u8>, TranscodeErro
         );
         z.write_all(&out)?;
         out = z.finish()?;
+        if out.len() % 2 == 1 {
+            out.push(0); // even length (PS3.5 A.5)
+        }
     }
     Ok(out)
 }
