@@ -346,4 +346,20 @@ fn orthanc_stores_every_syntax_over_parallel_associations() {
             .unwrap();
     }
     assert_all_stored(&r, &fx, &stored_files(out.path()), "Orthanc");
+
+    // 70 SOP classes (Orthanc accepts unknown ones) need 140 presentation contexts: more
+    // than one association holds, so they go over two, one after the other.
+    let many = tempfile::tempdir().unwrap();
+    let mut s = Synth::from_entropy();
+    for i in 0..70u32 {
+        let mut inst = instance(&mut s, Modality::Ct, i + 1);
+        inst.sop_class_uid = format!("1.2.826.0.1.3680043.9.7433.1.{}", i + 1);
+        write_instance(&many.path().join(format!("{i}.dcm")), &inst, Syntax::ExplicitLe).unwrap();
+    }
+    let before = orthanc_instances(&peer).unwrap().len();
+    let r = client(&peer).send(&[many.path()]).unwrap();
+    eprintln!("{}", r.summary());
+    assert_eq!(r.stored(), 70, "{r:#?}");
+    assert_eq!(r.associations, 2);
+    assert_eq!(orthanc_instances(&peer).unwrap().len(), before + 70);
 }
