@@ -409,6 +409,7 @@ impl DClient {
                     failed_report(&file.path, e.to_string(), None)
                 }
             };
+            tracing::debug!("{}", report.line());
             sink.report(index, report);
         }
         if let Some(c) = conn {
@@ -435,9 +436,15 @@ fn expand<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Entry>> {
                 any = true;
                 walk(p, 0, &mut out);
             }
-            Ok(_) => {
+            Ok(m) if m.is_file() => {
                 any = true;
                 out.push(Entry { path: p.to_owned(), explicit: true, state: State::Todo });
+            }
+            Ok(_) => {
+                // A device or a FIFO: opening it could block forever.
+                any = true;
+                let r = failed_report(p, "not a regular file or folder".into(), None);
+                out.push(Entry { path: p.to_owned(), explicit: true, state: State::Done(r) });
             }
             Err(e) => {
                 let reason = if e.kind() == std::io::ErrorKind::NotFound {
