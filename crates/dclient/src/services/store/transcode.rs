@@ -110,3 +110,66 @@ pub fn transcode(file: &PreparedFile, to: &str) -> Result<Vec<u8>, TranscodeErro
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{write_instance, ImageSize, Modality, Syntax, Synth};
+    use dicom_dictionary_std::tags;
+
+    /// Every pair of uncompressed syntaxes: the output parses in the target syntax with the
+    /// same values, and deflated output really is deflated.
+    #[test]
+    fn between_every_pair_of_uncompressed_syntaxes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut s = Synth::new(5);
+        let p = s.patient();
+        let st = s.study(Modality::Ct);
+        let se = s.series(Modality::Ct, 1);
+        let inst = s.instance(&p, &st, &se, 1, ImageSize::single(32, 32));
+        for from in Syntax::ALL {
+            let path = dir.path().join(format!("{from:?}.dcm"));
+            write_instance(&path, &inst, from).expect("write");
+            let pf = PreparedFile::open(&path).expect("prepare");
+            let reference = dicom_object::open_file(&path).expect("open");
+            let ref_px = reference.element(tags::PIXEL_DATA).expect("px").to_multi_int::<u16>();
+            for to in Syntax::ALL {
+                let out = transcode(&pf, to.uid()).expect("transcode");
+                assert_eq!(out.len() % 2, 0, "{from:?} -> {to:?}: odd length");
+                let (bytes, ts) = if to == Syntax::Deflated {
+                    let mut v = Vec::new();
+                    flate2::read::DeflateDecoder::new(&out[..])
+                        .read_to_end(&mut v)
+                        .expect("really deflated");
+                    assert!(out.len() < v.len() / 2, "deflate did not compress");
+                    (v, uids::EXPLICIT_VR_LE)
+                } else {
+                    (out, to.uid())
+                };
+                let ts = TransferSyntaxRegistry.get(ts).expect("ts");
+                let obj = InMemDicomObject::read_dataset_with_ts(&bytes[..], ts)
+                    .unwrap_or_else(|e| panic!("{from:?} -> {to:?}: {e}"));
+                let name = obj.element(tags::PATIENT_NAME).expect("name").to_str().expect("s");
+                assert_eq!(name, p.name, "{from:?} -> {to:?}");
+                let px = obj.element(tags::PIXEL_DATA).expect("px").to_multi_int::<u16>();
+                assert_eq!(px.ok(), ref_px.as_ref().ok().cloned(), "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn compressed_files_are_not_transcoded() {
+        let pf = PreparedFile {
+            path: "x.dcm".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: "1.2.3".into(),
+            transfer_syntax: uids::JPEG_BASELINE.into(),
+            data_offset: 0,
+            data_len: 0,
+            has_meta: true,
+        };
+        let e = transcode(&pf, uids::EXPLICIT_VR_LE).expect_err("compressed");
+        assert!(e.to_string().contains("JPEG Baseline"), "{e}");
+        assert!(e.to_string().contains("no decoder"), "{e}");
+    }
+}
