@@ -474,16 +474,16 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<Entry>) {
         tracing::warn!("{}: folders nested deeper than {MAX_DEPTH}, not entered", dir.display());
         return;
     }
-    let mut names: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+    let mut names: Vec<(PathBuf, Option<std::fs::FileType>)> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| (e.path(), e.file_type().ok()))).collect(),
         Err(e) => {
             let r = failed_report(dir, format!("cannot read the folder: {e}"), None);
             out.push(Entry { path: dir.to_owned(), explicit: true, state: State::Done(r) });
             return;
         }
     };
-    names.sort();
-    for p in names {
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, ft) in names {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if name.starts_with('.') {
             continue;
@@ -492,20 +492,23 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<Entry>) {
             tracing::debug!("{}: DICOMDIR skipped", p.display());
             continue;
         }
-        let Ok(lm) = std::fs::symlink_metadata(&p) else { continue };
-        let is_link = lm.file_type().is_symlink();
-        match std::fs::metadata(&p) {
-            Ok(m) if m.is_dir() => {
-                if is_link {
-                    tracing::debug!("{}: symbolic link to a folder, not followed", p.display());
-                } else {
-                    walk(&p, depth + 1, out);
+        // The directory entry's type needs no extra system call; links are followed to
+        // files only.
+        let Some(ft) = ft else { continue };
+        if ft.is_dir() {
+            walk(&p, depth + 1, out);
+        } else if ft.is_file() {
+            out.push(Entry { path: p, explicit: false, state: State::Todo });
+        } else if ft.is_symlink() {
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => {
+                    out.push(Entry { path: p, explicit: false, state: State::Todo })
                 }
+                Ok(m) if m.is_dir() => {
+                    tracing::debug!("{}: symbolic link to a folder, not followed", p.display())
+                }
+                _ => {}
             }
-            Ok(m) if m.is_file() => {
-                out.push(Entry { path: p, explicit: false, state: State::Todo })
-            }
-            _ => {}
         }
     }
 }

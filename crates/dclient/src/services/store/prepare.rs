@@ -19,7 +19,7 @@ use dclient_proto::uids;
 /// The file meta group may not be longer than this (real ones are a few hundred bytes).
 const MAX_META_LEN: u64 = 1 << 20;
 /// How much of the file is read at first to find the meta group.
-const HEAD_LEN: u64 = 4096;
+const HEAD_LEN: u64 = 8192;
 /// Sequences nest at most this deep.
 const MAX_DEPTH: u32 = 64;
 /// SOP Class / Instance UID values longer than this are not UIDs.
@@ -82,8 +82,8 @@ impl PreparedFile {
         if file_len == 0 {
             return Err(PrepareError::NotDicom("the file is empty".into()));
         }
-        let mut head = Vec::new();
-        (&mut f).take(HEAD_LEN.min(file_len)).read_to_end(&mut head)?;
+        let mut head = vec![0u8; HEAD_LEN.min(file_len) as usize];
+        f.read_exact(&mut head)?;
 
         let meta_start = if head.len() >= 132 && &head[128..132] == b"DICM" {
             Some(132)
@@ -114,14 +114,20 @@ impl PreparedFile {
         let ts = pf.transfer_syntax.as_str();
         let enc = Encoding::of(ts);
         let native = uids::UNCOMPRESSED.contains(&ts);
-        f.seek(SeekFrom::Start(pf.data_offset))?;
+        // The head holds the file's first bytes and the file is positioned right after
+        // them: the walk starts in the head and goes on in the file.
+        let head_len = head.len();
+        let src = HeadThenFile {
+            head,
+            at: pf.data_offset.min(head_len as u64) as usize,
+            file: BufReader::with_capacity(16 * 1024, f),
+        };
         let mut found = Found::default();
         let r = if ts == uids::DEFLATED_EXPLICIT_VR_LE {
-            let z = flate2::read::DeflateDecoder::new(BufReader::with_capacity(64 * 1024, f));
+            let z = flate2::read::DeflateDecoder::new(BufReader::with_capacity(64 * 1024, src));
             let mut w = Walker { src: Inflating(z), pos: 0, end: None, found: &mut found, native };
             w.walk_top(enc)
         } else {
-            let src = Seeking(BufReader::with_capacity(16 * 1024, f));
             let mut w = Walker { src, pos: 0, end: Some(pf.data_len), found: &mut found, native };
             w.walk_top(enc)
         };
@@ -360,16 +366,33 @@ trait Source: Read {
     fn skip(&mut self, n: u64) -> io::Result<()>;
 }
 
-struct Seeking(BufReader<File>);
-impl Read for Seeking {
+/// The bytes already read (from `at` on), then the rest of the file, skipped with seeks.
+struct HeadThenFile {
+    head: Vec<u8>,
+    at: usize,
+    file: BufReader<File>,
+}
+impl Read for HeadThenFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        if self.at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.at);
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            self.at += n;
+            return Ok(n);
+        }
+        self.file.read(buf)
     }
 }
-impl Source for Seeking {
+impl Source for HeadThenFile {
     fn skip(&mut self, n: u64) -> io::Result<()> {
+        let in_head = (self.head.len() - self.at.min(self.head.len())) as u64;
+        if n <= in_head {
+            self.at += n as usize;
+            return Ok(());
+        }
+        self.at = self.head.len();
         // The walker has checked `n` against the file size.
-        self.0.seek_relative(n as i64)
+        self.file.seek_relative((n - in_head) as i64)
     }
 }
 
@@ -416,6 +439,9 @@ impl<S: Source> Walker<'_, S> {
 
     /// Reads exactly `buf.len()` bytes; `Ok(false)` on a clean end of data before the first.
     fn read_or_end(&mut self, buf: &mut [u8]) -> Result<bool, WalkError> {
+        if self.left() == Some(0) {
+            return Ok(false);
+        }
         let mut got = 0;
         while got < buf.len() {
             match self.src.read(&mut buf[got..]) {
