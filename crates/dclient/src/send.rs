@@ -220,6 +220,8 @@ struct Sink<'a> {
     done: Mutex<Vec<(usize, FileReport)>>,
     command_results: Mutex<Vec<CommandSet>>,
     associations: AtomicUsize,
+    /// The last association failure, for files no worker could take.
+    association_error: Mutex<Option<String>>,
 }
 
 impl Sink<'_> {
@@ -280,6 +282,7 @@ impl DClient {
             done: Mutex::new(Vec::new()),
             command_results: Mutex::new(Vec::new()),
             associations: AtomicUsize::new(0),
+            association_error: Mutex::new(None),
         };
         let prepared: Vec<Option<&PreparedFile>> = entries
             .iter()
@@ -314,6 +317,17 @@ impl DClient {
                     s.spawn(move || this.send_worker(batch, prepared, next, conn, sink));
                 }
             });
+            // Files left when every worker lost its association for good.
+            let taken = next.into_inner().min(batch.files.len());
+            let why = sink
+                .association_error
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_else(|| "no association could be opened".into());
+            for &i in &batch.files[taken..] {
+                sink.report(i, failed_report(&entries[i].path, why.clone(), None));
+            }
         }
 
         let mut reports: Vec<Option<FileReport>> = entries
@@ -346,15 +360,18 @@ impl DClient {
         sink: &Sink<'_>,
     ) {
         let mut failures = 0usize;
-        let mut last_error = String::new();
         loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&index) = batch.files.get(k) else { break };
-            let Some(file) = prepared.get(index).copied().flatten() else { continue };
+            // Associate before taking a file: a worker that cannot get an association (the
+            // peer serves one at a time, or went away) leaves the files to the others.
             if conn.is_none() {
                 if failures >= MAX_ASSOCIATION_FAILURES {
-                    sink.report(index, failed_report(&file.path, last_error.clone(), None));
-                    continue;
+                    break;
+                }
+                if failures > 0 {
+                    std::thread::sleep(Duration::from_millis(100 * failures as u64));
+                }
+                if next.load(Ordering::Relaxed) >= batch.files.len() {
+                    break;
                 }
                 match self.associate(batch.contexts.clone(), vec![]) {
                     Ok(c) => {
@@ -363,12 +380,17 @@ impl DClient {
                     }
                     Err(e) => {
                         failures += 1;
-                        last_error = format!("association failed: {e}");
-                        sink.report(index, failed_report(&file.path, last_error.clone(), None));
+                        tracing::warn!("association failed: {e}");
+                        if let Ok(mut l) = sink.association_error.lock() {
+                            *l = Some(format!("association failed: {e}"));
+                        }
                         continue;
                     }
                 }
             }
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&index) = batch.files.get(k) else { break };
+            let Some(file) = prepared.get(index).copied().flatten() else { continue };
             let Some(c) = conn.as_mut() else { continue };
             let mut progress = |n: u64| (sink.on_event)(SendEvent::Bytes(n));
             let report = match store_file_with(c, file, None, &mut progress) {

@@ -363,3 +363,21 @@ fn orthanc_stores_every_syntax_over_parallel_associations() {
     assert_eq!(r.associations, 2);
     assert_eq!(orthanc_instances(&peer).unwrap().len(), before + 70);
 }
+
+#[test]
+fn an_aborted_association_fails_its_file_and_a_new_one_carries_on() {
+    // storescp --abort-after aborts every association after the first C-STORE-RQ's data.
+    let opts = StoreScpOpts { extra_args: vec!["--abort-after".into()], ..Default::default() };
+    let peer = dcmtk_storescp(opts).unwrap();
+    let fx = fixture();
+    let paths: Vec<PathBuf> = fx.good.iter().take(3).map(|g| g.path.clone()).collect();
+    let start = Instant::now();
+    let r = client(&peer).send(&paths).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert_eq!(r.failed(), 3, "{r:#?}");
+    assert_eq!(r.associations, 3, "one new association per file: {r:#?}");
+    for f in &r.files {
+        let FileOutcome::Failed { reason, .. } = &f.outcome else { panic!("{f:?}") };
+        assert!(reason.contains("abort"), "{reason}");
+    }
+}
