@@ -62,7 +62,6 @@ pub enum Outcome {
     /// Everything asked for succeeded (exit 0).
     Success,
     /// Some item failed and was reported (exit 1).
-    #[allow(dead_code)] // the multi-item subcommands (send, get, move) report through it
     Failed,
 }
 

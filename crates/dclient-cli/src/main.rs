@@ -28,6 +28,8 @@ enum Command {
     Test(cmd::test::Args),
     /// C-FIND: query a peer at the patient, study, series or image level.
     Find(cmd::find::Args),
+    /// C-STORE: send files and folders (recursively) to a peer.
+    Send(cmd::send::Args),
 }
 
 impl Command {
@@ -36,6 +38,7 @@ impl Command {
             Command::Echo(a) => &a.common,
             Command::Test(a) => &a.common,
             Command::Find(a) => &a.common,
+            Command::Send(a) => &a.common,
         }
     }
 
@@ -44,6 +47,7 @@ impl Command {
             Command::Echo(a) => cmd::echo::run(a),
             Command::Test(a) => cmd::test::run(a),
             Command::Find(a) => cmd::find::run(a),
+            Command::Send(a) => cmd::send::run(a),
         }
     }
 }

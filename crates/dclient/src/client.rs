@@ -68,7 +68,7 @@ pub struct DClient {
     host: String,
     port: u16,
     options: ClientOptions,
-    command_results: Vec<CommandSet>,
+    pub(crate) command_results: Vec<CommandSet>,
     data_results: Vec<InMemDicomObject>,
     find_summary: Option<FindSummary>,
 }
