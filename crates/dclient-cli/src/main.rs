@@ -28,6 +28,10 @@ enum Command {
     Test(cmd::test::Args),
     /// C-FIND: query a peer at the patient, study, series or image level.
     Find(cmd::find::Args),
+    /// C-GET: retrieve instances into a folder on the same association.
+    Get(cmd::retrieve::GetArgs),
+    /// C-MOVE: have the peer send instances to an AE it knows.
+    Move(cmd::retrieve::MoveArgs),
 }
 
 impl Command {
@@ -36,6 +40,8 @@ impl Command {
             Command::Echo(a) => &a.common,
             Command::Test(a) => &a.common,
             Command::Find(a) => &a.common,
+            Command::Get(a) => &a.common,
+            Command::Move(a) => &a.common,
         }
     }
 
@@ -44,6 +50,8 @@ impl Command {
             Command::Echo(a) => cmd::echo::run(a),
             Command::Test(a) => cmd::test::run(a),
             Command::Find(a) => cmd::find::run(a),
+            Command::Get(a) => cmd::retrieve::run_get(a),
+            Command::Move(a) => cmd::retrieve::run_move(a),
         }
     }
 }

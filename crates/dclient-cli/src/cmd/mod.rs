@@ -3,3 +3,4 @@
 pub mod echo;
 pub mod find;
 pub mod test;
+pub mod retrieve;
