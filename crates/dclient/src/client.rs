@@ -314,26 +314,47 @@ impl DClient {
     /// SeriesInstanceUID and SOPInstanceUID) into the folder `dir` with C-GET, as
     /// `DIR/<SOPInstanceUID>.dcm`. The storage classes to receive are found with a C-FIND
     /// first (see [`get`](Self::get)).
-    pub fn get_image(&mut self, dir: impl AsRef<Path>, query: impl IntoQuery) -> Result<RetrieveResult> {
+    pub fn get_image(
+        &mut self,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
         self.get_level(QueryLevel::Image, dir, query)
     }
 
     /// Retrieves a series (level SERIES: StudyInstanceUID and SeriesInstanceUID) into `dir`.
-    pub fn get_series(&mut self, dir: impl AsRef<Path>, query: impl IntoQuery) -> Result<RetrieveResult> {
+    pub fn get_series(
+        &mut self,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
         self.get_level(QueryLevel::Series, dir, query)
     }
 
     /// Retrieves a study (level STUDY: StudyInstanceUID) into `dir`.
-    pub fn get_study(&mut self, dir: impl AsRef<Path>, query: impl IntoQuery) -> Result<RetrieveResult> {
+    pub fn get_study(
+        &mut self,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
         self.get_level(QueryLevel::Study, dir, query)
     }
 
     /// Retrieves everything of a patient (Patient Root, level PATIENT: PatientID) into `dir`.
-    pub fn get_patient(&mut self, dir: impl AsRef<Path>, query: impl IntoQuery) -> Result<RetrieveResult> {
+    pub fn get_patient(
+        &mut self,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
         self.get_level(QueryLevel::Patient, dir, query)
     }
 
-    fn get_level(&mut self, level: QueryLevel, dir: impl AsRef<Path>, query: impl IntoQuery) -> Result<RetrieveResult> {
+    fn get_level(
+        &mut self,
+        level: QueryLevel,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
         let req = RetrieveRequest::new(level, query)?;
         let storage = StorageDir::new(dir.as_ref())?;
         self.get(&req, &storage, &GetOptions::default(), &mut |_| {})
@@ -396,7 +417,9 @@ impl DClient {
             return GetPlan::for_classes(req, &opts.sop_classes, ClassSource::Caller);
         }
         if opts.discover {
-            let mut find = |r: &FindRequest| -> Result<Vec<InMemDicomObject>> { self.find_stream(r)?.collect() };
+            let mut find = |r: &FindRequest| -> Result<Vec<InMemDicomObject>> {
+                self.find_stream(r)?.collect()
+            };
             match retrieve::discover_instances(req, opts.max_discovered, &mut find) {
                 Ok(Some(found)) if !found.is_empty() => return GetPlan::for_instances(req, &found),
                 Ok(Some(_)) => tracing::info!("the C-FIND found no matching instance; proposing the preset storage classes"),
@@ -411,19 +434,31 @@ impl DClient {
 
     /// Moves the image(s) matching `query` (level IMAGE) to the AE `destination`, which
     /// must be known to the peer (a third party, or a receiver of ours).
-    pub fn move_image(&mut self, destination: &str, query: impl IntoQuery) -> Result<RetrieveResult> {
+    pub fn move_image(
+        &mut self,
+        destination: &str,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
         let req = RetrieveRequest::new(QueryLevel::Image, query)?;
         self.move_to(destination, &req, &mut |_| {})
     }
 
     /// Moves a series (level SERIES) to `destination`.
-    pub fn move_series(&mut self, destination: &str, query: impl IntoQuery) -> Result<RetrieveResult> {
+    pub fn move_series(
+        &mut self,
+        destination: &str,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
         let req = RetrieveRequest::new(QueryLevel::Series, query)?;
         self.move_to(destination, &req, &mut |_| {})
     }
 
     /// Moves a study (level STUDY) to `destination`.
-    pub fn move_study(&mut self, destination: &str, query: impl IntoQuery) -> Result<RetrieveResult> {
+    pub fn move_study(
+        &mut self,
+        destination: &str,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
         let req = RetrieveRequest::new(QueryLevel::Study, query)?;
         self.move_to(destination, &req, &mut |_| {})
     }
@@ -443,7 +478,8 @@ impl DClient {
             )));
         }
         let sop = req.model().move_sop_class();
-        let mut conn = self.associate(vec![ProposedContext::new(sop, retrieve::GET_UNCOMPRESSED)], vec![])?;
+        let mut conn =
+            self.associate(vec![ProposedContext::new(sop, retrieve::GET_UNCOMPRESSED)], vec![])?;
         let r = retrieve::c_move(&mut conn, req, destination, progress);
         match r {
             Ok(r) => {

@@ -2,5 +2,5 @@
 
 pub mod echo;
 pub mod find;
-pub mod test;
 pub mod retrieve;
+pub mod test;

@@ -99,7 +99,11 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
         (Some(dir), false) => StorageDir::new(dir)?,
         (None, false) => anyhow::bail!("--out DIR is required"),
     };
-    let opts = GetOptions { sop_classes: a.sop_classes.clone(), discover: !a.no_discover, ..GetOptions::default() };
+    let opts = GetOptions {
+        sop_classes: a.sop_classes.clone(),
+        discover: !a.no_discover,
+        ..GetOptions::default()
+    };
     let mut client = a.common.client(&a.target.host, a.target.port);
     let bar = Bar::new(a.common.quiet);
     let start = std::time::Instant::now();
@@ -190,7 +194,9 @@ impl Bar {
 
     fn update(&self, p: &Progress) {
         if let Some(pb) = &self.0 {
-            let done = p.completed.unwrap_or(0) as u64 + p.failed.unwrap_or(0) as u64 + p.warning.unwrap_or(0) as u64;
+            let done = p.completed.unwrap_or(0) as u64
+                + p.failed.unwrap_or(0) as u64
+                + p.warning.unwrap_or(0) as u64;
             pb.set_length(done + p.remaining.unwrap_or(0) as u64);
             pb.set_position(done);
             pb.set_message(format!("({} failed)", p.failed.unwrap_or(0)));

@@ -88,10 +88,18 @@ impl RetrieveRequest {
     /// otherwise), with the caller's keys and (0008,0052). The unique key of the level must
     /// be given with a value (a retrieve has no universal matching); a missing one is
     /// [`Error::InvalidInput`], before any network traffic.
-    pub fn new(level: QueryLevel, query: impl crate::services::find::IntoQuery) -> Result<RetrieveRequest> {
+    pub fn new(
+        level: QueryLevel,
+        query: impl crate::services::find::IntoQuery,
+    ) -> Result<RetrieveRequest> {
         let mut identifier = query.into_query()?;
         identifier.set_tag(QUERY_RETRIEVE_LEVEL, level.as_str());
-        let req = RetrieveRequest { model: level.default_model(), level, identifier, priority: Priority::Medium };
+        let req = RetrieveRequest {
+            model: level.default_model(),
+            level,
+            identifier,
+            priority: Priority::Medium,
+        };
         req.check_keys()?;
         Ok(req)
     }
@@ -146,8 +154,8 @@ pub type Progress = SubOperations;
 /// How a C-GET or C-MOVE ended.
 #[derive(Debug, Clone, Default)]
 pub struct RetrieveResult {
-    /// The final status (success, or warning B000 when some sub-operations failed; failure
-    /// statuses are errors).
+    /// The final status: success, warning (B000: some sub-operations failed), cancel, or a
+    /// failure after some sub-operations completed (a failure before any is an error).
     pub status: Status,
     /// The counts of the final response (or of the last pending one when the final omits
     /// them).
@@ -309,7 +317,11 @@ pub struct FoundInstance {
 
 impl GetPlan {
     /// A plan for storage classes named by the caller.
-    pub fn for_classes(req: &RetrieveRequest, classes: &[String], source: ClassSource) -> Result<GetPlan> {
+    pub fn for_classes(
+        req: &RetrieveRequest,
+        classes: &[String],
+        source: ClassSource,
+    ) -> Result<GetPlan> {
         let mut batches = Vec::new();
         for group in group_classes(classes, req.model) {
             batches.push(GetBatch { sop_classes: group, request: req.clone() });
@@ -329,8 +341,12 @@ impl GetPlan {
     /// otherwise one per group of classes, each retrieving its instances series by series
     /// at IMAGE level.
     pub fn for_instances(req: &RetrieveRequest, found: &[FoundInstance]) -> Result<GetPlan> {
-        let classes: Vec<String> =
-            found.iter().map(|f| f.sop_class.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let classes: Vec<String> = found
+            .iter()
+            .map(|f| f.sop_class.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let groups = group_classes(&classes, req.model);
         if groups.len() <= 1 {
             return Ok(GetPlan {
@@ -349,7 +365,9 @@ impl GetPlan {
             for ((study, series), sops) in by_series {
                 let mut q = Query::new();
                 if req.model == InformationModel::PatientRoot {
-                    if let Some(crate::dataset::QueryValue::Text(pid)) = req.identifier.get(PATIENT_ID) {
+                    if let Some(crate::dataset::QueryValue::Text(pid)) =
+                        req.identifier.get(PATIENT_ID)
+                    {
                         q.set_tag(PATIENT_ID, pid.clone());
                     }
                 }
@@ -360,13 +378,20 @@ impl GetPlan {
                 batches.push(GetBatch { sop_classes: group.clone(), request: r });
             }
         }
-        Ok(GetPlan { source: ClassSource::Discovered, batches, expected_instances: Some(found.len()) })
+        Ok(GetPlan {
+            source: ClassSource::Discovered,
+            batches,
+            expected_instances: Some(found.len()),
+        })
     }
 
     /// The built-in preset.
     pub fn preset(req: &RetrieveRequest) -> GetPlan {
-        let classes: Vec<String> =
-            PRESET_IMAGE_CLASSES.iter().chain(PRESET_OTHER_CLASSES).map(|s| (*s).to_owned()).collect();
+        let classes: Vec<String> = PRESET_IMAGE_CLASSES
+            .iter()
+            .chain(PRESET_OTHER_CLASSES)
+            .map(|s| (*s).to_owned())
+            .collect();
         GetPlan {
             source: ClassSource::Preset,
             batches: vec![GetBatch { sop_classes: classes, request: req.clone() }],
@@ -396,7 +421,10 @@ fn group_classes(classes: &[String], _model: InformationModel) -> Vec<Vec<String
 }
 
 /// The contexts and role selections for one C-GET association.
-pub fn get_association(model: InformationModel, classes: &[String]) -> (Vec<ProposedContext>, Vec<RoleSelection>) {
+pub fn get_association(
+    model: InformationModel,
+    classes: &[String],
+) -> (Vec<ProposedContext>, Vec<RoleSelection>) {
     let mut contexts = vec![ProposedContext::new(model.get_sop_class(), GET_UNCOMPRESSED)];
     let mut roles = Vec::new();
     for c in classes {
@@ -442,10 +470,17 @@ pub fn check_get_roles(conn: &Connection, classes: &[String]) -> Result<Vec<Stri
             format!(
                 "it accepted the C-GET but refused to let us act as storage SCP (SCP/SCU role \
                  selection) for {}; it cannot send us the instances",
-                refused_role.iter().map(|c| crate::names::describe_uid(c)).collect::<Vec<_>>().join(", ")
+                refused_role
+                    .iter()
+                    .map(|c| crate::names::describe_uid(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         } else {
-            format!("it accepted none of the storage contexts: {}", crate::client::describe_contexts(n))
+            format!(
+                "it accepted none of the storage contexts: {}",
+                crate::client::describe_contexts(n)
+            )
         };
         return Err(Error::NoAcceptedContext { peer: conn.peer().to_owned(), details: detail });
     }
@@ -497,7 +532,11 @@ pub fn c_move(
         move_destination: destination.to_owned(),
     };
     let identifier = req.identifier.encode(encoding)?;
-    tracing::debug!("C-MOVE-RQ to {destination}, level {} ({} keys)", req.level, req.identifier.len());
+    tracing::debug!(
+        "C-MOVE-RQ to {destination}, level {} ({} keys)",
+        req.level,
+        req.identifier.len()
+    );
     conn.send_message(ctx, &rq.to_command_set(), Some(&identifier))?;
     run_retrieve(conn, "C-MOVE", Service::Move, message_id, encoding, None, progress).map_err(|e| match e {
         Error::Status { operation, status, comment, .. } if status == Status::MOVE_DESTINATION_UNKNOWN => Error::Status {
@@ -513,7 +552,11 @@ pub fn c_move(
 fn retrieve_context(conn: &mut Connection, sop: &str) -> Result<(u8, DatasetEncoding)> {
     let (id, ts) = match conn.negotiated().find_accepted(sop) {
         Some(c) => (c.id, c.transfer_syntax.clone()),
-        None => return Err(crate::client::accepted_context(conn, sop).err().unwrap_or(Error::InvalidInput("no context".into()))),
+        None => {
+            return Err(crate::client::accepted_context(conn, sop)
+                .err()
+                .unwrap_or(Error::InvalidInput("no context".into())))
+        }
     };
     let enc = DatasetEncoding::from_uid(&ts).map_err(|e| Error::PeerViolation {
         peer: conn.peer().to_owned(),
@@ -535,11 +578,20 @@ fn run_retrieve(
     let mut result = RetrieveResult::default();
     let rsp_name = if service == Service::Get { "C-GET-RSP" } else { "C-MOVE-RSP" };
     loop {
-        let ev = conn.next_event(if storage.is_some() { "a C-GET-RSP or C-STORE-RQ" } else { "a C-MOVE-RSP" })?;
+        let ev = conn.next_event(if storage.is_some() {
+            "a C-GET-RSP or C-STORE-RQ"
+        } else {
+            "a C-MOVE-RSP"
+        })?;
         match ev {
-            DimseEvent::Command { command: Command::CStoreRq(rq), context_id, .. } if storage.is_some() => {
+            DimseEvent::Command { command: Command::CStoreRq(rq), context_id, .. }
+                if storage.is_some() =>
+            {
                 let storage = storage.ok_or_else(|| Error::InvalidInput("no storage".into()))?;
-                let matches = conn.negotiated().accepted(context_id).map(|c| c.abstract_syntax == rq.affected_sop_class_uid);
+                let matches = conn
+                    .negotiated()
+                    .accepted(context_id)
+                    .map(|c| c.abstract_syntax == rq.affected_sop_class_uid);
                 if matches == Some(false) {
                     // Drain and refuse: the instance is not of the context's class.
                     let refused = StorageDir::discarding();
@@ -557,7 +609,9 @@ fn run_retrieve(
                     }
                     let why = "SOP class differs from the presentation context's abstract syntax";
                     answer_store(conn, context_id, &rq, STATUS_NOT_MATCHING_SOP_CLASS, Some(why))?;
-                    result.warnings.push(format!("refused {}: {why}", rq.affected_sop_instance_uid));
+                    result
+                        .warnings
+                        .push(format!("refused {}: {why}", rq.affected_sop_instance_uid));
                     let mut r = inc.finish();
                     r.status = STATUS_NOT_MATCHING_SOP_CLASS;
                     r.error = Some(why.into());
@@ -571,16 +625,30 @@ fn run_retrieve(
                 result.received.push(r);
             }
             DimseEvent::Command { command, command_set, .. }
-                if matches!((&command, service), (Command::CGetRsp(_), Service::Get) | (Command::CMoveRsp(_), Service::Move)) =>
+                if matches!(
+                    (&command, service),
+                    (Command::CGetRsp(_), Service::Get) | (Command::CMoveRsp(_), Service::Move)
+                ) =>
             {
                 let (responded_to, status, subs, has_data) = match &command {
-                    Command::CGetRsp(r) => (r.message_id_being_responded_to, r.status, r.sub_operations, r.has_data_set),
-                    Command::CMoveRsp(r) => (r.message_id_being_responded_to, r.status, r.sub_operations, r.has_data_set),
+                    Command::CGetRsp(r) => (
+                        r.message_id_being_responded_to,
+                        r.status,
+                        r.sub_operations,
+                        r.has_data_set,
+                    ),
+                    Command::CMoveRsp(r) => (
+                        r.message_id_being_responded_to,
+                        r.status,
+                        r.sub_operations,
+                        r.has_data_set,
+                    ),
                     _ => unreachable!("matched above"),
                 };
                 check_responded_to(conn, message_id, responded_to, rsp_name)?;
                 result.responses.push(command_set.clone());
-                let identifier = if has_data { Some(read_identifier(conn, encoding)?) } else { None };
+                let identifier =
+                    if has_data { Some(read_identifier(conn, encoding)?) } else { None };
                 if status.is_pending() {
                     result.sub_operations = merge_counts(result.sub_operations, subs);
                     progress(&result.sub_operations);
@@ -593,17 +661,48 @@ fn run_retrieve(
                 if let Some(obj) = identifier {
                     if let Ok(e) = obj.element(FAILED_SOP_INSTANCE_UID_LIST) {
                         if let Ok(v) = e.to_multi_str() {
-                            result.failed_sop_instance_uids =
-                                v.iter().map(|s| s.trim_end_matches(['\0', ' ']).to_owned()).filter(|s| !s.is_empty()).collect();
+                            result.failed_sop_instance_uids = v
+                                .iter()
+                                .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
+                                .filter(|s| !s.is_empty())
+                                .collect();
                         }
                     }
                 }
+                if result.failed_sop_instance_uids.is_empty() {
+                    // Orthanc 1.10 puts the list in the command set instead.
+                    if let Some(v) = command_set.foreign_elements().get(&(0x0008, 0x0058)) {
+                        result.failed_sop_instance_uids = String::from_utf8_lossy(v)
+                            .split('\\')
+                            .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect();
+                    }
+                }
                 progress(&result.sub_operations);
+                let done_something = result.sub_operations.completed.unwrap_or(0) > 0
+                    || result.received.iter().any(|r| r.path.is_some());
+                if status.is_failure() && done_something {
+                    // Some instances did arrive: report them with the failure, do not lose them.
+                    result.warnings.push(format!(
+                        "{operation} ended with failure status {status} ({}){}",
+                        status.meaning(service),
+                        command_set
+                            .string(dclient_proto::dimse::command::tags::ERROR_COMMENT)
+                            .filter(|c| !c.is_empty())
+                            .map(|c| format!(", error comment: {c}"))
+                            .unwrap_or_default()
+                    ));
+                    return Ok(result);
+                }
                 if status.is_failure() {
                     let mut e = status_error(operation, status, service, &command_set);
                     if let Error::Status { comment, .. } = &mut e {
                         if comment.is_none() && !result.failed_sop_instance_uids.is_empty() {
-                            *comment = Some(format!("failed instances: {}", result.failed_sop_instance_uids.join(", ")));
+                            *comment = Some(format!(
+                                "failed instances: {}",
+                                result.failed_sop_instance_uids.join(", ")
+                            ));
                         }
                     }
                     return Err(e);
@@ -617,7 +716,8 @@ fn run_retrieve(
                 return Ok(result);
             }
             other => {
-                let expected = if storage.is_some() { "a C-GET-RSP or C-STORE-RQ" } else { "a C-MOVE-RSP" };
+                let expected =
+                    if storage.is_some() { "a C-GET-RSP or C-STORE-RQ" } else { "a C-MOVE-RSP" };
                 return Err(unexpected(conn, expected, &other));
             }
         }
@@ -642,7 +742,9 @@ fn read_identifier(conn: &mut Connection, encoding: DatasetEncoding) -> Result<I
                 if buf.len() + data.len() > MAX_IDENTIFIER_LEN {
                     let e = Error::PeerViolation {
                         peer: conn.peer().to_owned(),
-                        detail: format!("response identifier larger than {MAX_IDENTIFIER_LEN} bytes"),
+                        detail: format!(
+                            "response identifier larger than {MAX_IDENTIFIER_LEN} bytes"
+                        ),
                     };
                     conn.abort();
                     return Err(e);
@@ -656,7 +758,10 @@ fn read_identifier(conn: &mut Connection, encoding: DatasetEncoding) -> Result<I
         }
     }
     read_dataset(&buf, encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
-        let err = Error::PeerViolation { peer: conn.peer().to_owned(), detail: format!("malformed response identifier: {e}") };
+        let err = Error::PeerViolation {
+            peer: conn.peer().to_owned(),
+            detail: format!("malformed response identifier: {e}"),
+        };
         conn.abort();
         err
     })
@@ -693,7 +798,9 @@ pub fn discover_instances(
 ) -> Result<Option<Vec<FoundInstance>>> {
     let model = req.model;
     let patient = key_values(req, PATIENT_ID).into_iter().next();
-    let mk = |level: QueryLevel, pairs: Vec<(Tag, String)>| -> Result<crate::services::find::FindRequest> {
+    let mk = |level: QueryLevel,
+              pairs: Vec<(Tag, String)>|
+     -> Result<crate::services::find::FindRequest> {
         let mut q = Query::new();
         if model == InformationModel::PatientRoot {
             if let Some(p) = &patient {
@@ -713,7 +820,8 @@ pub fn discover_instances(
                 let mut q = Query::new();
                 q.set_tag(PATIENT_ID, pid);
                 q.set_tag(STUDY_INSTANCE_UID, "");
-                let r = crate::services::find::FindRequest::new(QueryLevel::Study, q)?.with_model(model)?;
+                let r = crate::services::find::FindRequest::new(QueryLevel::Study, q)?
+                    .with_model(model)?;
                 v.extend(find(&r)?.iter().filter_map(|o| text_of(o, STUDY_INSTANCE_UID)));
             }
             v
@@ -730,7 +838,10 @@ pub fn discover_instances(
         return Ok(None); // series or images without exactly one study: not hierarchical
     } else {
         for st in &studies {
-            let r = mk(QueryLevel::Series, vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, String::new())])?;
+            let r = mk(
+                QueryLevel::Series,
+                vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, String::new())],
+            )?;
             for o in find(&r)? {
                 if let Some(se) = text_of(&o, SERIES_INSTANCE_UID) {
                     series.push((st.clone(), se));
@@ -739,8 +850,8 @@ pub fn discover_instances(
         }
     }
     // Instances.
-    let wanted: Option<BTreeSet<String>> =
-        (req.level == QueryLevel::Image).then(|| key_values(req, SOP_INSTANCE_UID).into_iter().collect());
+    let wanted: Option<BTreeSet<String>> = (req.level == QueryLevel::Image)
+        .then(|| key_values(req, SOP_INSTANCE_UID).into_iter().collect());
     let mut out = Vec::new();
     for (st, se) in series {
         let r = mk(
@@ -753,14 +864,21 @@ pub fn discover_instances(
             ],
         )?;
         for o in find(&r)? {
-            let (Some(sop_instance), Some(sop_class)) = (text_of(&o, SOP_INSTANCE_UID), text_of(&o, SOP_CLASS_UID)) else {
+            let (Some(sop_instance), Some(sop_class)) =
+                (text_of(&o, SOP_INSTANCE_UID), text_of(&o, SOP_CLASS_UID))
+            else {
                 // The peer does not return SOP Class UID: discovery cannot work with it.
                 return Ok(None);
             };
             if wanted.as_ref().is_some_and(|w| !w.contains(&sop_instance)) {
                 continue;
             }
-            out.push(FoundInstance { study: st.clone(), series: se.clone(), sop_instance, sop_class });
+            out.push(FoundInstance {
+                study: st.clone(),
+                series: se.clone(),
+                sop_instance,
+                sop_class,
+            });
             if out.len() > max {
                 return Ok(None);
             }
@@ -775,7 +893,8 @@ mod tests {
 
     #[test]
     fn preset_fits_one_association() {
-        let req = RetrieveRequest::new(QueryLevel::Study, [("StudyInstanceUID", "1.2.3")]).expect("valid");
+        let req = RetrieveRequest::new(QueryLevel::Study, [("StudyInstanceUID", "1.2.3")])
+            .expect("valid");
         let plan = GetPlan::preset(&req);
         assert_eq!(plan.batches.len(), 1);
         let (ctx, roles) = get_association(req.model(), &plan.batches[0].sop_classes);
@@ -786,16 +905,19 @@ mod tests {
 
     #[test]
     fn missing_unique_key_is_refused_before_the_network() {
-        let e = RetrieveRequest::new(QueryLevel::Series, [("StudyInstanceUID", "1.2.3")]).expect_err("no series UID");
+        let e = RetrieveRequest::new(QueryLevel::Series, [("StudyInstanceUID", "1.2.3")])
+            .expect_err("no series UID");
         assert!(e.to_string().contains("SeriesInstanceUID"), "{e}");
         assert!(e.is_usage());
-        let e = RetrieveRequest::new(QueryLevel::Image, [("SOPInstanceUID", "")]).expect_err("empty");
+        let e =
+            RetrieveRequest::new(QueryLevel::Image, [("SOPInstanceUID", "")]).expect_err("empty");
         assert!(e.is_usage());
     }
 
     #[test]
     fn many_classes_split_by_series_at_image_level() {
-        let req = RetrieveRequest::new(QueryLevel::Study, [("StudyInstanceUID", "1.2.3")]).expect("valid");
+        let req = RetrieveRequest::new(QueryLevel::Study, [("StudyInstanceUID", "1.2.3")])
+            .expect("valid");
         let found: Vec<FoundInstance> = (0..40)
             .map(|i| FoundInstance {
                 study: "1.2.3".into(),
@@ -811,7 +933,9 @@ mod tests {
             let (ctx, _) = get_association(InformationModel::StudyRoot, &b.sop_classes);
             assert!(ctx.len() <= MAX_PRESENTATION_CONTEXTS);
             assert_eq!(b.request.level(), QueryLevel::Image);
-            if let Some(crate::dataset::QueryValue::Text(list)) = b.request.identifier().get(SOP_INSTANCE_UID) {
+            if let Some(crate::dataset::QueryValue::Text(list)) =
+                b.request.identifier().get(SOP_INSTANCE_UID)
+            {
                 covered += list.split('\\').count();
             }
         }
