@@ -1841,7 +1841,7 @@ mod tests {
         let cs = CommandSet::decode(&bytes).expect("foreign element tolerated");
         assert_eq!(
             cs,
-            CommandSet::decode(&ECHO_RQ)
+            CommandSet::decode(ECHO_RQ)
                 .map(|mut c| {
                     c.foreign.insert((0x0008, 0x0058), b"1\0".to_vec());
                     c
