@@ -109,3 +109,13 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
         _ => 1,
     }
 }
+
+/// `-k KEY=VALUE` arguments as a query (`KEY` alone asks for the key back).
+pub fn parse_keys(keys: &[String]) -> dclient::Result<dclient::dataset::Query> {
+    let mut query = dclient::dataset::Query::new();
+    for kv in keys {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        query.set(k, v)?;
+    }
+    Ok(query)
+}

@@ -30,6 +30,10 @@ enum Command {
     Find(cmd::find::Args),
     /// C-STORE: send files and folders (recursively) to a peer.
     Send(cmd::send::Args),
+    /// C-GET: retrieve instances into a folder on the same association.
+    Get(cmd::retrieve::GetArgs),
+    /// C-MOVE: have the peer send instances to an AE it knows.
+    Move(cmd::retrieve::MoveArgs),
 }
 
 impl Command {
@@ -39,6 +43,8 @@ impl Command {
             Command::Test(a) => &a.common,
             Command::Find(a) => &a.common,
             Command::Send(a) => &a.common,
+            Command::Get(a) => &a.common,
+            Command::Move(a) => &a.common,
         }
     }
 
@@ -48,6 +54,8 @@ impl Command {
             Command::Test(a) => cmd::test::run(a),
             Command::Find(a) => cmd::find::run(a),
             Command::Send(a) => cmd::send::run(a),
+            Command::Get(a) => cmd::retrieve::run_get(a),
+            Command::Move(a) => cmd::retrieve::run_move(a),
         }
     }
 }

@@ -32,6 +32,6 @@ pub mod transport;
 pub use client::{ClientOptions, DClient};
 pub use dclient_proto as proto;
 pub use error::{Error, Result};
-pub use services::find::{FindRequest, FindStream, FindSummary, InformationModel, QueryLevel};
 pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport};
+pub use services::find::{FindRequest, FindStream, FindSummary, InformationModel, QueryLevel};
 pub use transport::Timeouts;

@@ -2,5 +2,6 @@
 
 pub mod echo;
 pub mod find;
+pub mod retrieve;
 pub mod send;
 pub mod test;
