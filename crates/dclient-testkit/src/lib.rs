@@ -8,6 +8,9 @@
 //! - Orthanc ([`orthanc`], with a tiny REST client: [`orthanc_upload`],
 //!   [`orthanc_instances`], [`orthanc_get_file`]).
 //!
+//! TLS tests get their certificates from [`TestPki`] (a CA, server and client
+//! certificates, and wrong ones: another CA, another name, expired).
+//!
 //! Every peer runs in its own process group with its stdout/stderr in files in
 //! its own temp dir; [`Peer`]'s `Drop` kills the group and removes the temp
 //! dir, also when a test panics. A peer that does not come up (its program is
@@ -25,6 +28,7 @@ mod orthanc;
 mod process;
 mod pynetdicom;
 mod testdata;
+mod tls;
 
 pub use dcmtk::{
     dcmtk, dcmtk_qrscp, dcmtk_storescp, echo, load_into_qrscp, QrScpOpts, StoreScpOpts, CLIENT_AE,
@@ -38,3 +42,4 @@ pub use orthanc::{
 pub use process::{require_tool, run_bounded, Peer};
 pub use pynetdicom::{pynetdicom_qrscp, pynetdicom_storescp, PyQrScpOpts, PyStoreScpOpts};
 pub use testdata::{dump2dcm, unique_uid, TestImage};
+pub use tls::{CertFiles, TestPki};
