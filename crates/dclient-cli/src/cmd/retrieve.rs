@@ -104,7 +104,7 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
         discover: !a.no_discover,
         ..GetOptions::default()
     };
-    let mut client = a.common.client(&a.target.host, a.target.port);
+    let mut client = a.common.client(&a.target.host, a.target.port)?;
     let bar = Bar::new(a.common.quiet);
     let start = std::time::Instant::now();
     let result = client.get(&req, &storage, &opts, &mut |p| bar.update(p));
@@ -138,7 +138,7 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
 /// Runs the C-MOVE.
 pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     let req = a.target.request()?;
-    let mut client = a.common.client(&a.target.host, a.target.port);
+    let mut client = a.common.client(&a.target.host, a.target.port)?;
     let bar = Bar::new(a.common.quiet);
     let start = std::time::Instant::now();
     let result = client.move_to(&a.dest, &req, &mut |p| bar.update(p));
