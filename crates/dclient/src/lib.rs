@@ -22,6 +22,7 @@
 pub mod client;
 pub mod error;
 pub mod names;
+pub mod scp;
 pub mod services;
 pub mod storage;
 pub mod transport;
