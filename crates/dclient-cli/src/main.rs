@@ -26,6 +26,8 @@ enum Command {
     Echo(cmd::echo::Args),
     /// Negotiate an association, print each presentation context's outcome, release.
     Test(cmd::test::Args),
+    /// Run the built-in SCP (storage, find, get, move, echo) on a folder until Ctrl-C.
+    Serve(cmd::serve::Args),
 }
 
 impl Command {
@@ -33,6 +35,7 @@ impl Command {
         match self {
             Command::Echo(a) => &a.common,
             Command::Test(a) => &a.common,
+            Command::Serve(a) => &a.common,
         }
     }
 
@@ -40,13 +43,16 @@ impl Command {
         match self {
             Command::Echo(a) => cmd::echo::run(a),
             Command::Test(a) => cmd::test::run(a),
+            Command::Serve(a) => cmd::serve::run(a),
         }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::init_logging(cli.command.common());
+    // A server logs each association and operation by default.
+    let base = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    common::init_logging_at(cli.command.common(), base);
     match cli.command.run() {
         Ok(common::Outcome::Success) => ExitCode::SUCCESS,
         Ok(common::Outcome::Failed) => ExitCode::from(1),

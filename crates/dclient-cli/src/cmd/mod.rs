@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod echo;
+pub mod serve;
 pub mod test;
