@@ -315,13 +315,28 @@ pub fn identifier_for(q: &Query, row: &Row, our_ae: &str) -> InMemDicomObject {
             _ => String::new(),
         };
         non_ascii |= !value.is_ascii();
-        let v = if value.is_empty() { PrimitiveValue::Empty } else { PrimitiveValue::from(value) };
+        let v = if value.is_empty() {
+            PrimitiveValue::Empty
+        } else if k.vr == VR::UI {
+            ui_value(value)
+        } else {
+            PrimitiveValue::from(value)
+        };
         obj.put(DataElement::new(k.tag, k.vr, v));
     }
     let charset = if non_ascii { "ISO_IR 192" } else { "" };
     let v = if charset.is_empty() { PrimitiveValue::Empty } else { PrimitiveValue::from(charset) };
     obj.put(DataElement::new(tags::SPECIFIC_CHARACTER_SET, VR::CS, v));
     obj
+}
+
+/// A UI value padded to even length with NUL, as PS3.5 6.2 wants for UIDs (the writer
+/// would pad with a space).
+fn ui_value(mut s: String) -> PrimitiveValue {
+    if s.len() % 2 == 1 {
+        s.push('\0');
+    }
+    PrimitiveValue::from(s)
 }
 
 /// Encodes a data set in the transfer syntax `ts`.
@@ -332,8 +347,9 @@ pub fn encode(obj: &InMemDicomObject, ts: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Looks for a C-CANCEL-RQ without waiting, through a clone of the association's socket:
-/// a non-blocking peek says whether anything arrived; only then is the association read.
+/// Looks for a C-CANCEL-RQ without waiting: in what the connection has already read, and,
+/// through a clone of the association's socket, with a non-blocking peek; only when either
+/// has something is the association read.
 #[derive(Debug)]
 pub struct CancelWatch {
     probe: Option<TcpStream>,
@@ -364,7 +380,7 @@ impl CancelWatch {
     /// True when a C-CANCEL-RQ for `message_id` has arrived. Anything else arriving now is
     /// a protocol violation (no asynchronous operations were negotiated).
     pub fn cancelled(&mut self, conn: &mut Connection, message_id: u16) -> Result<bool, Error> {
-        if !self.data_waiting() {
+        if !conn.has_buffered_input()? && !self.data_waiting() {
             return Ok(false);
         }
         match conn.next_event("a C-CANCEL-RQ")? {
@@ -545,7 +561,7 @@ fn failed_list(uids: &[String], ts: &str) -> Option<Vec<u8>> {
     obj.put(DataElement::new(
         tags::FAILED_SOP_INSTANCE_UID_LIST,
         VR::UI,
-        PrimitiveValue::Strs(uids.iter().cloned().collect()),
+        ui_value(uids.join("\\")),
     ));
     encode(&obj, ts).ok()
 }
