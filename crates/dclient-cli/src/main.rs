@@ -26,6 +26,8 @@ enum Command {
     Echo(cmd::echo::Args),
     /// Negotiate an association, print each presentation context's outcome, release.
     Test(cmd::test::Args),
+    /// C-FIND: query a peer at the patient, study, series or image level.
+    Find(cmd::find::Args),
     /// Run the built-in SCP (storage, find, get, move, echo) on a folder until Ctrl-C.
     Serve(cmd::serve::Args),
 }
@@ -35,6 +37,7 @@ impl Command {
         match self {
             Command::Echo(a) => &a.common,
             Command::Test(a) => &a.common,
+            Command::Find(a) => &a.common,
             Command::Serve(a) => &a.common,
         }
     }
@@ -43,6 +46,7 @@ impl Command {
         match self {
             Command::Echo(a) => cmd::echo::run(a),
             Command::Test(a) => cmd::test::run(a),
+            Command::Find(a) => cmd::find::run(a),
             Command::Serve(a) => cmd::serve::run(a),
         }
     }

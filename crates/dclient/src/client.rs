@@ -11,8 +11,11 @@ use dclient_proto::uids;
 use dclient_proto::ul::negotiation::{Negotiated, ProposedContext, RequestorConfig};
 use dclient_proto::ul::pdu::{RoleSelection, UserIdentityRq};
 
+use dicom_object::InMemDicomObject;
+
 use crate::error::{Error, Result};
 use crate::services::echo;
+use crate::services::find::{FindRequest, FindStream, FindSummary, IntoQuery, QueryLevel};
 use crate::transport::{Connection, Timeouts};
 
 /// Options of a [`DClient`], with the seed's names and defaults.
@@ -66,6 +69,8 @@ pub struct DClient {
     port: u16,
     options: ClientOptions,
     command_results: Vec<CommandSet>,
+    data_results: Vec<InMemDicomObject>,
+    find_summary: Option<FindSummary>,
 }
 
 /// The outcome of an association attempt, per proposed presentation context.
@@ -83,7 +88,14 @@ impl DClient {
 
     /// A client for `host:port` with the given options.
     pub fn with_options(host: impl Into<String>, port: u16, options: ClientOptions) -> DClient {
-        DClient { host: host.into(), port, options, command_results: Vec::new() }
+        DClient {
+            host: host.into(),
+            port,
+            options,
+            command_results: Vec::new(),
+            data_results: Vec::new(),
+            find_summary: None,
+        }
     }
 
     /// The peer's host.
@@ -109,6 +121,16 @@ impl DClient {
     /// The response command sets of the last operation, in order of arrival.
     pub fn command_results(&self) -> &[CommandSet] {
         &self.command_results
+    }
+
+    /// The matches of the last C-FIND (ruby-dicom's `data_results`), in order of arrival.
+    pub fn data_results(&self) -> &[InMemDicomObject] {
+        &self.data_results
+    }
+
+    /// How the last C-FIND ended: final status, warnings, whether it was cancelled.
+    pub fn find_summary(&self) -> Option<&FindSummary> {
+        self.find_summary.as_ref()
     }
 
     /// The response command sets of the last operation as tag -> value maps, tags written
@@ -191,6 +213,93 @@ impl DClient {
         let negotiated = conn.negotiated().clone();
         conn.release()?;
         Ok(AssociationReport { negotiated })
+    }
+
+    // ------------------------------------------------------------------ C-FIND
+
+    /// Queries for patients (Patient Root, level PATIENT; keys PatientName and PatientID
+    /// unless given). `query` is a [`Query`](crate::dataset::Query) or (key, value) pairs,
+    /// keys as `'GGGG,EEEE'` or keywords: `node.find_patients([("PatientName", "James*")])`.
+    /// The matches are returned and kept in [`data_results`](Self::data_results), the
+    /// response command sets in [`command_results`](Self::command_results).
+    pub fn find_patients(&mut self, query: impl IntoQuery) -> Result<Vec<InMemDicomObject>> {
+        self.find(&FindRequest::new(QueryLevel::Patient, query)?)
+    }
+
+    /// Queries for studies (Study Root, level STUDY; keys StudyDate, StudyTime,
+    /// AccessionNumber, PatientName, PatientID, StudyInstanceUID and StudyID unless given).
+    pub fn find_studies(&mut self, query: impl IntoQuery) -> Result<Vec<InMemDicomObject>> {
+        self.find(&FindRequest::new(QueryLevel::Study, query)?)
+    }
+
+    /// Queries for series (Study Root, level SERIES; keys Modality, SeriesInstanceUID and
+    /// SeriesNumber unless given).
+    pub fn find_series(&mut self, query: impl IntoQuery) -> Result<Vec<InMemDicomObject>> {
+        self.find(&FindRequest::new(QueryLevel::Series, query)?)
+    }
+
+    /// Queries for images (Study Root, level IMAGE; keys SOPInstanceUID and
+    /// InstanceNumber unless given).
+    pub fn find_images(&mut self, query: impl IntoQuery) -> Result<Vec<InMemDicomObject>> {
+        self.find(&FindRequest::new(QueryLevel::Image, query)?)
+    }
+
+    /// Performs a C-FIND and collects the matches (also kept in
+    /// [`data_results`](Self::data_results)). On an error, the matches and responses that
+    /// came before it stay in `data_results` and `command_results`.
+    pub fn find(&mut self, req: &FindRequest) -> Result<Vec<InMemDicomObject>> {
+        self.command_results.clear();
+        self.data_results.clear();
+        self.find_summary = None;
+        let mut stream = self.find_stream(req)?;
+        stream.keep_commands(true);
+        let mut out = Vec::new();
+        let r = loop {
+            match stream.next_match() {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.command_results = stream.take_commands();
+        self.find_summary = stream.summary().cloned();
+        self.data_results = out;
+        r.map(|()| self.data_results.clone())
+    }
+
+    /// Performs a C-FIND handing each match to `on_match` as it arrives; nothing is
+    /// collected. `on_match` returns `ControlFlow::Break(())` to stop: a C-CANCEL-RQ is
+    /// sent and the operation ends cleanly. Only the final response's command set is kept
+    /// in [`command_results`](Self::command_results).
+    pub fn find_each(
+        &mut self,
+        req: &FindRequest,
+        mut on_match: impl FnMut(InMemDicomObject) -> std::ops::ControlFlow<()>,
+    ) -> Result<FindSummary> {
+        self.command_results.clear();
+        self.data_results.clear();
+        self.find_summary = None;
+        let mut stream = self.find_stream(req)?;
+        while let Some(m) = stream.next_match()? {
+            if on_match(m).is_break() {
+                stream.cancel()?;
+            }
+        }
+        let summary = stream
+            .summary()
+            .cloned()
+            .ok_or_else(|| Error::InvalidInput("C-FIND ended without a summary".into()))?;
+        self.command_results = summary.final_response.iter().cloned().collect();
+        self.find_summary = Some(summary.clone());
+        Ok(summary)
+    }
+
+    /// Opens an association for `req` and sends its C-FIND-RQ; the matches are then read
+    /// one at a time from the returned [`FindStream`] (an iterator), so that memory stays
+    /// flat whatever their number. Results are not kept in this client.
+    pub fn find_stream(&self, req: &FindRequest) -> Result<FindStream> {
+        let conn = self.associate(vec![req.presentation_context()], vec![])?;
+        FindStream::start(conn, req)
     }
 }
 

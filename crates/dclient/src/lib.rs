@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod dataset;
 pub mod error;
 pub mod names;
 pub mod scp;
@@ -30,4 +31,5 @@ pub mod transport;
 pub use client::{ClientOptions, DClient};
 pub use dclient_proto as proto;
 pub use error::{Error, Result};
+pub use services::find::{FindRequest, FindStream, FindSummary, InformationModel, QueryLevel};
 pub use transport::Timeouts;

@@ -667,8 +667,11 @@ fn encode_user_info(out: &mut Vec<u8>, ui: &UserInfo) -> Result<(), EncodeError>
 /// advertised, any other PDU up to [`MAX_CONTROL_PDU_LEN`].
 #[derive(Debug)]
 pub struct Deframer {
+    /// Allocated (and initialised) room; only `start..end` holds unread bytes. The room
+    /// only grows, so reading into it never zero-fills again.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     max_pdata_len: u32,
 }
 
@@ -676,7 +679,7 @@ impl Deframer {
     /// A deframer accepting P-DATA-TF PDUs whose variable field is at most `max_pdata_len`
     /// bytes (our advertised maximum length; 0 is read as 64 MiB, our hard cap).
     pub fn new(max_pdata_len: u32) -> Self {
-        Deframer { buf: Vec::new(), start: 0, max_pdata_len: effective_max(max_pdata_len) }
+        Deframer { buf: Vec::new(), start: 0, end: 0, max_pdata_len: effective_max(max_pdata_len) }
     }
 
     /// Changes the P-DATA limit (after negotiation).
@@ -687,7 +690,16 @@ impl Deframer {
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
         self.compact();
-        self.buf.extend_from_slice(bytes);
+        self.reserve(bytes.len());
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// Makes room for `n` more bytes after `end`.
+    fn reserve(&mut self, n: usize) {
+        if self.buf.len() < self.end + n {
+            self.buf.resize(self.end + n, 0);
+        }
     }
 
     /// Lets the caller read straight into spare room of the buffer (no intermediate copy).
@@ -698,20 +710,25 @@ impl Deframer {
         f: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<usize, E> {
         self.compact();
-        let len = self.buf.len();
         // Read as much as the current PDU still needs, at least `min_room`.
         let want = self.bytes_wanted().max(min_room);
-        self.buf.resize(len + want, 0);
-        let r = f(&mut self.buf[len..]);
-        let n = *r.as_ref().unwrap_or(&0);
-        self.buf.truncate(len + n.min(want));
+        self.reserve(want);
+        let end = self.end;
+        let r = f(&mut self.buf[end..end + want]);
+        if let Ok(n) = &r {
+            self.end += (*n).min(want);
+        }
         r
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
     }
 
     /// How many more bytes would complete the PDU being received (a guess of 6 when even the
     /// header is incomplete). Only declared lengths within our limits count.
     fn bytes_wanted(&self) -> usize {
-        let avail = &self.buf[self.start..];
+        let avail = self.unread();
         if avail.len() < PDU_HEADER_LEN {
             return PDU_HEADER_LEN - avail.len();
         }
@@ -732,16 +749,21 @@ impl Deframer {
         }
     }
 
+    /// Moves unread bytes to the front once more than half the buffer has been consumed.
     fn compact(&mut self) {
-        if self.start > 0 && (self.start == self.buf.len() || self.start > self.buf.len() / 2) {
-            self.buf.drain(..self.start);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 && self.start > self.buf.len() / 2 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
     }
 
     /// Bytes buffered and not yet returned as a PDU.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// The next whole PDU, if one has arrived. A PDU that fails to decode is an error; the
@@ -765,7 +787,7 @@ impl Deframer {
 
     /// The next whole frame: its type and the range of its variable field in the buffer.
     fn next_frame(&self) -> Result<Option<(u8, std::ops::Range<usize>)>, DecodeError> {
-        let avail = &self.buf[self.start..];
+        let avail = self.unread();
         if avail.len() < PDU_HEADER_LEN {
             return Ok(None);
         }
