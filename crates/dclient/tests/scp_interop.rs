@@ -369,14 +369,42 @@ fn pynetdicom_scus_echo_store_find_get_and_move() {
     scp.shutdown();
 }
 
+fn text_of(obj: &dicom_object::InMemDicomObject, tag: dicom_core::Tag) -> String {
+    dclient::scp::header::text(obj, tag)
+}
+
 #[test]
-fn our_client_echoes_tests_and_is_refused_a_wrong_called_ae() {
+fn our_client_echoes_tests_finds_at_four_levels_and_is_refused_a_wrong_called_ae() {
+    use dicom_dictionary_std::tags;
+    let fx = fixture();
     let store = tempfile::tempdir().unwrap();
     let scp = start(store.path(), &[]);
+    let files: Vec<&str> = fx.files.iter().map(|p| p.to_str().unwrap()).collect();
+    assert!(dcmtk_run_files("storescu", &scp, &[], &files).status.success());
     let opts = ClientOptions { host_ae: AE.into(), ..ClientOptions::default() };
     let mut client = DClient::with_options("127.0.0.1", scp.port(), opts.clone());
     client.echo().unwrap();
     assert!(client.test());
+
+    let (study, series) = (&fx.images[0].study_uid, &fx.images[0].series_uid);
+    let patients = client.find_patients([("PatientName", "")]).unwrap();
+    let mut names: Vec<String> = patients.iter().map(|o| text_of(o, tags::PATIENT_NAME)).collect();
+    names.sort();
+    assert_eq!(names, ["Doe^Jane", "Roe^Richard"]);
+    let studies = client.find_studies([("PatientID", "P1")]).unwrap();
+    assert_eq!(studies.len(), 1);
+    assert_eq!(&text_of(&studies[0], tags::STUDY_INSTANCE_UID), study);
+    let in_study = client.find_series([("StudyInstanceUID", study.as_str())]).unwrap();
+    assert_eq!(in_study.len(), 1);
+    assert_eq!(text_of(&in_study[0], tags::MODALITY), "CT");
+    let images = client
+        .find_images([("StudyInstanceUID", study.as_str()), ("SeriesInstanceUID", series.as_str())])
+        .unwrap();
+    let mut sops: Vec<String> = images.iter().map(|o| text_of(o, tags::SOP_INSTANCE_UID)).collect();
+    sops.sort();
+    let mut want = vec![fx.images[0].sop_uid.clone(), fx.images[1].sop_uid.clone()];
+    want.sort();
+    assert_eq!(sops, want);
     let mut wrong = DClient::with_options(
         "127.0.0.1",
         scp.port(),

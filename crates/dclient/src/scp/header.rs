@@ -5,8 +5,10 @@
 //! walker ([`check_dataset`]) checks every element header, descending into sequences and
 //! items: each value must fit in the bytes left in its container. Only that checked prefix
 //! (everything before the top-level Pixel Data) is handed to dicom-object, so its
-//! allocations are bounded by bytes we actually hold. The same walker bounds C-FIND/C-GET/
-//! C-MOVE identifiers. Nothing here feeds network strings to `Tag::from_str`.
+//! allocations are bounded by bytes we actually hold; the prefix is then read by
+//! [`crate::dataset::read_dataset`] (which checks again, and decodes the character sets).
+//! Identifiers go straight to `read_dataset`. Nothing here feeds network strings to
+//! `Tag::from_str`.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -19,6 +21,8 @@ use dicom_dictionary_std::{tags, StandardDataDictionary};
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+use crate::dataset::{read_dataset, DatasetEncoding, MAX_IDENTIFIER_LEN};
 
 /// Deepest nesting of sequences we walk (real data stays far below).
 const MAX_DEPTH: usize = 32;
@@ -364,7 +368,8 @@ fn frame_end_is_none(stack: &[Frame]) -> bool {
 }
 
 /// Parses a checked data set (or its checked prefix) with dicom-object, turning any panic
-/// inside the parser into an error.
+/// inside the parser into an error. Used where pixel data must be decoded into values
+/// (transcoding); headers and identifiers go through [`crate::dataset::read_dataset`].
 pub fn parse_checked(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, String> {
     let ts_uid = if ts == uids::DEFLATED_EXPLICIT_VR_LE { uids::EXPLICIT_VR_LE } else { ts };
     let Some(syntax) = TransferSyntaxRegistry.get(ts_uid) else {
@@ -380,14 +385,11 @@ pub fn parse_checked(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, String>
     }
 }
 
-/// Checks then parses a whole data set held in memory (an identifier), in `ts`.
+/// Reads a whole data set held in memory (an identifier) in `ts`, with the length checks,
+/// size cap and character sets of [`crate::dataset::read_dataset`].
 pub fn parse_dataset(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, String> {
-    let enc = Encoding::of(ts);
-    if enc.deflated {
-        return Err("deflated identifiers are not supported".into());
-    }
-    let end = check_dataset(bytes, enc, false, false)?;
-    parse_checked(&bytes[..end], ts)
+    let enc = DatasetEncoding::from_uid(ts).map_err(|e| e.to_string())?;
+    read_dataset(bytes, enc, MAX_IDENTIFIER_LEN).map_err(|e| e.to_string())
 }
 
 /// The trimmed text of an element, "" when absent or not text.
@@ -512,7 +514,14 @@ pub fn read_instance(path: &Path) -> Result<InstanceRecord, HeaderError> {
     } else {
         read_header_bytes(&mut f, enc)?
     };
-    let obj = parse_checked(&buf[..end], &meta.transfer_syntax).map_err(HeaderError::Invalid)?;
+    let enc = if enc.deflated {
+        DatasetEncoding::ExplicitLittle
+    } else {
+        DatasetEncoding::from_uid(&meta.transfer_syntax)
+            .map_err(|e| HeaderError::Invalid(e.to_string()))?
+    };
+    let obj = read_dataset(&buf[..end], enc, MAX_HEADER)
+        .map_err(|e| HeaderError::Invalid(e.to_string()))?;
     let mut r = record_from(&obj);
     if !meta.sop_class_uid.is_empty() {
         r.sop_class_uid = meta.sop_class_uid;
