@@ -9,12 +9,16 @@
 # Orthanc default). All traffic stays on 127.0.0.1; every wait is bounded.
 #
 # usage: scripts/bench-serve.sh [N_FILES] [ROUNDS]
+#        SERVERS="dclient storescp" scripts/bench-serve.sh ...   (a subset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${1:-1000}
 ROUNDS=${2:-3}
 PDU=16384
+# As in production: no backtrace capture on errors (a debugging setting).
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+read -r -a KINDS <<<"${SERVERS:-dclient storescp orthanc}"
 WORK=$(mktemp -d /tmp/bench-serve.XXXXXX)
 SERVER_PID=
 cleanup() {
@@ -106,7 +110,7 @@ count_files() { find "$1" -type f \( -name '*.dcm' -o -name 'CT.*' -o -path '*/s
 
 declare -A WALL CPU RSS
 for ((r = 1; r <= ROUNDS; r++)); do
-    for kind in dclient storescp orthanc; do
+    for kind in "${KINDS[@]}"; do
         dir=$WORK/run-$kind-$r
         port=$(free_port)
         start_server "$kind" "$port" "$dir"
@@ -148,7 +152,7 @@ echo "on $(nproc) cores, median of $ROUNDS rounds:"
 echo
 echo "| server | wall time | server CPU | peak RSS | files/s |"
 echo "| --- | ---: | ---: | ---: | ---: |"
-for kind in dclient storescp orthanc; do
+for kind in "${KINDS[@]}"; do
     w=$(echo "${WALL[$kind]}" | median)
     c=$(echo "${CPU[$kind]}" | median)
     m=$(echo "${RSS[$kind]}" | median)

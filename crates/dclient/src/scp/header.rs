@@ -394,9 +394,9 @@ pub fn parse_dataset(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, String>
 
 /// The trimmed text of an element, "" when absent or not text.
 pub fn text(obj: &InMemDicomObject, tag: Tag) -> String {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
+    // `get`, not `element_opt`: the latter builds an error (with a backtrace when
+    // RUST_BACKTRACE is set) for every absent element.
+    obj.get(tag)
         .and_then(|e| e.to_str().ok())
         .map(|s| s.trim_matches(|c: char| c == ' ' || c == '\0').to_owned())
         .unwrap_or_default()

@@ -374,23 +374,33 @@ impl Index {
         let rel = self.rel(path);
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let old: Option<String> = tx
-            .query_row(
-                "SELECT path FROM instance WHERE sop_uid = ?1",
-                [&rec.sop_instance_uid],
-                |r| r.get(0),
-            )
+        let old: Option<(String, i64)> = tx
+            .prepare_cached("SELECT path, series_pk FROM instance WHERE sop_uid = ?1")?
+            .query_row([&rec.sop_instance_uid], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let patient_pk: i64 = tx.query_row(
-            "INSERT INTO patient (patient_id, patient_name, birth_date, sex, charset)
+        // Where the study and series hang now, to notice when this instance moves them.
+        let study_parent: Option<i64> = tx
+            .prepare_cached("SELECT patient_pk FROM study WHERE study_uid = ?1")?
+            .query_row([&rec.study_uid], |r| r.get(0))
+            .optional()?;
+        let series_parent: Option<i64> = tx
+            .prepare_cached("SELECT study_pk FROM series WHERE series_uid = ?1")?
+            .query_row([&rec.series_uid], |r| r.get(0))
+            .optional()?;
+        let patient_pk: i64 = tx
+            .prepare_cached(
+                "INSERT INTO patient (patient_id, patient_name, birth_date, sex, charset)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(patient_id) DO UPDATE SET patient_name = excluded.patient_name,
                birth_date = excluded.birth_date, sex = excluded.sex, charset = excluded.charset
              RETURNING pk",
-            params![rec.patient_id, rec.patient_name, rec.birth_date, rec.sex, rec.charset],
-            |r| r.get(0),
-        )?;
-        let study_pk: i64 = tx.query_row(
+            )?
+            .query_row(
+                params![rec.patient_id, rec.patient_name, rec.birth_date, rec.sex, rec.charset],
+                |r| r.get(0),
+            )?;
+        let study_pk: i64 = tx
+            .prepare_cached(
             "INSERT INTO study (patient_pk, study_uid, study_date, study_time, accession_number,
                study_id, study_description, referring_physician, charset)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -400,7 +410,8 @@ impl Index {
                study_description = excluded.study_description,
                referring_physician = excluded.referring_physician, charset = excluded.charset
              RETURNING pk",
-            params![
+            )?
+            .query_row(params![
                 patient_pk,
                 rec.study_uid,
                 rec.study_date,
@@ -410,28 +421,29 @@ impl Index {
                 rec.study_description,
                 rec.referring_physician,
                 rec.charset
-            ],
-            |r| r.get(0),
-        )?;
-        let series_pk: i64 = tx.query_row(
-            "INSERT INTO series (study_pk, series_uid, modality, series_number,
+            ], |r| r.get(0))?;
+        let series_pk: i64 = tx
+            .prepare_cached(
+                "INSERT INTO series (study_pk, series_uid, modality, series_number,
                series_description, charset)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(series_uid) DO UPDATE SET study_pk = excluded.study_pk,
                modality = excluded.modality, series_number = excluded.series_number,
                series_description = excluded.series_description, charset = excluded.charset
              RETURNING pk",
-            params![
-                study_pk,
-                rec.series_uid,
-                rec.modality,
-                rec.series_number,
-                rec.series_description,
-                rec.charset
-            ],
-            |r| r.get(0),
-        )?;
-        tx.execute(
+            )?
+            .query_row(
+                params![
+                    study_pk,
+                    rec.series_uid,
+                    rec.modality,
+                    rec.series_number,
+                    rec.series_description,
+                    rec.charset
+                ],
+                |r| r.get(0),
+            )?;
+        tx.prepare_cached(
             "INSERT INTO instance (series_pk, sop_uid, sop_class_uid, instance_number,
                transfer_syntax, path, file_size, mtime, data_offset, charset)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -441,23 +453,30 @@ impl Index {
                transfer_syntax = excluded.transfer_syntax, path = excluded.path,
                file_size = excluded.file_size, mtime = excluded.mtime,
                data_offset = excluded.data_offset, charset = excluded.charset",
-            params![
-                series_pk,
-                rec.sop_instance_uid,
-                rec.sop_class_uid,
-                rec.instance_number,
-                rec.transfer_syntax,
-                rel,
-                i64::try_from(size).unwrap_or(i64::MAX),
-                mtime,
-                i64::try_from(rec.data_offset).unwrap_or(i64::MAX),
-                rec.charset
-            ],
-        )?;
-        prune_empty(&tx)?;
+        )?
+        .execute(params![
+            series_pk,
+            rec.sop_instance_uid,
+            rec.sop_class_uid,
+            rec.instance_number,
+            rec.transfer_syntax,
+            rel,
+            i64::try_from(size).unwrap_or(i64::MAX),
+            mtime,
+            i64::try_from(rec.data_offset).unwrap_or(i64::MAX),
+            rec.charset
+        ])?;
+        // Only a move (of the instance, series or study to another parent) can leave an
+        // empty series, study or patient behind.
+        let moved = old.as_ref().is_some_and(|(_, s)| *s != series_pk)
+            || series_parent.is_some_and(|p| p != study_pk)
+            || study_parent.is_some_and(|p| p != patient_pk);
+        if moved {
+            prune_empty(&tx)?;
+        }
         tx.commit()?;
         drop(conn);
-        if let Some(old) = old.filter(|o| *o != rel) {
+        if let Some((old, _)) = old.filter(|(o, _)| *o != rel) {
             let old_abs = self.abs(&old);
             if old_abs.starts_with(&self.dir) && old_abs.is_file() {
                 tracing::info!(
