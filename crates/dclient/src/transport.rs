@@ -107,6 +107,15 @@ pub fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream
     Err(Error::Connect { addr, reason })
 }
 
+/// A request that cannot be built is the caller's input error (exit status 2 in the CLI).
+fn request_error(e: ProtoError) -> Error {
+    match e {
+        ProtoError::Misuse(m) => Error::InvalidInput(m),
+        ProtoError::Encode(e) => Error::InvalidInput(e.to_string()),
+        other => Error::Protocol(other),
+    }
+}
+
 /// One association over one stream, driven synchronously.
 pub struct Connection {
     stream: Box<dyn Stream>,
@@ -141,11 +150,7 @@ impl Connection {
         config: &RequestorConfig,
         timeouts: Timeouts,
     ) -> Result<Connection> {
-        let assoc = Association::request(config).map_err(|e| match e {
-            ProtoError::Misuse(m) => Error::InvalidInput(m),
-            ProtoError::Encode(e) => Error::InvalidInput(e.to_string()),
-            other => Error::Protocol(other),
-        })?;
+        let assoc = Association::request(config).map_err(request_error)?;
         let mut c = Connection::new(stream, assoc, peer, timeouts);
         c.assoc.handle_transport_connected().map_err(Error::Protocol)?;
         c.flush()?;
@@ -176,6 +181,9 @@ impl Connection {
         config: &RequestorConfig,
         timeouts: Timeouts,
     ) -> Result<Connection> {
+        // Bad AE titles, UIDs or context counts are the caller's input: refuse them before
+        // touching the network, whatever is (or is not) listening there.
+        config.build_rq().map_err(request_error)?;
         let s = tcp_connect(host, port, timeouts.connect)?;
         Connection::request(Box::new(s), format!("{host}:{port}"), config, timeouts)
     }

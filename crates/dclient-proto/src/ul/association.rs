@@ -337,8 +337,12 @@ impl Association {
 
     /// Evt7 (acceptor): accept with this A-ASSOCIATE-AC (see
     /// [`AcceptorPolicy::answer`](super::negotiation::AcceptorPolicy::answer)).
+    ///
+    /// An AC that cannot be encoded (AE titles echoed from the request that are not valid
+    /// ones, say) is an error and changes nothing: the caller can still reject.
     pub fn accept(&mut self, ac: AssociateAc) -> Result<(), ProtoError> {
         self.check_allowed(Event::Evt7)?;
+        codec::encode_pdu_to_vec(&Pdu::AssociateAc(ac.clone()))?;
         self.pending_ac = Some(ac);
         self.fire(Event::Evt7, Input::None)
     }

@@ -472,8 +472,18 @@ fn decode_user_info(item: &RawItem<'_>) -> Result<UserInfo, DecodeError> {
 // ---------------------------------------------------------------------------------------------
 
 /// Appends the encoding of `pdu` to `out`.
+/// On error `out` is left as it was: a PDU that cannot be encoded leaves no partial header
+/// behind to be sent.
 pub fn encode_pdu(pdu: &Pdu, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let start = out.len();
+    let r = append_pdu(pdu, out, start);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn append_pdu(pdu: &Pdu, out: &mut Vec<u8>, start: usize) -> Result<(), EncodeError> {
     out.push(pdu.pdu_type()); // 1: PDU-type
     out.push(0); // 2: reserved
     out.extend_from_slice(&[0; 4]); // 3-6: PDU-length, patched below
@@ -570,9 +580,11 @@ fn encode_associate_header(
     Ok(())
 }
 
-/// An AE title as the 16-byte, space-padded field of PS3.8 9.3.2.
+/// An AE title as the 16-byte, space-padded field of PS3.8 9.3.2. Leading and trailing
+/// spaces are not significant (PS3.5 AE) and are dropped; any other character outside
+/// printable ASCII (a CR, a tab) is refused rather than silently trimmed away.
 pub fn ae_field(ae: &str) -> Result<[u8; 16], EncodeError> {
-    let t = ae.trim();
+    let t = ae.trim_matches(' ');
     if t.is_empty() || t.len() > 16 || !t.bytes().all(|b| (0x20..0x7F).contains(&b) && b != b'\\') {
         return Err(EncodeError::InvalidAeTitle(ae.to_owned()));
     }
