@@ -285,6 +285,24 @@ fn hostile_data_is_refused_and_the_server_lives_on() {
     // No Study Instance UID: refused too.
     let no_study = encode(&object(&[(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.1.2")]));
     assert_eq!(store(&mut conn, "1.2.3.1.2", &no_study), Status(0xC000));
+    // A C-STORE on the Verification context is not a storage request.
+    let echo_ctx = conn.negotiated().find_accepted(uids::VERIFICATION).unwrap().id;
+    let rq = CStoreRq {
+        message_id: 3,
+        affected_sop_class_uid: SC.into(),
+        affected_sop_instance_uid: "1.2.3.1.4".into(),
+        priority: Priority::Medium,
+        move_originator_ae: None,
+        move_originator_message_id: None,
+    };
+    let data = instance("1.2.3", "1.2.3.1", "1.2.3.1.4");
+    conn.send_message(echo_ctx, &Command::CStoreRq(rq).to_command_set(), Some(&data)).unwrap();
+    match conn.next_event("C-STORE-RSP").unwrap() {
+        DimseEvent::Command { command: Command::CStoreRsp(r), .. } => {
+            assert_eq!(r.status, Status::SOP_CLASS_NOT_SUPPORTED)
+        }
+        other => panic!("{other:?}"),
+    }
     // A path-like SOP Instance UID never becomes a file name.
     assert_eq!(
         store(&mut conn, "../../evil", &instance("1.2.3", "1.2.3.1", "1.2.3.1.3")),

@@ -293,6 +293,10 @@ fn receive(
         .accepted(context_id)
         .map(|c| c.transfer_syntax.clone())
         .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
+    let storage_context = conn
+        .negotiated()
+        .accepted(context_id)
+        .is_some_and(|c| is_storage_class(&c.abstract_syntax));
     let mut inc = shared.storage.begin(rq, &ts, calling);
     loop {
         match conn.next_event("the C-STORE data set")? {
@@ -304,6 +308,13 @@ fn receive(
             }
             other => return Err(unexpected(conn, "the C-STORE data set", &other)),
         }
+    }
+    if !storage_context {
+        drop(inc); // the temporary file goes
+        let why = "C-STORE on a presentation context that is not a storage SOP class";
+        tracing::warn!("C-STORE from {calling}: refused: {why}");
+        answer_store(conn, context_id, rq, Status::SOP_CLASS_NOT_SUPPORTED, Some(why))?;
+        return Ok(false);
     }
     let dir = shared.storage.dir().to_path_buf();
     let mut record = None;
