@@ -30,6 +30,8 @@ enum Command {
     Find(cmd::find::Args),
     /// Run the built-in SCP (storage, find, get, move, echo) on a folder until Ctrl-C.
     Serve(cmd::serve::Args),
+    /// Every operation against built-in SCPs in a temporary folder, step by step.
+    Demo(cmd::demo::Args),
 }
 
 impl Command {
@@ -39,6 +41,7 @@ impl Command {
             Command::Test(a) => &a.common,
             Command::Find(a) => &a.common,
             Command::Serve(a) => &a.common,
+            Command::Demo(a) => &a.common,
         }
     }
 
@@ -48,6 +51,7 @@ impl Command {
             Command::Test(a) => cmd::test::run(a),
             Command::Find(a) => cmd::find::run(a),
             Command::Serve(a) => cmd::serve::run(a),
+            Command::Demo(a) => cmd::demo::run(a),
         }
     }
 }

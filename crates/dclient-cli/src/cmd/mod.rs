@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod demo;
 pub mod echo;
 pub mod find;
 pub mod serve;
