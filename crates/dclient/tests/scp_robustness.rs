@@ -411,3 +411,75 @@ fn completed_files_survive_shutdown_and_restart_repairs_the_index() {
     assert_eq!(scp.index().counts().unwrap(), (1, 2, 2, 2));
     echo(&scp).unwrap();
 }
+
+#[test]
+fn mutated_requests_get_an_answer_or_an_abort_never_a_dead_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let scp = Scp::start(config(dir.path())).unwrap();
+    store_series(&scp, "1.2.77", 2);
+    let find_id = encode(&object(&[
+        (tags::QUERY_RETRIEVE_LEVEL, VR::CS, "IMAGE"),
+        (tags::STUDY_INSTANCE_UID, VR::UI, "1.2.77"),
+        (tags::SERIES_INSTANCE_UID, VR::UI, "1.2.77.1"),
+        (tags::PATIENT_NAME, VR::PN, "d*"),
+        (tags::STUDY_DATE, VR::DA, "-20990101"),
+    ]));
+    let store_ds = instance("1.2.78", "1.2.78.1", "1.2.78.1.1");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let started = Instant::now();
+    let mut conn = connect(&scp, vec![le(SC), le(uids::STUDY_ROOT_FIND)], vec![]);
+    for round in 0..150 {
+        let (mut data, find) =
+            if round % 2 == 0 { (find_id.clone(), true) } else { (store_ds.clone(), false) };
+        for _ in 0..1 + next() % 3 {
+            let i = (next() as usize) % data.len();
+            data[i] = next() as u8;
+        }
+        let answered = if find {
+            let ctx = conn.negotiated().find_accepted(uids::STUDY_ROOT_FIND).unwrap().id;
+            let rq = CFindRq {
+                message_id: 1,
+                affected_sop_class_uid: uids::STUDY_ROOT_FIND.into(),
+                priority: Priority::Medium,
+            };
+            conn.send_message(ctx, &rq.to_command_set(), Some(&data)).is_ok()
+                && (0..10).try_for_each(|_| match conn.next_event("C-FIND-RSP") {
+                    Ok(DimseEvent::Command { command: Command::CFindRsp(r), .. })
+                        if !r.status.is_pending() =>
+                    {
+                        Err(true)
+                    }
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(false),
+                }) == Err(true)
+        } else {
+            let ctx = conn.negotiated().find_accepted(SC).unwrap().id;
+            let rq = CStoreRq {
+                message_id: 2,
+                affected_sop_class_uid: SC.into(),
+                affected_sop_instance_uid: format!("1.2.78.1.{}", round + 2),
+                priority: Priority::Medium,
+                move_originator_ae: None,
+                move_originator_message_id: None,
+            };
+            conn.send_message(ctx, &Command::CStoreRq(rq).to_command_set(), Some(&data)).is_ok()
+                && matches!(
+                    conn.next_event("C-STORE-RSP"),
+                    Ok(DimseEvent::Command { command: Command::CStoreRsp(_), .. })
+                )
+        };
+        if !answered {
+            // The server gave up on this association: a new one must work.
+            conn = connect(&scp, vec![le(SC), le(uids::STUDY_ROOT_FIND)], vec![]);
+        }
+    }
+    conn.release().unwrap();
+    echo(&scp).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

@@ -671,4 +671,64 @@ mod tests {
         std::fs::write(tmp.path().join("b.dcm"), b"hello").expect("write");
         assert!(read_instance(&tmp.path().join("b.dcm")).is_err());
     }
+
+    /// xorshift64*: a deterministic source of hostile bytes.
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed | 1;
+        move || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_data_sets_never_panic() {
+        let mut next = rng(0x5eed);
+        let mut valid = Vec::new();
+        valid.extend(el(0x0008, 0x0005, b"CS", b"ISO_IR 100"));
+        valid
+            .extend_from_slice(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        valid.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        valid.extend(el(0x0008, 0x0100, b"SH", b"T-1 "));
+        valid.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        valid.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        valid.extend(el(0x0010, 0x0010, b"PN", b"Doe^Jane"));
+        valid.extend(el(0x7FE0, 0x0010, b"OW", &[1, 2, 3, 4]));
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("f.dcm");
+        for round in 0..3000u32 {
+            let mut b = if round % 2 == 0 {
+                let n = (next() % 200) as usize;
+                (0..n).map(|_| next() as u8).collect::<Vec<u8>>()
+            } else {
+                let mut b = valid.clone();
+                for _ in 0..1 + next() % 4 {
+                    let i = (next() as usize) % b.len();
+                    b[i] = next() as u8;
+                }
+                b
+            };
+            for enc in [EXPLICIT, IMPLICIT, Encoding { big_endian: true, ..EXPLICIT }] {
+                let _ = check_dataset(&b, enc, true, false);
+                let _ = check_dataset(&b, enc, false, true);
+            }
+            let _ = parse_dataset(&b, uids::EXPLICIT_VR_LE);
+            let _ = parse_dataset(&b, uids::IMPLICIT_VR_LE);
+            if round % 10 == 0 {
+                // As a stored file: preamble, a meta group, then the bytes.
+                let mut f = vec![0u8; 128];
+                f.extend_from_slice(b"DICM");
+                f.extend(el(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1\0"));
+                if round % 20 == 0 {
+                    let i = 132 + (next() as usize) % 20;
+                    f[i] = next() as u8;
+                }
+                f.append(&mut b);
+                std::fs::write(&path, &f).expect("write");
+                let _ = read_instance(&path);
+            }
+        }
+    }
 }

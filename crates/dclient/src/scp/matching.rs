@@ -332,4 +332,34 @@ mod tests {
         assert!(!m(Kind::Text, &p, &s));
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
+
+    #[test]
+    fn random_keys_and_values_never_panic() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet: Vec<char> = "*?\\-.0123456789 ^=aZéü王\u{0}".chars().collect();
+        let o = MatchOptions::default();
+        for _ in 0..5000 {
+            let mut s = |n: u64| -> String {
+                (0..next() % n).map(|_| alphabet[(next() as usize) % alphabet.len()]).collect()
+            };
+            let (q, v) = (s(24), s(24));
+            for kind in [
+                Kind::PersonName,
+                Kind::Text,
+                Kind::Uid,
+                Kind::Date,
+                Kind::Time,
+                Kind::DateTime,
+                Kind::Other,
+            ] {
+                let _ = Matcher::parse(kind, &q, o).matches(kind, &v, o);
+            }
+        }
+    }
 }
