@@ -62,7 +62,6 @@ pub enum Outcome {
     /// Everything asked for succeeded (exit 0).
     Success,
     /// Some item failed and was reported (exit 1).
-    #[allow(dead_code)] // the multi-item subcommands (send, get, move) report through it
     Failed,
 }
 
@@ -115,4 +114,14 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
         Some(d) if d.is_usage() => 2,
         _ => 1,
     }
+}
+
+/// `-k KEY=VALUE` arguments as a query (`KEY` alone asks for the key back).
+pub fn parse_keys(keys: &[String]) -> dclient::Result<dclient::dataset::Query> {
+    let mut query = dclient::dataset::Query::new();
+    for kv in keys {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        query.set(k, v)?;
+    }
+    Ok(query)
 }

@@ -28,6 +28,12 @@ enum Command {
     Test(cmd::test::Args),
     /// C-FIND: query a peer at the patient, study, series or image level.
     Find(cmd::find::Args),
+    /// C-STORE: send files and folders (recursively) to a peer.
+    Send(cmd::send::Args),
+    /// C-GET: retrieve instances into a folder on the same association.
+    Get(cmd::retrieve::GetArgs),
+    /// C-MOVE: have the peer send instances to an AE it knows.
+    Move(cmd::retrieve::MoveArgs),
     /// Run the built-in SCP (storage, find, get, move, echo) on a folder until Ctrl-C.
     Serve(cmd::serve::Args),
     /// Every operation against built-in SCPs in a temporary folder, step by step.
@@ -40,6 +46,9 @@ impl Command {
             Command::Echo(a) => &a.common,
             Command::Test(a) => &a.common,
             Command::Find(a) => &a.common,
+            Command::Send(a) => &a.common,
+            Command::Get(a) => &a.common,
+            Command::Move(a) => &a.common,
             Command::Serve(a) => &a.common,
             Command::Demo(a) => &a.common,
         }
@@ -50,6 +59,9 @@ impl Command {
             Command::Echo(a) => cmd::echo::run(a),
             Command::Test(a) => cmd::test::run(a),
             Command::Find(a) => cmd::find::run(a),
+            Command::Send(a) => cmd::send::run(a),
+            Command::Get(a) => cmd::retrieve::run_get(a),
+            Command::Move(a) => cmd::retrieve::run_move(a),
             Command::Serve(a) => cmd::serve::run(a),
             Command::Demo(a) => cmd::demo::run(a),
         }

@@ -66,6 +66,12 @@ impl Peer {
         self.tmp.path()
     }
 
+    /// Kills the peer now (SIGKILL to its process group), as a crash or a pulled cable
+    /// would; its folder stays until the `Peer` is dropped.
+    pub fn kill(&mut self) {
+        kill_group(&mut self.child);
+    }
+
     /// Whether the peer process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

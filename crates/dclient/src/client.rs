@@ -4,6 +4,7 @@
 //! performs its exchange and releases the association, as the original does. The response
 //! command sets of the last operation are kept in [`DClient::command_results`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use dclient_proto::dimse::command::{CommandSet, CommandValue};
@@ -16,6 +17,11 @@ use dicom_object::InMemDicomObject;
 use crate::error::{Error, Result};
 use crate::services::echo;
 use crate::services::find::{FindRequest, FindStream, FindSummary, IntoQuery, QueryLevel};
+use crate::services::retrieve::{
+    self, check_get_roles, get_association, ClassSource, GetPlan, Progress, RetrieveRequest,
+    RetrieveResult,
+};
+use crate::storage::StorageDir;
 use crate::transport::{Connection, Timeouts};
 
 /// Options of a [`DClient`], with the seed's names and defaults.
@@ -68,7 +74,7 @@ pub struct DClient {
     host: String,
     port: u16,
     options: ClientOptions,
-    command_results: Vec<CommandSet>,
+    pub(crate) command_results: Vec<CommandSet>,
     data_results: Vec<InMemDicomObject>,
     find_summary: Option<FindSummary>,
 }
@@ -300,6 +306,210 @@ impl DClient {
     pub fn find_stream(&self, req: &FindRequest) -> Result<FindStream> {
         let conn = self.associate(vec![req.presentation_context()], vec![])?;
         FindStream::start(conn, req)
+    }
+
+    // ------------------------------------------------------------------ C-GET
+
+    /// Retrieves the image(s) matching `query` (level IMAGE: StudyInstanceUID,
+    /// SeriesInstanceUID and SOPInstanceUID) into the folder `dir` with C-GET, as
+    /// `DIR/<SOPInstanceUID>.dcm`. The storage classes to receive are found with a C-FIND
+    /// first (see [`get`](Self::get)).
+    pub fn get_image(
+        &mut self,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
+        self.get_level(QueryLevel::Image, dir, query)
+    }
+
+    /// Retrieves a series (level SERIES: StudyInstanceUID and SeriesInstanceUID) into `dir`.
+    pub fn get_series(
+        &mut self,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
+        self.get_level(QueryLevel::Series, dir, query)
+    }
+
+    /// Retrieves a study (level STUDY: StudyInstanceUID) into `dir`.
+    pub fn get_study(
+        &mut self,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
+        self.get_level(QueryLevel::Study, dir, query)
+    }
+
+    /// Retrieves everything of a patient (Patient Root, level PATIENT: PatientID) into `dir`.
+    pub fn get_patient(
+        &mut self,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
+        self.get_level(QueryLevel::Patient, dir, query)
+    }
+
+    fn get_level(
+        &mut self,
+        level: QueryLevel,
+        dir: impl AsRef<Path>,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
+        let req = RetrieveRequest::new(level, query)?;
+        let storage = StorageDir::new(dir.as_ref())?;
+        self.get(&req, &storage, &GetOptions::default(), &mut |_| {})
+    }
+
+    /// Performs a C-GET: works out the storage classes to receive (named in `opts`, else
+    /// found by C-FIND at IMAGE level for the same keys, else the built-in preset of common
+    /// classes), proposes them with the SCP role for us, and stores every instance the peer
+    /// sends into `storage`. When the classes need more than 128 presentation contexts,
+    /// the instances are fetched over several associations. `progress` sees the
+    /// sub-operation counts of every pending response.
+    pub fn get(
+        &mut self,
+        req: &RetrieveRequest,
+        storage: &StorageDir,
+        opts: &GetOptions,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RetrieveResult> {
+        self.command_results.clear();
+        let plan = self.get_plan(req, opts)?;
+        tracing::info!(
+            "C-GET with {} storage class(es) from {:?}, over {} association(s)",
+            plan.batches.iter().map(|b| b.sop_classes.len()).sum::<usize>(),
+            plan.source,
+            plan.batches.len()
+        );
+        let mut total = RetrieveResult::default();
+        for batch in &plan.batches {
+            let (contexts, roles) = get_association(batch.request.model(), &batch.sop_classes);
+            let mut conn = self.associate(contexts, roles)?;
+            let warnings = match check_get_roles(&conn, &batch.sop_classes) {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = conn.release();
+                    return Err(e);
+                }
+            };
+            for w in &warnings {
+                tracing::warn!("{w}");
+            }
+            let r = retrieve::c_get(&mut conn, &batch.request, storage, progress);
+            let mut r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    conn.abort();
+                    return Err(e);
+                }
+            };
+            conn.release()?;
+            r.warnings.splice(0..0, warnings);
+            total.absorb_batch(r);
+        }
+        self.command_results = total.responses.clone();
+        Ok(total)
+    }
+
+    /// The plan [`get`](Self::get) follows for `req`.
+    pub fn get_plan(&self, req: &RetrieveRequest, opts: &GetOptions) -> Result<GetPlan> {
+        if !opts.sop_classes.is_empty() {
+            return GetPlan::for_classes(req, &opts.sop_classes, ClassSource::Caller);
+        }
+        if opts.discover {
+            let mut find = |r: &FindRequest| -> Result<Vec<InMemDicomObject>> {
+                self.find_stream(r)?.collect()
+            };
+            match retrieve::discover_instances(req, opts.max_discovered, &mut find) {
+                Ok(Some(found)) if !found.is_empty() => return GetPlan::for_instances(req, &found),
+                Ok(Some(_)) => tracing::info!("the C-FIND found no matching instance; proposing the preset storage classes"),
+                Ok(None) => tracing::info!("the C-FIND could not list the instances; proposing the preset storage classes"),
+                Err(e) => tracing::warn!("C-FIND to find the storage classes failed ({e}); proposing the preset storage classes"),
+            }
+        }
+        Ok(GetPlan::preset(req))
+    }
+
+    // ------------------------------------------------------------------ C-MOVE
+
+    /// Moves the image(s) matching `query` (level IMAGE) to the AE `destination`, which
+    /// must be known to the peer (a third party, or a receiver of ours).
+    pub fn move_image(
+        &mut self,
+        destination: &str,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
+        let req = RetrieveRequest::new(QueryLevel::Image, query)?;
+        self.move_to(destination, &req, &mut |_| {})
+    }
+
+    /// Moves a series (level SERIES) to `destination`.
+    pub fn move_series(
+        &mut self,
+        destination: &str,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
+        let req = RetrieveRequest::new(QueryLevel::Series, query)?;
+        self.move_to(destination, &req, &mut |_| {})
+    }
+
+    /// Moves a study (level STUDY) to `destination`.
+    pub fn move_study(
+        &mut self,
+        destination: &str,
+        query: impl IntoQuery,
+    ) -> Result<RetrieveResult> {
+        let req = RetrieveRequest::new(QueryLevel::Study, query)?;
+        self.move_to(destination, &req, &mut |_| {})
+    }
+
+    /// Performs a C-MOVE of `req` to `destination`. Status A801 (destination unknown) is an
+    /// [`Error::Status`] saying to register the AE on the peer.
+    pub fn move_to(
+        &mut self,
+        destination: &str,
+        req: &RetrieveRequest,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RetrieveResult> {
+        self.command_results.clear();
+        if dclient_proto::ul::codec::ae_field(destination).is_err() {
+            return Err(Error::InvalidInput(format!(
+                "move destination {destination:?} is not an AE title (1 to 16 printable ASCII characters)"
+            )));
+        }
+        let sop = req.model().move_sop_class();
+        let mut conn =
+            self.associate(vec![ProposedContext::new(sop, retrieve::GET_UNCOMPRESSED)], vec![])?;
+        let r = retrieve::c_move(&mut conn, req, destination, progress);
+        match r {
+            Ok(r) => {
+                conn.release()?;
+                self.command_results = r.responses.clone();
+                Ok(r)
+            }
+            Err(e) => {
+                conn.abort();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// How [`DClient::get`] chooses the storage classes it can receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetOptions {
+    /// Storage SOP classes to receive; empty: find them out.
+    pub sop_classes: Vec<String>,
+    /// Find the classes with a C-FIND at IMAGE level first (default true); otherwise, or
+    /// when that fails, propose the built-in preset.
+    pub discover: bool,
+    /// Give up discovery past this many instances (and use the preset).
+    pub max_discovered: usize,
+}
+
+impl Default for GetOptions {
+    fn default() -> Self {
+        GetOptions { sop_classes: Vec::new(), discover: true, max_discovered: 100_000 }
     }
 }
 

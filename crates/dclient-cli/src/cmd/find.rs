@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::ops::ControlFlow;
 
 use anyhow::Context;
-use dclient::dataset::{display_value, tag_name, to_json, Query, SPECIFIC_CHARACTER_SET};
+use dclient::dataset::{display_value, tag_name, to_json, SPECIFIC_CHARACTER_SET};
 use dclient::services::find::QUERY_RETRIEVE_LEVEL;
 use dclient::{FindRequest, InformationModel, QueryLevel};
 use dicom_core::Tag;
@@ -72,11 +72,7 @@ const TABLE_SIZING_ROWS: usize = 1000;
 /// Builds the request (all input errors happen here, before any network traffic), runs
 /// the C-FIND and prints the matches as they arrive.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
-    let mut query = Query::new();
-    for kv in &a.keys {
-        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-        query.set(k, v)?;
-    }
+    let query = crate::common::parse_keys(&a.keys)?;
     let mut req = FindRequest::new(a.level, query)?.with_limit(a.limit);
     if let Some(m) = a.model {
         req = req.with_model(match m {

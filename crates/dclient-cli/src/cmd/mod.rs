@@ -3,5 +3,7 @@
 pub mod demo;
 pub mod echo;
 pub mod find;
+pub mod retrieve;
+pub mod send;
 pub mod serve;
 pub mod test;

@@ -132,9 +132,14 @@ const GROUP_LENGTH_ELEMENT_LEN: usize = ELEMENT_HEADER_LEN + 4;
 ///
 /// (0000,0000) CommandGroupLength is not stored: [`decode`](Self::decode) checks it and
 /// [`encode`](Self::encode) computes it; setting element 0x0000 has no effect.
+///
+/// Elements of other groups do not belong in a command set, but some peers put them there
+/// (Orthanc 1.10 sends (0008,0058) Failed SOP Instance UID List in the final C-GET-RSP
+/// command). They are kept apart, outside the group length, and never affect the command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandSet {
     elements: BTreeMap<u16, Vec<u8>>,
+    foreign: BTreeMap<(u16, u16), Vec<u8>>,
 }
 
 impl CommandSet {
@@ -153,7 +158,9 @@ impl CommandSet {
     pub fn decode(bytes: &[u8]) -> Result<CommandSet, DecodeError> {
         let mut r = Reader::new(bytes, "command set element");
         let mut elements = BTreeMap::new();
+        let mut foreign = BTreeMap::new();
         let mut group_length = None;
+        let mut group_bytes = 0usize;
         while !r.is_empty() {
             let offset = r.offset();
             let h = r.take(ELEMENT_HEADER_LEN)?;
@@ -161,11 +168,25 @@ impl CommandSet {
             let elem = u16::from_le_bytes([h[2], h[3]]);
             let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             if group != 0x0000 {
-                return Err(DecodeError::InvalidValue {
-                    what: "command set element tag",
-                    offset,
-                    detail: format!("({group:04X},{elem:04X}) is not in group 0000"),
-                });
+                if group == 0x0002 || group == 0xFFFE || len == u32::MAX {
+                    return Err(DecodeError::InvalidValue {
+                        what: "command set element tag",
+                        offset,
+                        detail: format!("({group:04X},{elem:04X}) cannot appear in a command set"),
+                    });
+                }
+                let value = r.take(len as usize)?;
+                if foreign.insert((group, elem), value.to_vec()).is_some() {
+                    return Err(DecodeError::InvalidValue {
+                        what: "command set element",
+                        offset,
+                        detail: format!("({group:04X},{elem:04X}) appears twice"),
+                    });
+                }
+                continue;
+            }
+            if elem != tags::COMMAND_GROUP_LENGTH {
+                group_bytes += ELEMENT_HEADER_LEN + len as usize;
             }
             if len == u32::MAX {
                 return Err(DecodeError::InvalidValue {
@@ -196,7 +217,7 @@ impl CommandSet {
             }
         }
         if let Some(declared) = group_length {
-            let actual = bytes.len().saturating_sub(GROUP_LENGTH_ELEMENT_LEN);
+            let actual = group_bytes;
             if u64::from(declared) != actual as u64 {
                 return Err(DecodeError::LengthMismatch {
                     what: "command set (CommandGroupLength)",
@@ -205,7 +226,13 @@ impl CommandSet {
                 });
             }
         }
-        Ok(CommandSet { elements })
+        Ok(CommandSet { elements, foreign })
+    }
+
+    /// Elements outside group 0000 that the peer put in the command set, by (group,
+    /// element), raw Implicit VR Little Endian values.
+    pub fn foreign_elements(&self) -> &BTreeMap<(u16, u16), Vec<u8>> {
+        &self.foreign
     }
 
     /// Encodes the command set: (0000,0000) CommandGroupLength first (computed), then the
@@ -216,6 +243,12 @@ impl CommandSet {
         push_element(&mut out, tags::COMMAND_GROUP_LENGTH, &group_length.to_le_bytes());
         for (&elem, value) in &self.elements {
             push_element(&mut out, elem, value);
+        }
+        for (&(group, elem), value) in &self.foreign {
+            out.extend_from_slice(&group.to_le_bytes());
+            out.extend_from_slice(&elem.to_le_bytes());
+            out.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
+            out.extend_from_slice(value);
         }
         out
     }
@@ -1800,16 +1833,36 @@ mod tests {
     }
 
     #[test]
-    fn rejects_other_groups() {
-        let mut bytes = ECHO_RQ[12..].to_vec();
-        bytes.extend(el(0x0008, 0x0018, 2, b"1\0"));
-        let err = CommandSet::decode(&bytes).unwrap_err();
-        match err {
-            DecodeError::InvalidValue { offset, detail, .. } => {
-                assert_eq!(offset, 56);
-                assert!(detail.contains("(0008,0018)"), "{detail}");
+    fn keeps_foreign_groups_apart_and_refuses_meta_and_item_tags() {
+        // Orthanc 1.10 puts (0008,0058) in the final C-GET-RSP command set, after the
+        // group length's reach: kept apart, the command itself unchanged.
+        let mut bytes = ECHO_RQ.to_vec();
+        bytes.extend(el(0x0008, 0x0058, 2, b"1\0"));
+        let cs = CommandSet::decode(&bytes).expect("foreign element tolerated");
+        assert_eq!(
+            cs,
+            CommandSet::decode(ECHO_RQ)
+                .map(|mut c| {
+                    c.foreign.insert((0x0008, 0x0058), b"1\0".to_vec());
+                    c
+                })
+                .expect("plain")
+        );
+        assert_eq!(
+            cs.foreign_elements().get(&(0x0008, 0x0058)).map(Vec::as_slice),
+            Some(&b"1\0"[..])
+        );
+        assert_eq!(CommandSet::decode(&cs.encode()).expect("round trip"), cs);
+        for group in [0x0002u16, 0xFFFE] {
+            let mut bytes = ECHO_RQ[12..].to_vec();
+            bytes.extend(el(group, 0x0010, 2, b"1\0"));
+            match CommandSet::decode(&bytes).unwrap_err() {
+                DecodeError::InvalidValue { offset, detail, .. } => {
+                    assert_eq!(offset, 56);
+                    assert!(detail.contains(&format!("({group:04X},0010)")), "{detail}");
+                }
+                e => panic!("{e:?}"),
             }
-            e => panic!("{e:?}"),
         }
     }
 

@@ -2,3 +2,5 @@
 
 pub mod echo;
 pub mod find;
+pub mod retrieve;
+pub mod store;

@@ -1,0 +1,211 @@
+//! `dclient get` (C-GET into a folder) and `dclient move` (C-MOVE to an AE).
+
+use std::path::PathBuf;
+
+use dclient::client::GetOptions;
+use dclient::services::retrieve::{Progress, RetrieveRequest, RetrieveResult};
+use dclient::storage::StorageDir;
+use dclient::{InformationModel, QueryLevel};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::common::{parse_keys, Common, Outcome};
+
+/// What both retrieve commands share: where, what level, which keys.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The peer's host name or address.
+    pub host: String,
+    /// The peer's port.
+    pub port: u16,
+    /// Retrieve level: patient, study, series or image. Default: the lowest level whose
+    /// unique key is given (SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID, PatientID).
+    #[arg(long, value_parser = parse_level)]
+    pub level: Option<QueryLevel>,
+    /// Information model (default: patient at the patient level, study otherwise).
+    #[arg(long, value_enum)]
+    pub model: Option<crate::cmd::find::Model>,
+    /// A key: KEY=VALUE, KEY is 'GGGG,EEEE' or a keyword. The level's unique key is
+    /// required (e.g. -k StudyInstanceUID=1.2.3); UID lists are backslash-separated.
+    #[arg(short = 'k', long = "key", value_name = "KEY=VALUE", required = true)]
+    pub keys: Vec<String>,
+}
+
+fn parse_level(s: &str) -> Result<QueryLevel, String> {
+    s.parse().map_err(|e: dclient::Error| e.to_string())
+}
+
+impl Target {
+    /// The request (all input errors surface here, before any network traffic).
+    fn request(&self) -> anyhow::Result<RetrieveRequest> {
+        let query = parse_keys(&self.keys)?;
+        let level = match self.level {
+            Some(l) => l,
+            None => [QueryLevel::Image, QueryLevel::Series, QueryLevel::Study, QueryLevel::Patient]
+                .into_iter()
+                .find(|l| query.get(dclient::services::retrieve::unique_key(*l)).is_some())
+                .unwrap_or(QueryLevel::Study),
+        };
+        let mut req = RetrieveRequest::new(level, query)?;
+        if let Some(m) = self.model {
+            req = req.with_model(match m {
+                crate::cmd::find::Model::Patient => InformationModel::PatientRoot,
+                crate::cmd::find::Model::Study => InformationModel::StudyRoot,
+            })?;
+        }
+        req.identifier().to_object()?;
+        Ok(req)
+    }
+}
+
+/// Arguments of `dclient get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Folder the instances are written into, as <SOPInstanceUID>.dcm.
+    #[arg(long, value_name = "DIR", required_unless_present = "ignore")]
+    pub out: Option<PathBuf>,
+    /// Storage SOP class to receive (repeatable). Default: found by a C-FIND at IMAGE
+    /// level, else a preset of the common classes.
+    #[arg(long = "sop-class", value_name = "UID")]
+    pub sop_classes: Vec<String>,
+    /// Do not run the C-FIND that finds the storage classes; propose the preset.
+    #[arg(long)]
+    pub no_discover: bool,
+    /// Receive the instances but write nothing (for benchmarks).
+    #[arg(long)]
+    pub ignore: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Arguments of `dclient move`.
+#[derive(Debug, clap::Args)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// AE title of the destination the peer sends the instances to (it must know it).
+    #[arg(long, value_name = "AE")]
+    pub dest: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Runs the C-GET.
+pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
+    let req = a.target.request()?;
+    let storage = match (&a.out, a.ignore) {
+        (_, true) => StorageDir::discarding(),
+        (Some(dir), false) => StorageDir::new(dir)?,
+        (None, false) => anyhow::bail!("--out DIR is required"),
+    };
+    let opts = GetOptions {
+        sop_classes: a.sop_classes.clone(),
+        discover: !a.no_discover,
+        ..GetOptions::default()
+    };
+    let mut client = a.common.client(&a.target.host, a.target.port);
+    let bar = Bar::new(a.common.quiet);
+    let start = std::time::Instant::now();
+    let result = client.get(&req, &storage, &opts, &mut |p| bar.update(p));
+    bar.finish();
+    let result = result?;
+    let stored = result.stored();
+    for r in result.received.iter().filter(|r| !r.status.is_success()) {
+        eprintln!(
+            "dclient: refused {}: status {} ({})",
+            r.sop_instance_uid,
+            r.status,
+            r.error.as_deref().unwrap_or("failed")
+        );
+    }
+    report("C-GET", &result, &a.common);
+    if !a.common.quiet {
+        println!(
+            "retrieved {} instance(s){} in {:.1} s ({})",
+            result.received.len(),
+            match &a.out {
+                Some(d) if !a.ignore => format!(", {stored} written to {}", d.display()),
+                _ => String::new(),
+            },
+            start.elapsed().as_secs_f64(),
+            counts(&result.sub_operations)
+        );
+    }
+    Ok(if result.is_complete() { Outcome::Success } else { Outcome::Failed })
+}
+
+/// Runs the C-MOVE.
+pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
+    let req = a.target.request()?;
+    let mut client = a.common.client(&a.target.host, a.target.port);
+    let bar = Bar::new(a.common.quiet);
+    let start = std::time::Instant::now();
+    let result = client.move_to(&a.dest, &req, &mut |p| bar.update(p));
+    bar.finish();
+    let result = result?;
+    report("C-MOVE", &result, &a.common);
+    if !a.common.quiet {
+        println!(
+            "moved to {} in {:.1} s ({})",
+            a.dest,
+            start.elapsed().as_secs_f64(),
+            counts(&result.sub_operations)
+        );
+    }
+    Ok(if result.is_complete() { Outcome::Success } else { Outcome::Failed })
+}
+
+fn report(op: &str, r: &RetrieveResult, common: &Common) {
+    for uid in &r.failed_sop_instance_uids {
+        eprintln!("dclient: {op} sub-operation failed for {uid}");
+    }
+    if !common.quiet {
+        for w in &r.warnings {
+            eprintln!("dclient: warning: {w}");
+        }
+    }
+}
+
+fn counts(p: &Progress) -> String {
+    format!(
+        "completed {}, failed {}, warning {}",
+        p.completed.unwrap_or(0),
+        p.failed.unwrap_or(0),
+        p.warning.unwrap_or(0)
+    )
+}
+
+/// A progress bar of sub-operations, shown only on a terminal.
+struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    fn new(quiet: bool) -> Bar {
+        if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Bar(None);
+        }
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} sub-operations {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bar(Some(pb))
+    }
+
+    fn update(&self, p: &Progress) {
+        if let Some(pb) = &self.0 {
+            let done = p.completed.unwrap_or(0) as u64
+                + p.failed.unwrap_or(0) as u64
+                + p.warning.unwrap_or(0) as u64;
+            pb.set_length(done + p.remaining.unwrap_or(0) as u64);
+            pb.set_position(done);
+            pb.set_message(format!("({} failed)", p.failed.unwrap_or(0)));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(pb) = &self.0 {
+            pb.finish_and_clear();
+        }
+    }
+}
