@@ -378,13 +378,19 @@ fn our_client_echoes_tests_finds_at_four_levels_and_is_refused_a_wrong_called_ae
     use dicom_dictionary_std::tags;
     let fx = fixture();
     let store = tempfile::tempdir().unwrap();
-    let scp = start(store.path(), &[]);
-    let files: Vec<&str> = fx.files.iter().map(|p| p.to_str().unwrap()).collect();
-    assert!(dcmtk_run_files("storescu", &scp, &[], &files).status.success());
+    let dest_dir = tempfile::tempdir().unwrap();
+    let dest = start(dest_dir.path(), &[]);
+    // The destination answers to the same AE title; the peer table says where it is.
+    let scp = start(store.path(), &[(AE, dest.port())]);
     let opts = ClientOptions { host_ae: AE.into(), ..ClientOptions::default() };
     let mut client = DClient::with_options("127.0.0.1", scp.port(), opts.clone());
     client.echo().unwrap();
     assert!(client.test());
+    let sent = client.send(&fx.files).unwrap();
+    assert!(sent.all_stored(), "{}", sent.summary());
+    for (im, f) in fx.images.iter().zip(&fx.files) {
+        assert_eq!(data_set(&stored_path(store.path(), im)), data_set(f));
+    }
 
     let (study, series) = (&fx.images[0].study_uid, &fx.images[0].series_uid);
     let patients = client.find_patients([("PatientName", "")]).unwrap();
@@ -405,6 +411,28 @@ fn our_client_echoes_tests_finds_at_four_levels_and_is_refused_a_wrong_called_ae
     let mut want = vec![fx.images[0].sop_uid.clone(), fx.images[1].sop_uid.clone()];
     want.sort();
     assert_eq!(sops, want);
+
+    // C-GET of the CT series and C-MOVE of the MR study to a second built-in SCP.
+    let got = tempfile::tempdir().unwrap();
+    let r = client
+        .get_series(
+            got.path(),
+            [("StudyInstanceUID", study.as_str()), ("SeriesInstanceUID", series.as_str())],
+        )
+        .unwrap();
+    assert!(r.is_complete(), "{r:?}");
+    for (im, f) in fx.images[..2].iter().zip(&fx.files) {
+        let p = got.path().join(format!("{}.dcm", im.sop_uid));
+        assert_eq!(data_set(&p), data_set(f));
+    }
+    let r = client.move_study(AE, [("StudyInstanceUID", fx.images[2].study_uid.as_str())]).unwrap();
+    assert!(r.is_complete(), "{r:?}");
+    assert_eq!(data_set(&stored_path(dest_dir.path(), &fx.images[2])), data_set(&fx.files[2]));
+    let unknown = client.move_study("NOBODY", [("StudyInstanceUID", study.as_str())]);
+    assert!(
+        matches!(unknown, Err(dclient::Error::Status { status, .. }) if status.code() == 0xA801),
+        "{unknown:?}"
+    );
     let mut wrong = DClient::with_options(
         "127.0.0.1",
         scp.port(),

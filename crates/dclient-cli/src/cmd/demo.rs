@@ -6,24 +6,20 @@
 //! study, and checks that what arrived equals what was sent. Exit 0 only when every step
 //! succeeded.
 //!
-//! Stand-ins until the other services land on main, each marked `STAND-IN`: the files come
-//! from a small generator here (to become `dclient::synth`), and `send` stores them with
-//! the SCP's own sub-operation sender (to become `DClient::send`). The `get` and `move`
-//! steps wait for the C-GET/C-MOVE SCU (issue 5): until then they fail loudly as TODO and
-//! the demo exits 1.
+//! The studies come from [`dclient::synth`] (one CT study of four slices, one MR study of
+//! two series of three slices: a phantom image with plausible metadata), every step uses
+//! the same library calls a user would.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use dclient::proto::uids;
 use dclient::scp::header::{read_instance, text};
-use dclient::scp::index::StoredFile;
 use dclient::scp::{Scp, ScpConfig, ScpHandle};
+use dclient::synth::{DatasetSpec, ImageSize, Modality, Synth};
 use dclient::{ClientOptions, DClient, Timeouts};
-use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 
 use crate::common::{Common, Outcome};
@@ -44,14 +40,12 @@ const DEST: &str = "DEMO-DEST";
 /// One step's result.
 enum Step {
     Ok(String),
-    Todo(&'static str),
 }
 
 struct Runner {
     n: usize,
     ok: usize,
     failed: Vec<String>,
-    todo: Vec<String>,
     quiet: bool,
 }
 
@@ -66,10 +60,6 @@ impl Runner {
             Ok(Step::Ok(d)) => {
                 self.ok += 1;
                 ("ok", format!("{d} ({ms:.0} ms)"))
-            }
-            Ok(Step::Todo(why)) => {
-                self.todo.push(name.to_owned());
-                ("TODO", why.to_owned())
             }
             Err(e) => {
                 self.failed.push(name.to_owned());
@@ -93,7 +83,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
             root.display()
         );
     }
-    let mut r = Runner { n: 0, ok: 0, failed: Vec::new(), todo: Vec::new(), quiet: q };
+    let mut r = Runner { n: 0, ok: 0, failed: Vec::new(), quiet: q };
 
     // Both SCPs live for the whole demo.
     let mut scps: Option<(ScpHandle, ScpHandle)> = None;
@@ -123,7 +113,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let mut files: Vec<PathBuf> = Vec::new();
     r.step("generate two patients' CT and MR studies", || {
         files = generate(&root.join("generated"))?;
-        Ok(Step::Ok(format!("{} files", files.len())))
+        Ok(Step::Ok(format!("{} files of 128x128 phantom images", files.len())))
     });
     r.step("test (associate, release)", || {
         let report = client.try_test(vec![dclient::client::verification_context()])?;
@@ -135,8 +125,11 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         Ok(Step::Ok("C-ECHO success".into()))
     });
     r.step("send the generated files", || {
-        let n = send(&client, &files)?;
-        Ok(Step::Ok(format!("{n} files stored")))
+        let report = client.send(&files)?;
+        if !report.all_stored() {
+            bail!("{}", report.summary());
+        }
+        Ok(Step::Ok(format!("{} files stored", report.stored())))
     });
     r.step("check the stored copies", || {
         let n = compare_all(&files, &pacs_files(&pacs)?)?;
@@ -175,15 +168,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     r.step("find IMAGE (of the first MR series)", || {
         let s = series.first().ok_or_else(|| anyhow!("no series"))?;
         let (study, uid) = (text(s, tags::STUDY_INSTANCE_UID), text(s, tags::SERIES_INSTANCE_UID));
-        let study = if study.is_empty() {
-            studies
-                .iter()
-                .find(|x| text(x, tags::MODALITIES_IN_STUDY).contains("MR"))
-                .map(|x| text(x, tags::STUDY_INSTANCE_UID))
-                .unwrap_or_default()
-        } else {
-            study
-        };
+        let study = if study.is_empty() { mr_study(&studies) } else { study };
         let m = client.find_images([
             ("StudyInstanceUID", study.as_str()),
             ("SeriesInstanceUID", uid.as_str()),
@@ -196,13 +181,33 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         )))
     });
     r.step("get one series into a folder", || {
-        // TODO(issue 5): DClient's C-GET SCU is not on main yet.
-        Ok(Step::Todo("C-GET SCU (issue 5) not on main yet: not run"))
+        let s = series.last().ok_or_else(|| anyhow!("no series"))?;
+        let (study, uid) = (mr_study(&studies), text(s, tags::SERIES_INSTANCE_UID));
+        let dir = root.join("got");
+        let got = client.get_series(
+            &dir,
+            [("StudyInstanceUID", study.as_str()), ("SeriesInstanceUID", uid.as_str())],
+        )?;
+        if !got.is_complete() {
+            bail!("C-GET ended with status {} ({:?})", got.status, got.sub_operations);
+        }
+        let arrived: Vec<PathBuf> = got.received.iter().filter_map(|r| r.path.clone()).collect();
+        expect(arrived.len(), 3, "instances received")?;
+        let n = compare_all(&sent_of_series(&files, &uid)?, &arrived)?;
+        Ok(Step::Ok(format!("{n} instances in {}, identical to what was sent", dir.display())))
     });
     r.step("move a study to the second SCP", || {
-        // TODO(issue 5): DClient's C-MOVE SCU is not on main yet.
-        let _ = &dest;
-        Ok(Step::Todo("C-MOVE SCU (issue 5) not on main yet: not run"))
+        let ct = studies
+            .iter()
+            .find(|s| text(s, tags::MODALITIES_IN_STUDY).contains("CT"))
+            .map(|s| text(s, tags::STUDY_INSTANCE_UID))
+            .ok_or_else(|| anyhow!("no CT study found"))?;
+        let moved = client.move_study(DEST, [("StudyInstanceUID", ct.as_str())])?;
+        if !moved.is_complete() {
+            bail!("C-MOVE ended with status {} ({:?})", moved.status, moved.sub_operations);
+        }
+        let n = compare_all(&sent_of_study(&files, &ct)?, &pacs_files(&dest)?)?;
+        Ok(Step::Ok(format!("{n} instances now in {DEST}, identical to what was sent")))
     });
 
     pacs.shutdown();
@@ -213,17 +218,12 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     }
     let total = r.n;
     println!(
-        "demo: {} of {total} steps succeeded{}{}",
+        "demo: {} of {total} steps succeeded{}",
         r.ok,
         if r.failed.is_empty() {
             String::new()
         } else {
             format!("; FAILED: {}", r.failed.join(", "))
-        },
-        if r.todo.is_empty() {
-            String::new()
-        } else {
-            format!("; TODO (not implemented yet): {}", r.todo.join(", "))
         },
     );
     Ok(if r.ok == total { Outcome::Success } else { Outcome::Failed })
@@ -288,145 +288,54 @@ fn data_set(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(obj.iter().map(|e| format!("{:?} {:?}", e.header().tag, e.value())).collect())
 }
 
-/// STAND-IN for `DClient::send` (send branch): one association, every file stored with
-/// the SCP's sub-operation sender.
-fn send(client: &DClient, files: &[PathBuf]) -> anyhow::Result<usize> {
-    let stored: Vec<StoredFile> = files
+/// The MR study's UID.
+fn mr_study(studies: &[InMemDicomObject]) -> String {
+    studies
         .iter()
-        .map(|p| {
-            let r = read_instance(p)?;
-            Ok(StoredFile {
-                path: p.clone(),
-                sop_class_uid: r.sop_class_uid,
-                sop_instance_uid: r.sop_instance_uid,
-                transfer_syntax: r.transfer_syntax,
-                data_offset: r.data_offset,
-                data_len: r.file_size - r.data_offset,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut conn = client.associate(dclient::scp::send::contexts_for(&stored), vec![])?;
-    for f in &stored {
-        let sent = dclient::scp::send::store_file(&mut conn, f, false, None, None)?;
-        if !sent.status.is_success() {
-            bail!("{} refused: status {}", f.sop_instance_uid, sent.status);
-        }
-    }
-    conn.release()?;
-    Ok(stored.len())
+        .find(|x| text(x, tags::MODALITIES_IN_STUDY).contains("MR"))
+        .map(|x| text(x, tags::STUDY_INSTANCE_UID))
+        .unwrap_or_default()
 }
 
-/// STAND-IN for `dclient::synth` (send branch): two patients, a CT study (one series of
-/// four slices) and an MR study (T1 and T2 series of three slices), 64x64 16-bit phantom
-/// images with plausible metadata.
-fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let root = "2.25.";
-    let mut n: u128 = u128::from(std::process::id()) << 64
-        | u128::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .unwrap_or(0),
-        );
-    let mut uid = || {
-        n += 1;
-        format!("{root}{n}")
-    };
-    let patients = [
-        (
-            "DEMO001",
-            "Doe^Jane",
-            "19700312",
-            "F",
-            "CT",
-            "CT CHEST W/O CONTRAST",
-            &[("AXIAL 5mm", 4u32)][..],
-        ),
-        (
-            "DEMO002",
-            "Roe^Richard",
-            "19581105",
-            "M",
-            "MR",
-            "MR BRAIN",
-            &[("T1 AXIAL", 3), ("T2 AXIAL", 3)][..],
-        ),
-    ];
-    let mut out = Vec::new();
-    for (pid, name, birth, sex, modality, desc, series) in patients {
-        let study = uid();
-        let accession = format!("A{}", &pid[4..]);
-        for (sn, (sdesc, count)) in series.iter().enumerate() {
-            let series_uid = uid();
-            for i in 0..*count {
-                let sop = uid();
-                let sop_class = if modality == "CT" {
-                    "1.2.840.10008.5.1.4.1.1.2"
-                } else {
-                    "1.2.840.10008.5.1.4.1.1.4"
-                };
-                let mut o = InMemDicomObject::new_empty();
-                let mut put = |t: Tag, vr: VR, v: &str| {
-                    o.put(DataElement::new(t, vr, PrimitiveValue::from(v)))
-                };
-                put(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100");
-                put(tags::SOP_CLASS_UID, VR::UI, sop_class);
-                put(tags::SOP_INSTANCE_UID, VR::UI, &sop);
-                put(tags::STUDY_DATE, VR::DA, "20240115");
-                put(tags::STUDY_TIME, VR::TM, "093000");
-                put(tags::ACCESSION_NUMBER, VR::SH, &accession);
-                put(tags::MODALITY, VR::CS, modality);
-                put(tags::REFERRING_PHYSICIAN_NAME, VR::PN, "House^Gregory");
-                put(tags::STUDY_DESCRIPTION, VR::LO, desc);
-                put(tags::SERIES_DESCRIPTION, VR::LO, sdesc);
-                put(tags::PATIENT_NAME, VR::PN, name);
-                put(tags::PATIENT_ID, VR::LO, pid);
-                put(tags::PATIENT_BIRTH_DATE, VR::DA, birth);
-                put(tags::PATIENT_SEX, VR::CS, sex);
-                put(tags::STUDY_INSTANCE_UID, VR::UI, &study);
-                put(tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
-                put(tags::STUDY_ID, VR::SH, "1");
-                put(tags::SERIES_NUMBER, VR::IS, &(sn + 1).to_string());
-                put(tags::INSTANCE_NUMBER, VR::IS, &(i + 1).to_string());
-                put(tags::SLICE_THICKNESS, VR::DS, "5");
-                put(tags::PIXEL_SPACING, VR::DS, "0.7\\0.7");
-                put(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
-                for (t, v) in [
-                    (tags::SAMPLES_PER_PIXEL, 1u16),
-                    (tags::ROWS, 64),
-                    (tags::COLUMNS, 64),
-                    (tags::BITS_ALLOCATED, 16),
-                    (tags::BITS_STORED, 12),
-                    (tags::HIGH_BIT, 11),
-                    (tags::PIXEL_REPRESENTATION, 0),
-                ] {
-                    o.put(DataElement::new(t, VR::US, PrimitiveValue::from(v)));
-                }
-                // A phantom: a bright disc whose size changes with the slice, in air.
-                let mut px = Vec::with_capacity(64 * 64 * 2);
-                let r2 = (14 + 3 * i as i32).pow(2);
-                for y in 0..64i32 {
-                    for x in 0..64i32 {
-                        let d = (x - 32).pow(2) + (y - 32).pow(2);
-                        let v: u16 = if d < r2 { 1000 + (x * 3 + y) as u16 } else { 24 };
-                        px.extend_from_slice(&v.to_le_bytes());
-                    }
-                }
-                o.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(px)));
-                let file = o
-                    .with_meta(
-                        FileMetaTableBuilder::new()
-                            .transfer_syntax(uids::EXPLICIT_VR_LE)
-                            .media_storage_sop_class_uid(sop_class)
-                            .media_storage_sop_instance_uid(sop.as_str()),
-                    )
-                    .map_err(|e| anyhow!("{e}"))?;
-                let path = dir.join(format!("{modality}-{pid}-{}-{}.dcm", sn + 1, i + 1));
-                file.write_to_file(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-                out.push(path);
-            }
+/// The generated files of a series or a study.
+fn sent_where(
+    files: &[PathBuf],
+    keep: impl Fn(&dclient::scp::header::InstanceRecord) -> bool,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    for f in files {
+        if keep(&read_instance(f)?) {
+            v.push(f.clone());
         }
     }
-    Ok(out)
+    Ok(v)
+}
+
+fn sent_of_series(files: &[PathBuf], uid: &str) -> anyhow::Result<Vec<PathBuf>> {
+    sent_where(files, |r| r.series_uid == uid)
+}
+
+fn sent_of_study(files: &[PathBuf], uid: &str) -> anyhow::Result<Vec<PathBuf>> {
+    sent_where(files, |r| r.study_uid == uid)
+}
+
+/// Two patients: a CT study (one series of four slices) and an MR study (two series of
+/// three slices), from [`dclient::synth`].
+fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut synth = Synth::from_entropy();
+    let mut files = Vec::new();
+    for (modality, series, slices) in [(Modality::Ct, 1, 4), (Modality::Mr, 2, 3)] {
+        let spec = DatasetSpec {
+            patients: 1,
+            studies: 1,
+            series_per_study: series,
+            instances_per_series: slices,
+            modality,
+            size: ImageSize::single(128, 128),
+            ..DatasetSpec::default()
+        };
+        let sub = dir.join(modality.code());
+        files.extend(synth.generate(&sub, &spec)?.into_iter().map(|g| g.path));
+    }
+    Ok(files)
 }

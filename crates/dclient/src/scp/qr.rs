@@ -38,10 +38,11 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use super::header;
 use super::index::{self, Level, Narrow, Row, StoredFile};
 use super::matching::{Kind, MatchOptions, Matcher, Pattern};
-use super::send::{self, SendError};
+use super::send;
 use super::Shared;
 use crate::error::Error;
 use crate::services::echo::unexpected;
+use crate::services::store::StoreError;
 use crate::transport::Connection;
 
 /// Largest identifier we accept (real ones are a few hundred bytes).
@@ -625,16 +626,16 @@ pub(crate) fn get(
             }
             break;
         }
-        match send::store_file(conn, f, true, None, Some(rq.message_id)) {
+        match send::store_for_get(conn, f, rq.message_id) {
             Ok(s) => {
                 p.cancelled |= s.cancel_seen;
                 tally(&mut p, f, s.status, s.comment.as_deref(), calling);
             }
-            Err(SendError::NotSent(why)) => {
+            Err(e) if e.association_lost() => return Err(lost(conn, e)),
+            Err(why) => {
                 tracing::warn!("C-GET from {calling}: {} not sent: {why}", f.sop_instance_uid);
                 p.fail(&f.sop_instance_uid);
             }
-            Err(SendError::Association(e)) => return Err(e),
         }
         if p.remaining() > 0 && !p.cancelled {
             let cs = rsp(Status::PENDING, &p, false, None, false).to_command_set();
@@ -655,6 +656,17 @@ pub(crate) fn get(
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(())
+}
+
+/// The connection error behind a sub-operation that lost the association.
+fn lost(conn: &Connection, e: StoreError) -> Error {
+    match e {
+        StoreError::Association(e) => e,
+        other => Error::Io {
+            peer: conn.peer().to_owned(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
 }
 
 fn tally(p: &mut Progress, f: &StoredFile, status: Status, why: Option<&str>, calling: &str) {
@@ -745,7 +757,7 @@ pub(crate) fn move_(
         let mut sub = match Connection::connect(&host, port, &cfg, shared.config.timeouts) {
             Ok(c) => c,
             Err(e) => {
-                let why = format!("cannot associate with {dest_ae} at {host}:{port}: {e}");
+                let why = format!("association with {dest_ae} failed: {e}");
                 for f in &files {
                     p.fail(&f.sop_instance_uid);
                 }
@@ -774,15 +786,15 @@ pub(crate) fn move_(
                 p.fail(&f.sop_instance_uid);
                 continue;
             }
-            match send::store_file(&mut sub, f, false, Some((calling, rq.message_id)), None) {
+            match send::store_for_move(&mut sub, f, (calling, rq.message_id)) {
                 Ok(s) => tally(&mut p, f, s.status, s.comment.as_deref(), &dest_ae),
-                Err(SendError::NotSent(why)) => {
-                    tracing::warn!("C-MOVE to {dest_ae}: {} not sent: {why}", f.sop_instance_uid);
-                    p.fail(&f.sop_instance_uid);
-                }
-                Err(SendError::Association(e)) => {
+                Err(e) if e.association_lost() => {
                     tracing::warn!("C-MOVE to {dest_ae}: association lost: {e}");
                     sub_alive = false;
+                    p.fail(&f.sop_instance_uid);
+                }
+                Err(why) => {
+                    tracing::warn!("C-MOVE to {dest_ae}: {} not sent: {why}", f.sop_instance_uid);
                     p.fail(&f.sop_instance_uid);
                 }
             }
