@@ -209,7 +209,7 @@ fn serve(
             Command::CEchoRq(rq) => {
                 answer_echo(conn, context_id, &rq)?;
                 counts.echo += 1;
-                tracing::debug!("C-ECHO from {calling}: success");
+                tracing::info!("C-ECHO from {calling}: success");
             }
             Command::CStoreRq(rq) => {
                 if receive(conn, context_id, &rq, shared, calling)? {
