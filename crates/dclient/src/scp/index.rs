@@ -332,6 +332,14 @@ impl Index {
         Ok(Index { dir: dir.to_path_buf(), conn: Mutex::new(conn) })
     }
 
+    /// An index kept in memory only, for a receiver that answers no queries.
+    pub fn open_in_memory(dir: &Path) -> Result<Index> {
+        let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Index { dir: dir.to_path_buf(), conn: Mutex::new(conn) })
+    }
+
     /// The storage folder.
     pub fn dir(&self) -> &Path {
         &self.dir

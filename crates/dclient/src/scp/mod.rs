@@ -97,6 +97,10 @@ pub struct ScpConfig {
     pub grace: Duration,
     /// C-FIND matching options.
     pub matching: MatchOptions,
+    /// A storage receiver only (the C-MOVE receiver of `dclient move --receive`): files
+    /// go flat into `dir` as `<SOPInstanceUID>.dcm`, like C-GET's, no index file is
+    /// written, and only Verification and storage are offered, not query/retrieve.
+    pub store_only: bool,
 }
 
 impl ScpConfig {
@@ -120,6 +124,7 @@ impl ScpConfig {
             idle_timeout: Duration::from_secs(60),
             grace: Duration::from_secs(5),
             matching: MatchOptions::default(),
+            store_only: false,
         }
     }
 
@@ -196,8 +201,13 @@ impl Scp {
     pub fn start(config: ScpConfig) -> Result<ScpHandle, ScpError> {
         config.check()?;
         let storage = StorageDir::new(&config.dir)?;
-        let index = Index::open(&config.dir)?;
-        let report = index.repair()?;
+        let (index, report) = if config.store_only {
+            (Index::open_in_memory(&config.dir)?, RepairReport::default())
+        } else {
+            let index = Index::open(&config.dir)?;
+            let report = index.repair()?;
+            (index, report)
+        };
         if report != RepairReport::default() {
             tracing::info!(
                 "index of {}: {} files indexed, {} unchanged, {} rows of vanished files \

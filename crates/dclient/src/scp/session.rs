@@ -80,11 +80,13 @@ pub fn is_storage_class(uid: &str) -> bool {
 }
 
 /// How we answer this A-ASSOCIATE-RQ (see the module documentation).
+/// `query_retrieve` false: Verification and storage only.
 pub fn policy_for(
     rq: &AssociateRq,
     our_ae: &str,
     accept_any_ae: bool,
     max_pdu: u32,
+    query_retrieve: bool,
 ) -> Result<AcceptorPolicy, AssociateRj> {
     if !accept_any_ae && rq.called_ae.trim() != our_ae.trim() {
         return Err(RJ_CALLED_AE);
@@ -92,8 +94,10 @@ pub fn policy_for(
     let le = vec![uids::EXPLICIT_VR_LE.to_owned(), uids::IMPLICIT_VR_LE.to_owned()];
     let mut policy = AcceptorPolicy { max_pdu, ..AcceptorPolicy::default() };
     policy.supported.insert(uids::VERIFICATION.to_owned(), le.clone());
-    for c in QR_CLASSES {
-        policy.supported.insert(c.to_owned(), le.clone());
+    if query_retrieve {
+        for c in QR_CLASSES {
+            policy.supported.insert(c.to_owned(), le.clone());
+        }
     }
     for pc in &rq.presentation_contexts {
         if !is_storage_class(&pc.abstract_syntax) {
@@ -128,7 +132,7 @@ pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
     let cfg = &shared.config;
     let accepted =
         Connection::accept(Box::new(stream), peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
-            let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu);
+            let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu, !cfg.store_only);
             if r.is_err() {
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -315,6 +319,26 @@ fn receive(
         tracing::warn!("C-STORE from {calling}: refused: {why}");
         answer_store(conn, context_id, rq, Status::SOP_CLASS_NOT_SUPPORTED, Some(why))?;
         return Ok(false);
+    }
+    if shared.config.store_only {
+        let received = inc.finish();
+        let uid = short(&rq.affected_sop_instance_uid);
+        match (&received.path, &received.error) {
+            (Some(path), _) => {
+                shared.stats.stored.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "C-STORE from {calling}: {uid} ({} bytes) stored as {}",
+                    received.bytes,
+                    path.display()
+                );
+            }
+            (None, e) => tracing::warn!(
+                "C-STORE from {calling}: {uid} refused: {}",
+                e.as_deref().unwrap_or("not stored")
+            ),
+        }
+        answer_store(conn, context_id, rq, received.status, received.error.as_deref())?;
+        return Ok(received.status.is_success());
     }
     let dir = shared.storage.dir().to_path_buf();
     let mut record = None;
