@@ -24,6 +24,7 @@ pub mod dataset;
 pub mod error;
 pub mod identity;
 pub mod names;
+pub mod scp;
 pub mod send;
 pub mod services;
 pub mod storage;
