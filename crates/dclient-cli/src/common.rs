@@ -186,6 +186,32 @@ impl Common {
         b.build().map(Some)
     }
 
+    /// The server TLS configuration of `serve`: --tls-cert/--tls-key, and --tls-ca for
+    /// client certificates (required with `require_client_cert`); `None` for plain TCP.
+    pub fn tls_server(
+        &self,
+        require_client_cert: bool,
+    ) -> dclient::Result<Option<dclient::TlsServerConfig>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            if self.wants_tls() || require_client_cert {
+                return Err(dclient::Error::InvalidInput(
+                    "serving TLS needs the server's certificate: --tls-cert and --tls-key".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if self.tls_server_name.is_some() {
+            return Err(dclient::Error::InvalidInput(
+                "--tls-server-name is for clients, not for serve".into(),
+            ));
+        }
+        let mut b = dclient::TlsServerConfig::builder(cert, key);
+        if let Some(ca) = &self.tls_ca {
+            b = b.client_ca_file(ca);
+        }
+        b.require_client_cert(require_client_cert).build().map(Some)
+    }
+
     /// The identity of --user/--password, --identity-jwt, --identity-saml or
     /// --identity-kerberos (at most one of them).
     pub fn identity(&self) -> dclient::Result<Option<UserIdentity>> {

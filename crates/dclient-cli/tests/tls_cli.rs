@@ -1,8 +1,10 @@
-//! `dclient` with --tls, --tls-ca, --tls-cert/--tls-key and --tls-server-name against DCMTK
-//! 3.6.7's `storescp +tls` (OpenSSL), certificates made by the test: echo and send succeed
-//! (files checked on the peer's disk), mutual TLS works, each wrong certificate ends with exit 1
-//! and ONE line saying why, and unreadable or invalid PEM files are bad input (exit 2) found
-//! before connecting.
+//! `dclient` with --tls, --tls-ca, --tls-cert/--tls-key, --tls-server-name and the user
+//! identity options against real peers, certificates made by the test: DCMTK 3.6.7's
+//! `storescp +tls` (OpenSSL) takes echo and send (files checked on its disk) and mutual TLS;
+//! each wrong certificate ends with exit 1 and ONE line saying why; unreadable or invalid PEM
+//! files are bad input (exit 2) found before connecting; `dclient serve` with mutual TLS and a
+//! user list lets in the right user only (our client and DCMTK's echoscu); DCMTK's storescp,
+//! which ignores user identities, fails `--identity-response` with one line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -172,4 +174,152 @@ fn bad_certificate_files_are_bad_input_found_before_connecting() {
     }
     let r = dclient(&["echo", "127.0.0.1", &port, "--tls-cert", s(&pki.client.cert)]);
     assert_eq!(r.code(), Some(2), "--tls-cert without --tls-key: {}", r.describe());
+}
+
+/// Kills the server if the test fails before it is dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `dclient serve --port 0 ARGS...` and the port it printed.
+fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
+    use std::io::{BufRead, BufReader};
+    let child = Command::new(env!("CARGO_BIN_EXE_dclient"))
+        .args(["serve", "--port", "0", "--dir", s(dir)])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let out = server.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).expect("serve printed nothing");
+    let port = line
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (server, port)
+}
+
+#[test]
+fn serve_with_mutual_tls_and_a_user_list() {
+    let pki = TestPki::new().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let users = store.path().join("users.txt");
+    std::fs::write(&users, "# name:password\nann:s3cret\n").unwrap();
+    let (ca, cert, key) = (s(&pki.ca.cert), s(&pki.client.cert), s(&pki.client.key));
+    let (_server, port) = serve(
+        &store.path().join("pacs"),
+        &[
+            "--tls-cert",
+            s(&pki.server.cert),
+            "--tls-key",
+            s(&pki.server.key),
+            "--tls-ca",
+            ca,
+            "--tls-require-client-cert",
+            "--users",
+            s(&users),
+        ],
+    );
+    let tls = ["--tls-ca", ca, "--tls-cert", cert, "--tls-key", key, "--timeout", "5"];
+    let echo = |extra: &[&str]| dclient(&[&["echo", "127.0.0.1", &port][..], &tls, extra].concat());
+
+    let r = echo(&["--user", "ann", "--password", "s3cret", "--identity-response"]);
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let r = echo(&["--user", "ann", "--password", "wrong"]);
+    assert_eq!(r.code(), Some(1), "{}", r.describe());
+    assert_eq!(
+        r.error_line(),
+        format!(
+            "dclient: 127.0.0.1:{port} association rejected (rejected-permanent) by the called \
+             application (service-user): no reason given (result 1, source 1, reason 1)"
+        ),
+    );
+    // DCMTK's echoscu with its client certificate (echoscu has no user identity options).
+    let out = run_bounded(
+        dclient_testkit::dcmtk("echoscu").args([
+            "-aec",
+            "ANY-SCP",
+            "+tls",
+            key,
+            cert,
+            "-pw",
+            "+cf",
+            ca,
+            "127.0.0.1",
+            &port,
+        ]),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(!out.status.success(), "no user identity: rejected");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Rejected"), "{out:?}");
+    // Without our client certificate: one line, exit 1.
+    let r = dclient(&[
+        "echo",
+        "127.0.0.1",
+        &port,
+        "--tls-ca",
+        ca,
+        "--user",
+        "ann",
+        "--password",
+        "s3cret",
+    ]);
+    assert_eq!(r.code(), Some(1), "{}", r.describe());
+    assert!(r.error_line().contains("requires a client certificate"), "{}", r.describe());
+}
+
+#[test]
+fn identity_against_dcmtk_storescp_which_does_not_confirm_it() {
+    let peer = dcmtk_storescp(StoreScpOpts::default()).unwrap();
+    let port = peer.port.to_string();
+    let pw = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pw.path(), "from-a-file\n").unwrap();
+    for extra in [
+        &["--user", "bob"][..],
+        &["--user", "bob", "--password", "pw"],
+        &["--user", "bob", "--password-file", s(pw.path())],
+        &["--identity-jwt", "eyJhbGciOiJub25lIn0.e30."],
+    ] {
+        let r = dclient(&[&["echo", "127.0.0.1", &port][..], extra].concat());
+        assert_eq!(r.code(), Some(0), "{extra:?}: {}", r.describe());
+    }
+    // Asking for a positive response that never comes fails, after a clean release.
+    let r = dclient(&["echo", "127.0.0.1", &port, "--user", "bob", "--identity-response"]);
+    assert_eq!(r.code(), Some(1), "{}", r.describe());
+    assert_eq!(
+        r.error_line(),
+        format!(
+            "dclient: 127.0.0.1:{port} accepted the association without confirming our user \
+             identity (a positive response was requested; the peer may not support user \
+             identity negotiation)"
+        )
+    );
+    assert!(!peer.log_tail().contains("Abort"), "released, not aborted:\n{}", peer.log_tail());
+    // Identity options that make no sense are bad input.
+    for extra in [
+        &["--identity-response"][..],
+        &["--password", "pw"],
+        &["--user", "bob", "--identity-jwt", "t"],
+        &["--user", ""],
+    ] {
+        let r = dclient(&[&["echo", "127.0.0.1", &port][..], extra].concat());
+        assert_eq!(r.code(), Some(2), "{extra:?}: {}", r.describe());
+        r.error_line();
+    }
 }

@@ -13,7 +13,8 @@
 //! use dclient::identity::UserIdentity;
 //! use dclient::ClientOptions;
 //!
-//! let who = UserIdentity::UsernamePassword { username: "alice".into(), password: "s3cret".into() };
+//! let who =
+//!     UserIdentity::UsernamePassword { username: "alice".into(), password: "s3cret".into() };
 //! let options = ClientOptions::default().with_identity(&who, true)?;
 //! assert_eq!(options.user_identity.as_ref().map(|u| u.identity_type), Some(2));
 //! # Ok::<(), dclient::Error>(())

@@ -333,9 +333,10 @@ pub fn hint_plain_failure(e: Error) -> Error {
         Error::PeerViolation { peer, detail }
             if detail.contains("type 0x15") || detail.contains("type 0x16") =>
         {
+            tracing::debug!("plain association attempt: {detail}");
             Error::PeerViolation {
                 peer,
-                detail: format!("{detail} (that looks like a TLS record: {HINT})"),
+                detail: format!("it answered with a TLS record, not a DICOM PDU ({HINT})"),
             }
         }
         other => other,
