@@ -10,9 +10,10 @@ use dclient::{ClientOptions, DClient, Timeouts, TlsClientConfig, UserIdentity};
 /// The common options of DESIGN.md.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Our AE title (calling AE).
-    #[arg(long, default_value = "DCLIENT", global = true)]
-    pub ae: String,
+    /// Our AE title: the calling AE (default DCLIENT); for `serve`, the AE title it
+    /// answers to (default ANY-SCP, the called AE the other commands use by default).
+    #[arg(long = "ae", value_name = "AE", global = true)]
+    pub ae_arg: Option<String>,
     /// The peer's AE title (called AE).
     #[arg(long = "host-ae", default_value = "ANY-SCP", global = true)]
     pub host_ae: String,
@@ -128,12 +129,20 @@ fn read_small(path: &std::path::Path, what: &str) -> dclient::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))
 }
 
+/// Our calling AE title when `--ae` is not given.
+pub const DEFAULT_AE: &str = "DCLIENT";
+
 impl Common {
+    /// Our calling AE title (`--ae`, default [`DEFAULT_AE`]).
+    pub fn ae(&self) -> &str {
+        self.ae_arg.as_deref().unwrap_or(DEFAULT_AE)
+    }
+
     /// The library options these flags describe. Certificate, key and identity files are
     /// read here, before any connection: a problem with them is bad input (exit 2).
     pub fn client_options(&self) -> dclient::Result<ClientOptions> {
         let mut options = ClientOptions {
-            ae: self.ae.clone(),
+            ae: self.ae().to_owned(),
             host_ae: self.host_ae.clone(),
             max_package_size: self.max_pdu,
             timeouts: Timeouts::uniform(Duration::from_secs_f64(self.timeout)),

@@ -639,6 +639,7 @@ mod tests {
                 data_offset: 0,
                 data_len: 10,
                 has_meta: true,
+                identifying_len: 0,
             }),
         }
     }

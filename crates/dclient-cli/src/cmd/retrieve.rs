@@ -154,10 +154,10 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     let start = std::time::Instant::now();
     let (result, received) = match (a.receive, &a.out) {
         (Some(port), Some(dir)) => {
-            if let Some(dest) = a.dest.as_ref().filter(|d| **d != a.common.ae) {
+            if let Some(dest) = a.dest.as_ref().filter(|d| **d != a.common.ae()) {
                 return Err(dclient::Error::InvalidInput(format!(
                     "with --receive the destination is our own AE title ({}), not {dest}",
-                    a.common.ae
+                    a.common.ae()
                 ))
                 .into());
             }
@@ -168,7 +168,7 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
             (r, Some((n, dir)))
         }
         _ => {
-            let dest = a.dest.as_deref().unwrap_or(&a.common.ae);
+            let dest = a.dest.as_deref().unwrap_or(a.common.ae());
             let r = client.move_to(dest, &req, &mut |p| bar.update(p));
             bar.finish();
             (r?, None)
@@ -176,7 +176,7 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     };
     report("C-MOVE", &result, &a.common);
     if !a.common.quiet {
-        let dest = a.dest.clone().unwrap_or_else(|| a.common.ae.clone());
+        let dest = a.dest.clone().unwrap_or_else(|| a.common.ae().to_owned());
         let got = received
             .map(|(n, d)| format!(", {n} received into {}", d.display()))
             .unwrap_or_default();

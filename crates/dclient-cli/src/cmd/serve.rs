@@ -60,23 +60,12 @@ fn parse_peer(s: &str) -> Result<(String, String, u16), String> {
     Ok((ae.to_owned(), host.to_owned(), port))
 }
 
-/// Our AE title: `--ae` when given; otherwise `ANY-SCP`, the called AE title the other
-/// subcommands use by default, so that `dclient echo 127.0.0.1 PORT` works against a
-/// default `dclient serve`. (`--ae` is the shared option whose default, `DCLIENT`, is a
-/// calling AE title; only an explicit one names the server.)
-fn scp_ae(common: &Common) -> String {
-    let given = std::env::args().any(|x| x == "--ae" || x.starts_with("--ae="));
-    if given {
-        common.ae.clone()
-    } else {
-        "ANY-SCP".into()
-    }
-}
-
 /// Runs the SCP until Ctrl-C (or SIGTERM), then shuts it down cleanly.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let mut config = ScpConfig::new(&a.dir);
-    config.ae = scp_ae(&a.common);
+    // `ANY-SCP` unless given: the called AE title the other subcommands use by default,
+    // so that `dclient echo 127.0.0.1 PORT` works against a default `dclient serve`.
+    config.ae = a.common.ae_arg.clone().unwrap_or_else(|| "ANY-SCP".into());
     config.bind = a.bind;
     config.port = a.port;
     config.accept_any_ae = a.accept_any_ae;
