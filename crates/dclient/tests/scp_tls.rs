@@ -226,3 +226,40 @@ fn user_identity_on_our_scp() {
     dcmtk_as(&[]).expect_err("no identity");
     assert_eq!(scp.index().counts().unwrap().3, 1, "only the authenticated store arrived");
 }
+
+#[test]
+fn silent_and_trickling_clients_of_the_tls_scp_time_out_and_block_nobody() {
+    use std::io::Write;
+    let pki = TestPki::new().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let tls = TlsServerConfig::builder(&pki.server.cert, &pki.server.key).build().unwrap();
+    let mut config = ScpConfig::new(store.path());
+    config.port = 0;
+    config.tls = Some(tls);
+    config.timeouts = dclient::Timeouts::uniform(Duration::from_secs(1));
+    let scp = Scp::start(config).unwrap();
+    let addr = ("127.0.0.1", scp.port());
+    // One client says nothing; another sends the first bytes of a ClientHello, one per
+    // 300 ms (each within the per-read timeout, the whole beyond the handshake's).
+    let _silent = std::net::TcpStream::connect(addr).unwrap();
+    let mut trickle = std::net::TcpStream::connect(addr).unwrap();
+    let t = Instant::now();
+    let trickler = std::thread::spawn(move || {
+        for b in [0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03] {
+            if trickle.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    // Meanwhile a well-behaved client is served.
+    client(scp.port(), Some(TlsClientConfig::ca_file(&pki.ca.cert).build().unwrap()))
+        .echo()
+        .unwrap();
+    // Both are cut off once the handshake's time (the ACSE timeout, 1 s) is up.
+    while scp.active_associations() > 0 {
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    trickler.join().unwrap();
+}
