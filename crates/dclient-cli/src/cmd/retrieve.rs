@@ -62,7 +62,7 @@ impl Target {
 pub struct GetArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Folder the instances are written into, as <SOPInstanceUID>.dcm.
+    /// Folder the instances are written into, as `<SOPInstanceUID>.dcm`.
     #[arg(long, value_name = "DIR", required_unless_present = "ignore")]
     pub out: Option<PathBuf>,
     /// Storage SOP class to receive (repeatable). Default: found by a C-FIND at IMAGE
@@ -92,7 +92,7 @@ pub struct MoveArgs {
     /// the move (the peer must know our AE title at this host and PORT).
     #[arg(long, value_name = "PORT", requires = "out")]
     pub receive: Option<u16>,
-    /// With --receive: the folder the instances are written into, as <SOPInstanceUID>.dcm.
+    /// With --receive: the folder the instances are written into, as `<SOPInstanceUID>.dcm`.
     #[arg(long, value_name = "DIR", requires = "receive")]
     pub out: Option<PathBuf>,
     /// With --receive: the address the receiver listens on.
