@@ -296,9 +296,21 @@ impl Connection {
         command: &CommandSet,
         data: Option<&[u8]>,
     ) -> Result<()> {
-        dclient_proto::dimse::message::send_message(&mut self.assoc, context_id, command, data)
-            .map_err(|e| self.proto_error(e))?;
+        self.queue_message(context_id, command, data)?;
         self.flush()
+    }
+
+    /// Encodes a message into the output without writing it, so that several messages
+    /// go to the kernel in one write at the next [`flush`](Connection::flush) (or the
+    /// next send).
+    pub fn queue_message(
+        &mut self,
+        context_id: u8,
+        command: &CommandSet,
+        data: Option<&[u8]>,
+    ) -> Result<()> {
+        dclient_proto::dimse::message::send_message(&mut self.assoc, context_id, command, data)
+            .map_err(|e| self.proto_error(e))
     }
 
     /// Sends a command set that announces a data set, then streams `len` bytes of the data

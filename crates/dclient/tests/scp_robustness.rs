@@ -159,7 +159,8 @@ fn find_honours_cancel_and_get_respects_role_selection() {
     let study = "1.2.826.0.1.3680043.2.1";
     let sops = store_series(&scp, study, 5);
 
-    // C-FIND answered with a cancel sent right behind the request.
+    // C-FIND answered with a cancel sent right behind the request, in the same write, so
+    // that it is waiting before the SCP sends its first pending response.
     let mut conn = connect(&scp, vec![le(uids::STUDY_ROOT_FIND)], vec![]);
     let ctx = conn.negotiated().find_accepted(uids::STUDY_ROOT_FIND).unwrap().id;
     let id = encode(&object(&[
@@ -173,7 +174,7 @@ fn find_honours_cancel_and_get_respects_role_selection() {
         affected_sop_class_uid: uids::STUDY_ROOT_FIND.into(),
         priority: Priority::Medium,
     };
-    conn.send_message(ctx, &rq.to_command_set(), Some(&id)).unwrap();
+    conn.queue_message(ctx, &rq.to_command_set(), Some(&id)).unwrap();
     conn.send_message(ctx, &CCancelRq { message_id_being_responded_to: 7 }.to_command_set(), None)
         .unwrap();
     let mut pendings = 0;
