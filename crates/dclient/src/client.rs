@@ -443,10 +443,36 @@ impl DClient {
             return GetPlan::for_classes(req, &opts.sop_classes, ClassSource::Caller);
         }
         if opts.discover {
+            // Every C-FIND of the discovery on one association (opened at the first).
+            let contexts = vec![
+                FindRequest::new(QueryLevel::Patient, crate::dataset::Query::new())?
+                    .presentation_context(),
+                FindRequest::new(QueryLevel::Study, crate::dataset::Query::new())?
+                    .presentation_context(),
+            ];
+            let mut slot: Option<Connection> = None;
             let mut find = |r: &FindRequest| -> Result<Vec<InMemDicomObject>> {
-                self.find_stream(r)?.collect()
+                let conn = match slot.take() {
+                    Some(c) => c,
+                    None => self.associate(contexts.clone(), vec![])?,
+                };
+                let mut stream = FindStream::start_keeping_open(conn, r)?;
+                let mut matches = Vec::new();
+                let outcome = loop {
+                    match stream.next_match() {
+                        Ok(Some(m)) => matches.push(m),
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                };
+                slot = stream.into_connection();
+                outcome.map(|()| matches)
             };
-            match retrieve::discover_instances(req, opts.max_discovered, &mut find) {
+            let found = retrieve::discover_instances(req, opts.max_discovered, &mut find);
+            if let Some(c) = slot {
+                let _ = c.release();
+            }
+            match found {
                 Ok(Some(found)) if !found.is_empty() => return GetPlan::for_instances(req, &found),
                 Ok(Some(_)) => tracing::info!("the C-FIND found no matching instance; proposing the preset storage classes"),
                 Ok(None) => tracing::info!("the C-FIND could not list the instances; proposing the preset storage classes"),

@@ -325,6 +325,8 @@ pub struct FindStream {
     keep_commands: bool,
     commands: Vec<CommandSet>,
     summary: Option<FindSummary>,
+    /// Keep the association open when the C-FIND ends (see [`FindStream::into_connection`]).
+    keep_open: bool,
 }
 
 impl fmt::Debug for FindStream {
@@ -396,7 +398,27 @@ impl FindStream {
             keep_commands: false,
             commands: Vec::new(),
             summary: None,
+            keep_open: false,
         })
+    }
+
+    /// Like [`start`](Self::start), but the association stays open when the C-FIND has
+    /// ended, for another operation: take it back with
+    /// [`into_connection`](Self::into_connection).
+    pub fn start_keeping_open(conn: Connection, req: &FindRequest) -> Result<FindStream> {
+        let mut s = FindStream::start(conn, req)?;
+        s.keep_open = true;
+        Ok(s)
+    }
+
+    /// The association, once the C-FIND has ended on a stream started with
+    /// [`start_keeping_open`](Self::start_keeping_open) (None if it was aborted).
+    pub fn into_connection(mut self) -> Option<Connection> {
+        if self.summary.is_some() {
+            self.conn.take()
+        } else {
+            None
+        }
     }
 
     /// Keep every response command set (for [`take_commands`](FindStream::take_commands));
@@ -437,7 +459,9 @@ impl FindStream {
     /// association has been released). A failure status is [`Error::Status`].
     pub fn next_match(&mut self) -> Result<Option<InMemDicomObject>> {
         let r = self.next_inner();
-        if r.is_err() {
+        // A failure status ends the exchange properly (the summary is set): only other
+        // errors leave the association in an unknown state.
+        if r.is_err() && self.summary.is_none() {
             if let Some(mut c) = self.conn.take() {
                 c.abort();
             }
@@ -566,10 +590,14 @@ impl FindStream {
     }
 
     fn finish_final(&mut self, status: Status, cs: CommandSet) -> Result<Option<InMemDicomObject>> {
-        if let Some(conn) = self.conn.take() {
-            conn.release()?;
+        if !self.keep_open {
+            if let Some(conn) = self.conn.take() {
+                conn.release()?;
+            }
         }
         if status.is_failure() {
+            // The exchange ended properly: the association stays usable.
+            self.finish_with(status, Some(cs.clone()));
             return Err(status_error("C-FIND", status, Service::Find, &cs));
         }
         if status.is_warning() {

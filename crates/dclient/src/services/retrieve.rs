@@ -786,11 +786,13 @@ fn key_values(req: &RetrieveRequest, tag: Tag) -> Vec<String> {
     }
 }
 
-/// Lists the instances a retrieve request matches, descending the hierarchy one level at a
-/// time with C-FINDs (patient -> studies -> series -> instances), one value of a UID list at
-/// a time, so that it works with strictly hierarchical SCPs (DCMTK's dcmqrscp) as well as
-/// relational ones. `find` runs one C-FIND and returns its matches. At most `max` instances
-/// are listed; beyond that discovery gives up (`None`), and the caller falls back.
+/// Lists the instances a retrieve request matches, with their SOP classes. First one
+/// IMAGE-level C-FIND with the request's own keys (relational query: Orthanc and many
+/// archives answer it); when the peer refuses that, the hierarchy is descended one level at
+/// a time (patient -> studies -> series -> instances), one value of a UID list at a time, as
+/// strictly hierarchical SCPs (DCMTK's dcmqrscp) need. `find` runs one C-FIND and returns
+/// its matches. Discovery gives up (`None`, and the caller falls back) as soon as the peer
+/// returns instances without their SOP Class UID, or past `max` instances.
 pub fn discover_instances(
     req: &RetrieveRequest,
     max: usize,
@@ -798,9 +800,7 @@ pub fn discover_instances(
 ) -> Result<Option<Vec<FoundInstance>>> {
     let model = req.model;
     let patient = key_values(req, PATIENT_ID).into_iter().next();
-    let mk = |level: QueryLevel,
-              pairs: Vec<(Tag, String)>|
-     -> Result<crate::services::find::FindRequest> {
+    let mk = |level: QueryLevel, pairs: Vec<(Tag, String)>| -> Result<crate::services::find::FindRequest> {
         let mut q = Query::new();
         if model == InformationModel::PatientRoot {
             if let Some(p) = &patient {
@@ -812,7 +812,53 @@ pub fn discover_instances(
         }
         crate::services::find::FindRequest::new(level, q)?.with_model(model)
     };
-    // Studies.
+    let wanted: Option<BTreeSet<String>> =
+        (req.level == QueryLevel::Image).then(|| key_values(req, SOP_INSTANCE_UID).into_iter().collect());
+    let mut out = Vec::new();
+    // Adds one IMAGE-level C-FIND's matches; false when they lack what discovery needs.
+    let add = |matches: Vec<InMemDicomObject>, out: &mut Vec<FoundInstance>| -> bool {
+        for o in matches {
+            let (Some(sop_instance), Some(sop_class), Some(study), Some(series)) = (
+                text_of(&o, SOP_INSTANCE_UID),
+                text_of(&o, SOP_CLASS_UID),
+                text_of(&o, STUDY_INSTANCE_UID),
+                text_of(&o, SERIES_INSTANCE_UID),
+            ) else {
+                return false;
+            };
+            if wanted.as_ref().is_some_and(|w| !w.contains(&sop_instance)) {
+                continue;
+            }
+            out.push(FoundInstance { study, series, sop_instance, sop_class });
+        }
+        out.len() <= max
+    };
+    let image_keys = |mut pairs: Vec<(Tag, String)>| {
+        for t in [STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID, SOP_CLASS_UID] {
+            if !pairs.iter().any(|(k, _)| *k == t) {
+                pairs.push((t, String::new()));
+            }
+        }
+        pairs
+    };
+
+    // One relational query with the request's own keys.
+    let own: Vec<(Tag, String)> = [PATIENT_ID, STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID]
+        .into_iter()
+        .filter_map(|t| match req.identifier.get(t) {
+            Some(crate::dataset::QueryValue::Text(v)) if !v.trim().is_empty() => Some((t, v.clone())),
+            _ => None,
+        })
+        .filter(|(t, _)| *t != PATIENT_ID || model == InformationModel::StudyRoot)
+        .collect();
+    if let Ok(matches) = find(&mk(QueryLevel::Image, image_keys(own))?) {
+        if !matches.is_empty() {
+            return Ok(add(matches, &mut out).then_some(out));
+        }
+    }
+
+    // Strictly hierarchical: depth first, so that a peer that does not return SOP Class
+    // UIDs is found out after three queries.
     let studies: Vec<String> = match req.level {
         QueryLevel::Patient => {
             let mut v = Vec::new();
@@ -820,66 +866,30 @@ pub fn discover_instances(
                 let mut q = Query::new();
                 q.set_tag(PATIENT_ID, pid);
                 q.set_tag(STUDY_INSTANCE_UID, "");
-                let r = crate::services::find::FindRequest::new(QueryLevel::Study, q)?
-                    .with_model(model)?;
+                let r = crate::services::find::FindRequest::new(QueryLevel::Study, q)?.with_model(model)?;
                 v.extend(find(&r)?.iter().filter_map(|o| text_of(o, STUDY_INSTANCE_UID)));
             }
             v
         }
         _ => key_values(req, STUDY_INSTANCE_UID),
     };
-    // Series.
-    let mut series: Vec<(String, String)> = Vec::new();
-    if matches!(req.level, QueryLevel::Series | QueryLevel::Image) && studies.len() == 1 {
-        for s in key_values(req, SERIES_INSTANCE_UID) {
-            series.push((studies[0].clone(), s));
-        }
-    } else if matches!(req.level, QueryLevel::Series | QueryLevel::Image) {
+    let given_series = key_values(req, SERIES_INSTANCE_UID);
+    if matches!(req.level, QueryLevel::Series | QueryLevel::Image) && studies.len() != 1 {
         return Ok(None); // series or images without exactly one study: not hierarchical
-    } else {
-        for st in &studies {
-            let r = mk(
-                QueryLevel::Series,
-                vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, String::new())],
-            )?;
-            for o in find(&r)? {
-                if let Some(se) = text_of(&o, SERIES_INSTANCE_UID) {
-                    series.push((st.clone(), se));
-                }
-            }
-        }
     }
-    // Instances.
-    let wanted: Option<BTreeSet<String>> = (req.level == QueryLevel::Image)
-        .then(|| key_values(req, SOP_INSTANCE_UID).into_iter().collect());
-    let mut out = Vec::new();
-    for (st, se) in series {
-        let r = mk(
-            QueryLevel::Image,
-            vec![
-                (STUDY_INSTANCE_UID, st.clone()),
-                (SERIES_INSTANCE_UID, se.clone()),
-                (SOP_INSTANCE_UID, String::new()),
-                (SOP_CLASS_UID, String::new()),
-            ],
-        )?;
-        for o in find(&r)? {
-            let (Some(sop_instance), Some(sop_class)) =
-                (text_of(&o, SOP_INSTANCE_UID), text_of(&o, SOP_CLASS_UID))
-            else {
-                // The peer does not return SOP Class UID: discovery cannot work with it.
-                return Ok(None);
-            };
-            if wanted.as_ref().is_some_and(|w| !w.contains(&sop_instance)) {
-                continue;
-            }
-            out.push(FoundInstance {
-                study: st.clone(),
-                series: se.clone(),
-                sop_instance,
-                sop_class,
-            });
-            if out.len() > max {
+    for st in &studies {
+        let series: Vec<String> = if matches!(req.level, QueryLevel::Series | QueryLevel::Image) {
+            given_series.clone()
+        } else {
+            let r = mk(QueryLevel::Series, vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, String::new())])?;
+            find(&r)?.iter().filter_map(|o| text_of(o, SERIES_INSTANCE_UID)).collect()
+        };
+        for se in series {
+            let r = mk(
+                QueryLevel::Image,
+                image_keys(vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, se.clone())]),
+            )?;
+            if !add(find(&r)?, &mut out) {
                 return Ok(None);
             }
         }
