@@ -21,6 +21,16 @@ pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
 /// Study Root Query/Retrieve Information Model - GET.
 pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
 
+/// The six Query/Retrieve SOP classes (Patient Root and Study Root; FIND, GET, MOVE).
+pub const QUERY_RETRIEVE: [&str; 6] = [
+    PATIENT_ROOT_FIND,
+    STUDY_ROOT_FIND,
+    PATIENT_ROOT_GET,
+    STUDY_ROOT_GET,
+    PATIENT_ROOT_MOVE,
+    STUDY_ROOT_MOVE,
+];
+
 /// Implicit VR Little Endian: the default transfer syntax, always acceptable.
 pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 /// Explicit VR Little Endian.

@@ -284,12 +284,24 @@ pub fn receive_store(
         .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
     let source_ae = conn.negotiated().peer_ae.clone();
     let mut inc = storage.begin(rq, &ts, &source_ae);
+    receive_data_set(conn, &mut inc)?;
+    let received = inc.finish();
+    if let Some(e) = &received.error {
+        tracing::warn!("refused C-STORE of {}: {e}", truncate(&received.sop_instance_uid));
+    }
+    answer_store(conn, context_id, rq, received.status, received.error.as_deref())?;
+    Ok(received)
+}
+
+/// Reads the data set that follows a C-STORE-RQ on `conn`, fragment by fragment, into
+/// `inc` (the connection's DIMSE timeout applies to each fragment).
+pub fn receive_data_set(conn: &mut Connection, inc: &mut Incoming) -> Result<()> {
     loop {
         match conn.next_event("the C-STORE data set")? {
             DimseEvent::Data { data, is_last, .. } => {
                 inc.write(&data);
                 if is_last {
-                    break;
+                    return Ok(());
                 }
             }
             other @ DimseEvent::Command { .. } => {
@@ -297,12 +309,6 @@ pub fn receive_store(
             }
         }
     }
-    let received = inc.finish();
-    if let Some(e) = &received.error {
-        tracing::warn!("refused C-STORE of {}: {e}", truncate(&received.sop_instance_uid));
-    }
-    answer_store(conn, context_id, rq, received.status, received.error.as_deref())?;
-    Ok(received)
 }
 
 /// Sends the C-STORE-RSP for `rq`.

@@ -27,17 +27,12 @@ pub struct Args {
 fn probe_contexts() -> Vec<ProposedContext> {
     let ts = [uids::EXPLICIT_VR_LE, uids::IMPLICIT_VR_LE];
     let mut v = vec![verification_context()];
-    for sop in [
-        uids::PATIENT_ROOT_FIND,
-        uids::STUDY_ROOT_FIND,
-        uids::PATIENT_ROOT_GET,
-        uids::STUDY_ROOT_GET,
-        uids::PATIENT_ROOT_MOVE,
-        uids::STUDY_ROOT_MOVE,
+    let storage = [
         "1.2.840.10008.5.1.4.1.1.2", // CT Image Storage
         "1.2.840.10008.5.1.4.1.1.4", // MR Image Storage
         "1.2.840.10008.5.1.4.1.1.7", // Secondary Capture Image Storage
-    ] {
+    ];
+    for sop in uids::QUERY_RETRIEVE.into_iter().chain(storage) {
         v.push(ProposedContext::new(sop, &ts));
     }
     v

@@ -25,7 +25,7 @@ use super::qr::{self, CancelWatch};
 use super::Shared;
 use crate::error::Error;
 use crate::services::echo::{answer_echo, unexpected};
-use crate::storage::answer_store;
+use crate::storage::{answer_store, receive_data_set};
 use crate::transport::{Connection, Incoming};
 
 /// A-ASSOCIATE-RJ: rejected-permanent, service-user, called AE title not recognized.
@@ -35,14 +35,7 @@ pub const RJ_CALLED_AE: AssociateRj = AssociateRj { result: 1, source: 1, reason
 pub const STATUS_CANNOT_UNDERSTAND: Status = Status(0xC000);
 
 /// Query/retrieve SOP classes we serve.
-pub const QR_CLASSES: [&str; 6] = [
-    uids::PATIENT_ROOT_FIND,
-    uids::STUDY_ROOT_FIND,
-    uids::PATIENT_ROOT_GET,
-    uids::STUDY_ROOT_GET,
-    uids::PATIENT_ROOT_MOVE,
-    uids::STUDY_ROOT_MOVE,
-];
+pub const QR_CLASSES: [&str; 6] = uids::QUERY_RETRIEVE;
 
 /// Transfer syntaxes we accept for storage (stored as received, never decoded).
 pub const STORAGE_SYNTAXES: &[&str] = &[
@@ -322,17 +315,7 @@ fn receive(
         .accepted(context_id)
         .is_some_and(|c| is_storage_class(&c.abstract_syntax));
     let mut inc = shared.storage.begin(rq, &ts, calling);
-    loop {
-        match conn.next_event("the C-STORE data set")? {
-            DimseEvent::Data { data, is_last, .. } => {
-                inc.write(&data);
-                if is_last {
-                    break;
-                }
-            }
-            other => return Err(unexpected(conn, "the C-STORE data set", &other)),
-        }
-    }
+    receive_data_set(conn, &mut inc)?;
     if !storage_context {
         drop(inc); // the temporary file goes
         let why = "C-STORE on a presentation context that is not a storage SOP class";

@@ -134,6 +134,17 @@ impl InformationModel {
     pub fn supports(self, level: QueryLevel) -> bool {
         !(self == InformationModel::StudyRoot && level == QueryLevel::Patient)
     }
+
+    /// [`supports`](Self::supports) as the [`Error::InvalidInput`] a request gives.
+    pub fn check_level(self, level: QueryLevel) -> Result<()> {
+        if self.supports(level) {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput(
+                "the Study Root model has no PATIENT level: use the Patient Root model".into(),
+            ))
+        }
+    }
 }
 
 impl FromStr for InformationModel {
@@ -240,11 +251,7 @@ impl FindRequest {
     /// The same request in another information model; Study Root has no PATIENT level
     /// ([`Error::InvalidInput`]).
     pub fn with_model(mut self, model: InformationModel) -> Result<FindRequest> {
-        if !model.supports(self.level) {
-            return Err(Error::InvalidInput(
-                "the Study Root model has no PATIENT level: use the Patient Root model".into(),
-            ));
-        }
+        model.check_level(self.level)?;
         self.model = model;
         Ok(self)
     }

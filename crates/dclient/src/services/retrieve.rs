@@ -26,7 +26,7 @@ use crate::dataset::{read_dataset, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
 use crate::error::{Error, Result};
 use crate::services::echo::{check_responded_to, status_error, unexpected};
 use crate::services::find::{InformationModel, QueryLevel, QUERY_RETRIEVE_LEVEL};
-use crate::storage::{answer_store, receive_store, Received, StorageDir};
+use crate::storage::{answer_store, receive_data_set, receive_store, Received, StorageDir};
 use crate::transport::Connection;
 
 /// (0008,0016) SOP Class UID.
@@ -106,11 +106,7 @@ impl RetrieveRequest {
 
     /// The same request in another information model.
     pub fn with_model(mut self, model: InformationModel) -> Result<RetrieveRequest> {
-        if !model.supports(self.level) {
-            return Err(Error::InvalidInput(
-                "the Study Root model has no PATIENT level: use the Patient Root model".into(),
-            ));
-        }
+        model.check_level(self.level)?;
         self.model = model;
         Ok(self)
     }
@@ -596,17 +592,7 @@ fn run_retrieve(
                     // Drain and refuse: the instance is not of the context's class.
                     let refused = StorageDir::discarding();
                     let mut inc = refused.begin(&rq, uids::IMPLICIT_VR_LE, "");
-                    loop {
-                        match conn.next_event("the C-STORE data set")? {
-                            DimseEvent::Data { data, is_last, .. } => {
-                                inc.write(&data);
-                                if is_last {
-                                    break;
-                                }
-                            }
-                            other => return Err(unexpected(conn, "the C-STORE data set", &other)),
-                        }
-                    }
+                    receive_data_set(conn, &mut inc)?;
                     let why = "SOP class differs from the presentation context's abstract syntax";
                     answer_store(conn, context_id, &rq, STATUS_NOT_MATCHING_SOP_CLASS, Some(why))?;
                     result
@@ -800,7 +786,9 @@ pub fn discover_instances(
 ) -> Result<Option<Vec<FoundInstance>>> {
     let model = req.model;
     let patient = key_values(req, PATIENT_ID).into_iter().next();
-    let mk = |level: QueryLevel, pairs: Vec<(Tag, String)>| -> Result<crate::services::find::FindRequest> {
+    let mk = |level: QueryLevel,
+              pairs: Vec<(Tag, String)>|
+     -> Result<crate::services::find::FindRequest> {
         let mut q = Query::new();
         if model == InformationModel::PatientRoot {
             if let Some(p) = &patient {
@@ -812,8 +800,8 @@ pub fn discover_instances(
         }
         crate::services::find::FindRequest::new(level, q)?.with_model(model)
     };
-    let wanted: Option<BTreeSet<String>> =
-        (req.level == QueryLevel::Image).then(|| key_values(req, SOP_INSTANCE_UID).into_iter().collect());
+    let wanted: Option<BTreeSet<String>> = (req.level == QueryLevel::Image)
+        .then(|| key_values(req, SOP_INSTANCE_UID).into_iter().collect());
     let mut out = Vec::new();
     // Adds one IMAGE-level C-FIND's matches; false when they lack what discovery needs.
     let add = |matches: Vec<InMemDicomObject>, out: &mut Vec<FoundInstance>| -> bool {
@@ -843,14 +831,17 @@ pub fn discover_instances(
     };
 
     // One relational query with the request's own keys.
-    let own: Vec<(Tag, String)> = [PATIENT_ID, STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID]
-        .into_iter()
-        .filter_map(|t| match req.identifier.get(t) {
-            Some(crate::dataset::QueryValue::Text(v)) if !v.trim().is_empty() => Some((t, v.clone())),
-            _ => None,
-        })
-        .filter(|(t, _)| *t != PATIENT_ID || model == InformationModel::StudyRoot)
-        .collect();
+    let own: Vec<(Tag, String)> =
+        [PATIENT_ID, STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID]
+            .into_iter()
+            .filter_map(|t| match req.identifier.get(t) {
+                Some(crate::dataset::QueryValue::Text(v)) if !v.trim().is_empty() => {
+                    Some((t, v.clone()))
+                }
+                _ => None,
+            })
+            .filter(|(t, _)| *t != PATIENT_ID || model == InformationModel::StudyRoot)
+            .collect();
     if let Ok(matches) = find(&mk(QueryLevel::Image, image_keys(own))?) {
         if !matches.is_empty() {
             return Ok(add(matches, &mut out).then_some(out));
@@ -866,7 +857,8 @@ pub fn discover_instances(
                 let mut q = Query::new();
                 q.set_tag(PATIENT_ID, pid);
                 q.set_tag(STUDY_INSTANCE_UID, "");
-                let r = crate::services::find::FindRequest::new(QueryLevel::Study, q)?.with_model(model)?;
+                let r = crate::services::find::FindRequest::new(QueryLevel::Study, q)?
+                    .with_model(model)?;
                 v.extend(find(&r)?.iter().filter_map(|o| text_of(o, STUDY_INSTANCE_UID)));
             }
             v
@@ -881,13 +873,19 @@ pub fn discover_instances(
         let series: Vec<String> = if matches!(req.level, QueryLevel::Series | QueryLevel::Image) {
             given_series.clone()
         } else {
-            let r = mk(QueryLevel::Series, vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, String::new())])?;
+            let r = mk(
+                QueryLevel::Series,
+                vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, String::new())],
+            )?;
             find(&r)?.iter().filter_map(|o| text_of(o, SERIES_INSTANCE_UID)).collect()
         };
         for se in series {
             let r = mk(
                 QueryLevel::Image,
-                image_keys(vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, se.clone())]),
+                image_keys(vec![
+                    (STUDY_INSTANCE_UID, st.clone()),
+                    (SERIES_INSTANCE_UID, se.clone()),
+                ]),
             )?;
             if !add(find(&r)?, &mut out) {
                 return Ok(None);
