@@ -8,6 +8,9 @@
 //! - Orthanc ([`orthanc`], with a tiny REST client: [`orthanc_upload`],
 //!   [`orthanc_instances`], [`orthanc_get_file`]).
 //!
+//! For misbehaving peers there is [`fake_peer`]: a scripted peer (and client) on a
+//! loopback port that breaks the protocol on cue.
+//!
 //! Every peer runs in its own process group with its stdout/stderr in files in
 //! its own temp dir; [`Peer`]'s `Drop` kills the group and removes the temp
 //! dir, also when a test panics. A peer that does not come up (its program is
@@ -20,6 +23,7 @@
 //! is killed with SIGKILL (no unwinding) its peers are orphaned.
 
 mod dcmtk;
+pub mod fake_peer;
 mod net;
 mod orthanc;
 mod process;
