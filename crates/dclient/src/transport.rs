@@ -124,6 +124,9 @@ pub struct Connection {
     timeouts: Timeouts,
     peer: String,
     incoming: VecDeque<Incoming>,
+    /// The error that ended the association, held back until what arrived before it (in
+    /// the same read) has been delivered.
+    deferred: Option<Error>,
     next_message_id: u16,
     /// Set once the stream is shut down.
     closed: bool,
@@ -251,6 +254,7 @@ impl Connection {
             timeouts,
             peer,
             incoming: VecDeque::new(),
+            deferred: None,
             next_message_id: 1,
             closed: false,
         }
@@ -398,15 +402,20 @@ impl Connection {
             if let Some(i) = self.incoming.pop_front() {
                 return Ok(i);
             }
+            if let Some(e) = self.deferred.take() {
+                return Err(e);
+            }
             self.pump_events()?;
-            if let Some(i) = self.incoming.pop_front() {
-                return Ok(i);
+            if !self.incoming.is_empty() || self.deferred.is_some() {
+                continue;
             }
             self.read_some(deadline, timeout, waiting_for)?;
         }
     }
 
     /// Turns association events into DIMSE events, answering releases and surfacing aborts.
+    /// When the association ends (an abort, a violation) after messages that came in the
+    /// same read, those are delivered first and the error is held back for the call after.
     fn pump_events(&mut self) -> Result<()> {
         while let Some(ev) = self.assoc.poll_event() {
             match ev {
@@ -418,7 +427,7 @@ impl Connection {
                             Err(e) => {
                                 let err = self.proto_error(e);
                                 self.abort();
-                                return Err(err);
+                                return self.end_with(err);
                             }
                         }
                     }
@@ -433,10 +442,19 @@ impl Connection {
                     let e = self.event_error(other);
                     let _ = self.flush();
                     self.close();
-                    return Err(e);
+                    return self.end_with(e);
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The association ended with `e`: an error now, or after the messages still queued.
+    fn end_with(&mut self, e: Error) -> Result<()> {
+        if self.incoming.is_empty() {
+            return Err(e);
+        }
+        self.deferred = Some(e);
         Ok(())
     }
 
