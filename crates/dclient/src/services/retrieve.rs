@@ -162,7 +162,9 @@ pub struct RetrieveResult {
     pub sub_operations: SubOperations,
     /// The Failed SOP Instance UID List of the final response.
     pub failed_sop_instance_uids: Vec<String>,
-    /// C-GET: each instance the peer sent, and what became of it.
+    /// C-GET: each instance the peer sent, and what became of it. An instance sent twice
+    /// (the same SOP Instance UID) is listed twice; the later copy replaces the earlier
+    /// file, and a warning says so.
     pub received: Vec<Received>,
     /// Warnings for the caller (role selection not answered, refused sub-operations, ...).
     pub warnings: Vec<String>,
@@ -576,6 +578,8 @@ fn run_retrieve(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<RetrieveResult> {
     let mut result = RetrieveResult::default();
+    // SOP Instance UIDs stored so far: a second copy replaces the file, and is reported.
+    let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
     let rsp_name = if service == Service::Get { "C-GET-RSP" } else { "C-MOVE-RSP" };
     loop {
         let ev = conn.next_event(if storage.is_some() {
@@ -621,6 +625,12 @@ fn run_retrieve(
                 let r = receive_store(conn, context_id, &rq, storage)?;
                 if let Some(e) = &r.error {
                     result.warnings.push(format!("refused {}: {e}", r.sop_instance_uid));
+                }
+                if r.path.is_some() && !stored.insert(r.sop_instance_uid.clone()) {
+                    result.warnings.push(format!(
+                        "{} was received more than once; the later copy replaced the earlier one",
+                        r.sop_instance_uid
+                    ));
                 }
                 result.received.push(r);
             }
