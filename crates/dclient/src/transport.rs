@@ -354,13 +354,32 @@ impl Connection {
     }
 
     /// Writes everything pending in one `write_all`.
+    /// The whole write must be done within the network timeout: a peer that stops reading
+    /// (or reads a few bytes now and then) cannot hold us longer than that.
     pub fn flush(&mut self) -> Result<()> {
-        let pending = self.assoc.transmit();
-        if pending.is_empty() || self.closed {
+        if self.assoc.transmit().is_empty() || self.closed {
             return Ok(());
         }
-        let n = pending.len();
-        if let Err(e) = self.stream.write_all(pending).and_then(|_| self.stream.flush()) {
+        let deadline = Instant::now() + self.timeouts.network;
+        let written = loop {
+            let pending = self.assoc.transmit();
+            if pending.is_empty() {
+                break self.stream.flush();
+            }
+            // Each partial write would restart the socket's own timeout: bound the total.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(io::ErrorKind::TimedOut.into());
+            }
+            let _ = self.stream.set_write_timeout(Some(left));
+            match self.stream.write(pending) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => self.assoc.advance_transmit(k),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = written {
             self.assoc.handle_transport_closed();
             self.close();
             let kind = e.kind();
@@ -373,7 +392,6 @@ impl Connection {
             }
             return Err(Error::Io { peer: self.peer.clone(), source: e });
         }
-        self.assoc.advance_transmit(n);
         Ok(())
     }
 

@@ -871,3 +871,25 @@ fn regression_matches_in_the_same_read_as_an_abort_are_not_lost() {
         assert_closed(&peer.finish_one());
     }
 }
+
+/// Bug: a peer that stopped reading halfway through a data set held a C-STORE for twice the
+/// network timeout or more: every partial write restarted the socket's write timeout.
+#[test]
+fn regression_a_peer_that_stops_reading_cannot_hold_a_store_past_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = ct_file(dir.path(), 2048); // 8 MB: more than the socket buffers hold
+    let prepared = PreparedFile::open(&file).unwrap();
+    let peer = FakePeer::start(vec![
+        Step::accept_all(),
+        Step::ReadDataPartly(20_000),
+        Step::Sleep(TIMEOUT + Duration::from_secs(1)),
+    ]);
+    let c = client(peer.port());
+    let mut conn =
+        c.associate(dclient::services::store::contexts_for([&prepared]), vec![]).unwrap();
+    match bounded("store", || store_file(&mut conn, &prepared, None)) {
+        Err(StoreError::Association(e)) => timeout::<()>(Err(e), "the peer to accept more data"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_closed(&peer.finish_one());
+}
