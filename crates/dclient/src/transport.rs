@@ -14,7 +14,7 @@ use dclient_proto::dimse::command::CommandSet;
 use dclient_proto::dimse::message::{Assembler, DimseEvent};
 use dclient_proto::ul::association::{AssocEvent, Association};
 use dclient_proto::ul::negotiation::{AcceptorPolicy, Negotiated, RequestorConfig};
-use dclient_proto::ul::pdu::{AssociateRj, AssociateRq};
+use dclient_proto::ul::pdu::{Abort, AssociateRj, AssociateRq};
 use dclient_proto::ProtoError;
 
 use crate::error::{Error, Result};
@@ -353,8 +353,7 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes everything pending in one `write_all`.
-    /// The whole write must be done within the network timeout: a peer that stops reading
+    /// Writes everything pending. The whole write must be done within the network timeout: a peer that stops reading
     /// (or reads a few bytes now and then) cannot hold us longer than that.
     pub fn flush(&mut self) -> Result<()> {
         if self.assoc.transmit().is_empty() || self.closed {
@@ -380,10 +379,17 @@ impl Connection {
             }
         };
         if let Err(e) = written {
+            let kind = e.kind();
+            let timed_out = kind == io::ErrorKind::WouldBlock || kind == io::ErrorKind::TimedOut;
+            // A peer that aborts while we send closes its end, so the write fails; its
+            // A-ABORT may still be there to read, and says more than a broken pipe.
+            let abort = if timed_out { None } else { self.abort_left_by_peer() };
             self.assoc.handle_transport_closed();
             self.close();
-            let kind = e.kind();
-            if kind == io::ErrorKind::WouldBlock || kind == io::ErrorKind::TimedOut {
+            if let Some(abort) = abort {
+                return Err(Error::Aborted { peer: self.peer.clone(), abort });
+            }
+            if timed_out {
                 return Err(Error::Timeout {
                     what: "the peer to accept more data",
                     after: self.timeouts.network,
@@ -393,6 +399,29 @@ impl Connection {
             return Err(Error::Io { peer: self.peer.clone(), source: e });
         }
         Ok(())
+    }
+
+    /// After a failed write: reads what the peer sent before it closed (for at most 500 ms)
+    /// and returns its A-ABORT, if that is what it said.
+    fn abort_left_by_peer(&mut self) -> Option<Abort> {
+        let until = Instant::now() + self.timeouts.network.min(Duration::from_millis(500));
+        while !self.assoc.is_closed() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            let stream = &mut self.stream;
+            match self.assoc.read_input_with(|buf| stream.read(buf).map_err(ReadErr::Io)) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        // The association is lost either way: only an abort is worth reporting.
+        std::iter::from_fn(|| self.assoc.poll_event()).find_map(|ev| match ev {
+            AssocEvent::Aborted(a) => Some(a),
+            _ => None,
+        })
     }
 
     // ------------------------------------------------------------------ receiving

@@ -893,3 +893,28 @@ fn regression_a_peer_that_stops_reading_cannot_hold_a_store_past_the_timeout() {
     }
     assert_closed(&peer.finish_one());
 }
+
+/// Bug: a peer that sent an A-ABORT and closed while we were still sending a large data set
+/// was reported as "Broken pipe": the abort it had sent was never read.
+#[test]
+fn regression_an_abort_during_a_large_store_is_reported_as_an_abort_not_a_broken_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = ct_file(dir.path(), 2048); // 8 MB: the write is still under way at the abort
+    let prepared = PreparedFile::open(&file).unwrap();
+    let peer = FakePeer::start(vec![
+        Step::accept_all(),
+        Step::ReadDataPartly(20_000),
+        Step::Abort,
+        Step::Close,
+    ]);
+    let c = client(peer.port());
+    let mut conn =
+        c.associate(dclient::services::store::contexts_for([&prepared]), vec![]).unwrap();
+    match bounded("store", || store_file(&mut conn, &prepared, None)) {
+        Err(StoreError::Association(e @ Error::Aborted { .. })) => {
+            assert!(e.to_string().contains("association aborted"), "{e}")
+        }
+        other => panic!("expected an aborted association, got {other:?}"),
+    }
+    peer.finish_one();
+}
