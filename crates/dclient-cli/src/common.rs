@@ -67,12 +67,18 @@ pub enum Outcome {
 
 /// Logging to stderr: warnings by default, PDUs with -v, everything with -vv, errors with -q.
 /// `RUST_LOG` overrides.
+#[allow(dead_code)] // kept for subcommands that use the default level
 pub fn init_logging(c: &Common) {
+    init_logging_at(c, "warn");
+}
+
+/// Like [`init_logging`], with `base` as the level when neither -v nor -q is given.
+pub fn init_logging_at(c: &Common, base: &str) {
     let default = if c.quiet {
         "error"
     } else {
         match c.verbose {
-            0 => "warn",
+            0 => base,
             1 => "info,dclient::pdu=debug",
             2 => "debug",
             _ => "trace",

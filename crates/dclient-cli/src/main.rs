@@ -34,6 +34,10 @@ enum Command {
     Get(cmd::retrieve::GetArgs),
     /// C-MOVE: have the peer send instances to an AE it knows.
     Move(cmd::retrieve::MoveArgs),
+    /// Run the built-in SCP (storage, find, get, move, echo) on a folder until Ctrl-C.
+    Serve(cmd::serve::Args),
+    /// Every operation against built-in SCPs in a temporary folder, step by step.
+    Demo(cmd::demo::Args),
 }
 
 impl Command {
@@ -45,6 +49,8 @@ impl Command {
             Command::Send(a) => &a.common,
             Command::Get(a) => &a.common,
             Command::Move(a) => &a.common,
+            Command::Serve(a) => &a.common,
+            Command::Demo(a) => &a.common,
         }
     }
 
@@ -56,13 +62,17 @@ impl Command {
             Command::Send(a) => cmd::send::run(a),
             Command::Get(a) => cmd::retrieve::run_get(a),
             Command::Move(a) => cmd::retrieve::run_move(a),
+            Command::Serve(a) => cmd::serve::run(a),
+            Command::Demo(a) => cmd::demo::run(a),
         }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::init_logging(cli.command.common());
+    // A server logs each association and operation by default.
+    let base = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    common::init_logging_at(cli.command.common(), base);
     match cli.command.run() {
         Ok(common::Outcome::Success) => ExitCode::SUCCESS,
         Ok(common::Outcome::Failed) => ExitCode::from(1),

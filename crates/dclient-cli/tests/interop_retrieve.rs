@@ -527,3 +527,46 @@ fn a_connection_that_drops_mid_transfer_leaves_no_partial_file() {
         std::fs::read_dir(out.path()).expect("dir").map(|e| e.expect("e").path()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `dclient move --receive PORT --out DIR`: the archive moves the study to our own AE,
+/// received by the built-in receiver for the duration of the move.
+fn move_to_self(peer: &Peer, fx: &Fixture, port: u16) {
+    let out = tempfile::tempdir().expect("tempdir");
+    let o = dclient(&[
+        "move",
+        "127.0.0.1",
+        &peer.port.to_string(),
+        "--host-ae",
+        &peer.ae,
+        "-k",
+        &format!("StudyInstanceUID={}", fx.study()),
+        "--receive",
+        &port.to_string(),
+        "--receive-bind",
+        "127.0.0.1",
+        "--out",
+        &out.path().display().to_string(),
+        "--timeout",
+        "20",
+    ]);
+    assert!(o.status.success(), "move to self from {}: {}", peer.kind(), text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("5 received into"), "{}", text(&o));
+    assert_received(out.path(), fx, &uids(fx, 0..5));
+}
+
+#[test]
+fn move_to_ourselves_with_the_built_in_receiver() {
+    let fx = Fixture::new();
+    let port = dclient_testkit::free_port();
+    let qr = dcmtk_qrscp(QrScpOpts { client_port: Some(port), ..QrScpOpts::default() })
+        .expect("dcmqrscp");
+    load_into_qrscp(&qr, &fx.files).expect("load");
+    move_to_self(&qr, &fx, port);
+    let port = dclient_testkit::free_port();
+    let o = orthanc(OrthancOpts { client_port: Some(port), ..OrthancOpts::default() })
+        .expect("orthanc");
+    for f in &fx.files {
+        orthanc_upload(&o, f).expect("upload");
+    }
+    move_to_self(&o, &fx, port);
+}

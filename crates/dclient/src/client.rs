@@ -463,6 +463,38 @@ impl DClient {
         self.move_to(destination, &req, &mut |_| {})
     }
 
+    /// Moves the instances matching `req` to ourselves: runs a storage receiver (the
+    /// built-in SCP in store-only mode, AE title [`ClientOptions::ae`]) on `bind:port` for the
+    /// duration, asks the peer to move to our AE, and returns when the move has ended. The
+    /// peer must know our AE title at that host and port. Files are written into `dir` as
+    /// `<SOPInstanceUID>.dcm`, atomically and with the UID checks of C-GET; the number
+    /// stored is in the second value.
+    pub fn move_and_receive(
+        &mut self,
+        req: &RetrieveRequest,
+        bind: std::net::IpAddr,
+        port: u16,
+        dir: impl Into<std::path::PathBuf>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(RetrieveResult, u64)> {
+        let mut cfg = crate::scp::ScpConfig::new(dir);
+        cfg.ae = self.options.ae.clone();
+        cfg.bind = bind;
+        cfg.port = port;
+        cfg.accept_any_ae = true;
+        cfg.store_only = true;
+        cfg.timeouts = self.options.timeouts;
+        let receiver = crate::scp::Scp::start(cfg)
+            .map_err(|e| Error::InvalidInput(format!("cannot start the receiver: {e}")))?;
+        let ae = self.options.ae.clone();
+        let result = self.move_to(&ae, req, progress);
+        // The final C-MOVE-RSP comes after the last sub-operation's C-STORE-RSP; the
+        // receiver's associations end right after. Give them the grace period to close.
+        let stored = receiver.stats().stored.load(std::sync::atomic::Ordering::SeqCst);
+        receiver.shutdown();
+        result.map(|r| (r, stored))
+    }
+
     /// Performs a C-MOVE of `req` to `destination`. Status A801 (destination unknown) is an
     /// [`Error::Status`] saying to register the AE on the peer.
     pub fn move_to(

@@ -23,6 +23,7 @@ pub mod client;
 pub mod dataset;
 pub mod error;
 pub mod names;
+pub mod scp;
 pub mod send;
 pub mod services;
 pub mod storage;

@@ -460,6 +460,14 @@ impl Connection {
         }
     }
 
+    /// True when something has already arrived that [`next_incoming`](Connection::next_incoming)
+    /// returns without reading the socket (a server checks for a C-CANCEL-RQ between
+    /// responses this way, together with a non-blocking look at the socket).
+    pub fn has_buffered_input(&mut self) -> Result<bool> {
+        self.pump_events()?;
+        Ok(!self.incoming.is_empty())
+    }
+
     /// Turns association events into DIMSE events, answering releases and surfacing aborts.
     /// When the association ends (an abort, a violation) after messages that came in the
     /// same read, those are delivered first and the error is held back for the call after.

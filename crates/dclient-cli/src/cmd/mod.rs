@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod demo;
 pub mod echo;
 pub mod find;
 pub mod retrieve;
 pub mod send;
+pub mod serve;
 pub mod test;

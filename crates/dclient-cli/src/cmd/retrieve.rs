@@ -85,8 +85,19 @@ pub struct MoveArgs {
     #[command(flatten)]
     pub target: Target,
     /// AE title of the destination the peer sends the instances to (it must know it).
-    #[arg(long, value_name = "AE")]
-    pub dest: String,
+    /// Default with --receive: our own AE title (--ae).
+    #[arg(long, value_name = "AE", required_unless_present = "receive")]
+    pub dest: Option<String>,
+    /// Receive the instances ourselves: run a storage receiver on PORT for the duration of
+    /// the move (the peer must know our AE title at this host and PORT).
+    #[arg(long, value_name = "PORT", requires = "out")]
+    pub receive: Option<u16>,
+    /// With --receive: the folder the instances are written into, as <SOPInstanceUID>.dcm.
+    #[arg(long, value_name = "DIR", requires = "receive")]
+    pub out: Option<PathBuf>,
+    /// With --receive: the address the receiver listens on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", requires = "receive")]
+    pub receive_bind: std::net::IpAddr,
     #[command(flatten)]
     pub common: Common,
 }
@@ -141,14 +152,36 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     let mut client = a.common.client(&a.target.host, a.target.port);
     let bar = Bar::new(a.common.quiet);
     let start = std::time::Instant::now();
-    let result = client.move_to(&a.dest, &req, &mut |p| bar.update(p));
-    bar.finish();
-    let result = result?;
+    let (result, received) = match (a.receive, &a.out) {
+        (Some(port), Some(dir)) => {
+            if let Some(dest) = a.dest.as_ref().filter(|d| **d != a.common.ae) {
+                return Err(dclient::Error::InvalidInput(format!(
+                    "with --receive the destination is our own AE title ({}), not {dest}",
+                    a.common.ae
+                ))
+                .into());
+            }
+            let r =
+                client.move_and_receive(&req, a.receive_bind, port, dir, &mut |p| bar.update(p));
+            bar.finish();
+            let (r, n) = r?;
+            (r, Some((n, dir)))
+        }
+        _ => {
+            let dest = a.dest.as_deref().unwrap_or(&a.common.ae);
+            let r = client.move_to(dest, &req, &mut |p| bar.update(p));
+            bar.finish();
+            (r?, None)
+        }
+    };
     report("C-MOVE", &result, &a.common);
     if !a.common.quiet {
+        let dest = a.dest.clone().unwrap_or_else(|| a.common.ae.clone());
+        let got = received
+            .map(|(n, d)| format!(", {n} received into {}", d.display()))
+            .unwrap_or_default();
         println!(
-            "moved to {} in {:.1} s ({})",
-            a.dest,
+            "moved to {dest}{got} in {:.1} s ({})",
             start.elapsed().as_secs_f64(),
             counts(&result.sub_operations)
         );

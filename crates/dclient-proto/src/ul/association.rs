@@ -21,6 +21,10 @@ use super::negotiation::{Negotiated, RequestorConfig};
 use super::pdu::*;
 use crate::error::ProtoError;
 
+/// Room offered to each read from the transport: large reads mean fewer system calls
+/// when the peer streams faster than we consume.
+const READ_CHUNK: usize = 256 * 1024;
+
 /// Which side of the association this endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -259,7 +263,7 @@ impl Association {
     where
         E: From<ProtoError>,
     {
-        let n = self.deframer.fill(64 * 1024, read)?;
+        let n = self.deframer.fill(READ_CHUNK, read)?;
         if n > 0 && !self.input_poisoned && self.state != State::Sta1 {
             self.process_input()?;
         }

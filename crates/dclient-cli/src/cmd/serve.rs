@@ -1,0 +1,109 @@
+//! `dclient serve --port N --dir DIR [--ae AE] [--peer AE=HOST:PORT]...`: the built-in SCP
+//! (storage, query/retrieve, verification) until Ctrl-C.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use dclient::scp::{Scp, ScpConfig};
+use dclient::Timeouts;
+
+use crate::common::{Common, Outcome};
+
+/// Arguments of `dclient serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, default_value_t = 11112)]
+    pub port: u16,
+    /// Storage folder: received files (one folder per study) and index.sqlite.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// A C-MOVE destination, AE=HOST:PORT (repeatable).
+    #[arg(long = "peer", value_parser = parse_peer)]
+    pub peers: Vec<(String, String, u16)>,
+    /// Accept any called AE title, not only ours.
+    #[arg(long)]
+    pub accept_any_ae: bool,
+    /// Most associations at once; more are rejected (transient, local limit exceeded).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_associations: u16,
+    /// Seconds an association may stay silent between requests.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout: u64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn parse_peer(s: &str) -> Result<(String, String, u16), String> {
+    let bad = || format!("{s:?}: expected AE=HOST:PORT, e.g. STORESCP=127.0.0.1:11113");
+    let (ae, addr) = s.split_once('=').ok_or_else(bad)?;
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ae = ae.trim();
+    if ae.is_empty() || ae.len() > 16 || host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((ae.to_owned(), host.to_owned(), port))
+}
+
+/// Our AE title: `--ae` when given; otherwise `ANY-SCP`, the called AE title the other
+/// subcommands use by default, so that `dclient echo 127.0.0.1 PORT` works against a
+/// default `dclient serve`. (`--ae` is the shared option whose default, `DCLIENT`, is a
+/// calling AE title; only an explicit one names the server.)
+fn scp_ae(common: &Common) -> String {
+    let given = std::env::args().any(|x| x == "--ae" || x.starts_with("--ae="));
+    if given {
+        common.ae.clone()
+    } else {
+        "ANY-SCP".into()
+    }
+}
+
+/// Runs the SCP until Ctrl-C (or SIGTERM), then shuts it down cleanly.
+pub fn run(a: &Args) -> anyhow::Result<Outcome> {
+    let mut config = ScpConfig::new(&a.dir);
+    config.ae = scp_ae(&a.common);
+    config.bind = a.bind;
+    config.port = a.port;
+    config.accept_any_ae = a.accept_any_ae;
+    config.max_associations = usize::from(a.max_associations);
+    config.max_pdu = a.common.max_pdu.max(4096);
+    let t = Duration::from_secs_f64(a.common.timeout);
+    config.timeouts = Timeouts {
+        connect: t,
+        acse: t,
+        dimse: t.max(Duration::from_secs(30)),
+        network: t.max(Duration::from_secs(30)),
+    };
+    config.idle_timeout = Duration::from_secs(a.idle_timeout.max(1));
+    for (ae, host, port) in &a.peers {
+        if config.peers.insert(ae.clone(), (host.clone(), *port)).is_some() {
+            bail!("--peer {ae} given twice");
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let handle = Scp::start(config)?;
+    let (patients, studies, series, instances) = handle.index().counts()?;
+    println!(
+        "listening on {} as AE {} (storage {}: {patients} patients, {studies} studies, \
+         {series} series, {instances} instances); Ctrl-C to stop",
+        handle.local_addr(),
+        handle.ae(),
+        a.dir.display()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = rx.recv();
+    eprintln!("dclient serve: stopping (in-progress associations get a few seconds to finish)");
+    handle.shutdown();
+    Ok(Outcome::Success)
+}
