@@ -67,6 +67,14 @@ impl Stream for TcpStream {
     }
 }
 
+/// What the association delivered, in order, for [`Connection::next_incoming`].
+#[derive(Debug)]
+enum Queued {
+    Dimse(DimseEvent),
+    /// The peer asked to release; answered when the user gets to it.
+    Release,
+}
+
 /// What arrives on an association.
 #[derive(Debug)]
 pub enum Incoming {
@@ -123,7 +131,7 @@ pub struct Connection {
     asm: Assembler,
     timeouts: Timeouts,
     peer: String,
-    incoming: VecDeque<Incoming>,
+    incoming: VecDeque<Queued>,
     /// The error that ended the association, held back until what arrived before it (in
     /// the same read) has been delivered.
     deferred: Option<Error>,
@@ -446,8 +454,8 @@ impl Connection {
     ) -> Result<Incoming> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(i) = self.incoming.pop_front() {
-                return Ok(i);
+            if let Some(q) = self.incoming.pop_front() {
+                return self.deliver(q);
             }
             if let Some(e) = self.deferred.take() {
                 return Err(e);
@@ -460,6 +468,20 @@ impl Connection {
         }
     }
 
+    fn deliver(&mut self, q: Queued) -> Result<Incoming> {
+        match q {
+            Queued::Dimse(ev) => Ok(Incoming::Dimse(ev)),
+            Queued::Release => {
+                // Answered only now, after every request that came before it (PS3.8 lets
+                // the acceptor still send P-DATA after the release indication: Sta8, AR-7).
+                self.assoc.release_response().map_err(Error::Protocol)?;
+                self.flush()?;
+                self.linger();
+                Ok(Incoming::Released)
+            }
+        }
+    }
+
     /// True when something has already arrived that [`next_incoming`](Connection::next_incoming)
     /// returns without reading the socket (a server checks for a C-CANCEL-RQ between
     /// responses this way, together with a non-blocking look at the socket).
@@ -468,7 +490,8 @@ impl Connection {
         Ok(!self.incoming.is_empty())
     }
 
-    /// Turns association events into DIMSE events, answering releases and surfacing aborts.
+    /// Turns association events into DIMSE events and a release request (answered when
+    /// [`next_incoming`](Connection::next_incoming) gets to it), surfacing aborts.
     /// When the association ends (an abort, a violation) after messages that came in the
     /// same read, those are delivered first and the error is held back for the call after.
     fn pump_events(&mut self) -> Result<()> {
@@ -477,7 +500,7 @@ impl Connection {
                 AssocEvent::PData(p) => {
                     for pdv in p.pdvs {
                         match self.asm.handle_pdv(pdv) {
-                            Ok(Some(ev)) => self.incoming.push_back(Incoming::Dimse(ev)),
+                            Ok(Some(ev)) => self.incoming.push_back(Queued::Dimse(ev)),
                             Ok(None) => {}
                             Err(e) => {
                                 let err = self.proto_error(e);
@@ -487,12 +510,7 @@ impl Connection {
                         }
                     }
                 }
-                AssocEvent::ReleaseIndication { .. } => {
-                    self.assoc.release_response().map_err(Error::Protocol)?;
-                    self.flush()?;
-                    self.linger();
-                    self.incoming.push_back(Incoming::Released);
-                }
+                AssocEvent::ReleaseIndication { .. } => self.incoming.push_back(Queued::Release),
                 other => {
                     let e = self.event_error(other);
                     let _ = self.flush();
