@@ -11,6 +11,9 @@
 //! For misbehaving peers there is [`fake_peer`]: a scripted peer (and client) on a
 //! loopback port that breaks the protocol on cue.
 //!
+//! TLS tests get their certificates from [`TestPki`] (a CA, server and client
+//! certificates, and wrong ones: another CA, another name, expired).
+//!
 //! Every peer runs in its own process group with its stdout/stderr in files in
 //! its own temp dir; [`Peer`]'s `Drop` kills the group and removes the temp
 //! dir, also when a test panics. A peer that does not come up (its program is
@@ -29,6 +32,7 @@ mod orthanc;
 mod process;
 mod pynetdicom;
 mod testdata;
+mod tls;
 
 pub use dcmtk::{
     dcmtk, dcmtk_qrscp, dcmtk_storescp, echo, load_into_qrscp, QrScpOpts, StoreScpOpts, CLIENT_AE,
@@ -42,3 +46,4 @@ pub use orthanc::{
 pub use process::{require_tool, run_bounded, Peer};
 pub use pynetdicom::{pynetdicom_qrscp, pynetdicom_storescp, PyQrScpOpts, PyStoreScpOpts};
 pub use testdata::{dump2dcm, unique_uid, TestImage};
+pub use tls::{CertFiles, TestPki};

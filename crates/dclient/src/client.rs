@@ -15,6 +15,7 @@ use dclient_proto::ul::pdu::{RoleSelection, UserIdentityRq};
 use dicom_object::InMemDicomObject;
 
 use crate::error::{Error, Result};
+use crate::identity::UserIdentity;
 use crate::services::echo;
 use crate::services::find::{FindRequest, FindStream, FindSummary, IntoQuery, QueryLevel};
 use crate::services::retrieve::{
@@ -22,6 +23,7 @@ use crate::services::retrieve::{
     RetrieveResult,
 };
 use crate::storage::StorageDir;
+use crate::tls::TlsClientConfig;
 use crate::transport::{Connection, Timeouts};
 
 /// Options of a [`DClient`], with the seed's names and defaults.
@@ -36,8 +38,13 @@ pub struct ClientOptions {
     /// Connect, association, DIMSE and network timeouts. `timeout` in the seed sets all
     /// four (default 10 s); set them one by one here if needed.
     pub timeouts: Timeouts,
-    /// User identity to present during association (PS3.7 D.3.3.7), if any.
+    /// User identity to present during association (PS3.7 D.3.3.7), if any; see
+    /// [`with_identity`](Self::with_identity). When it asks for a positive response and the
+    /// peer does not give one, the association is released and the operation fails with
+    /// [`Error::IdentityNotConfirmed`].
     pub user_identity: Option<UserIdentityRq>,
+    /// TLS: run every association over TLS with this configuration. Default: plain TCP.
+    pub tls: Option<TlsClientConfig>,
 }
 
 impl Default for ClientOptions {
@@ -48,6 +55,7 @@ impl Default for ClientOptions {
             max_package_size: 32768,
             timeouts: Timeouts::default(),
             user_identity: None,
+            tls: None,
         }
     }
 }
@@ -57,6 +65,17 @@ impl ClientOptions {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeouts = Timeouts::uniform(timeout);
         self
+    }
+
+    /// Presents `identity`, asking the peer to confirm it when `positive_response` is set.
+    /// An empty or oversized field is [`Error::InvalidInput`].
+    pub fn with_identity(
+        mut self,
+        identity: &UserIdentity,
+        positive_response: bool,
+    ) -> Result<Self> {
+        self.user_identity = Some(identity.request(positive_response)?);
+        Ok(self)
     }
 }
 
@@ -172,7 +191,14 @@ impl DClient {
         roles: Vec<RoleSelection>,
     ) -> Result<Connection> {
         let cfg = self.requestor_config(contexts, roles);
-        Connection::connect(&self.host, self.port, &cfg, self.options.timeouts)
+        let conn = match &self.options.tls {
+            None => Connection::connect(&self.host, self.port, &cfg, self.options.timeouts)
+                .map_err(crate::tls::hint_plain_failure)?,
+            Some(tls) => {
+                crate::tls::connect(&self.host, self.port, &cfg, self.options.timeouts, tls)?
+            }
+        };
+        check_identity_response(conn, cfg.user_identity.as_ref())
     }
 
     /// Tests the connection with a C-ECHO (Verification SOP Class, 1.2.840.10008.1.1).
@@ -543,6 +569,28 @@ impl Default for GetOptions {
     fn default() -> Self {
         GetOptions { sop_classes: Vec::new(), discover: true, max_discovered: 100_000 }
     }
+}
+
+/// When a positive response to our user identity was requested and none came, releases
+/// the association and fails (see [`crate::identity`] for why).
+fn check_identity_response(conn: Connection, asked: Option<&UserIdentityRq>) -> Result<Connection> {
+    let wanted = asked.is_some_and(|u| u.positive_response_requested);
+    if !wanted {
+        return Ok(conn);
+    }
+    if let Some(ac) = &conn.negotiated().user_identity_ac {
+        tracing::info!(
+            "{} confirmed our user identity (server response of {} bytes)",
+            conn.peer(),
+            ac.server_response.len()
+        );
+        return Ok(conn);
+    }
+    let peer = conn.peer().to_owned();
+    if let Err(e) = conn.release() {
+        tracing::debug!("releasing the association with {peer}: {e}");
+    }
+    Err(Error::IdentityNotConfirmed { peer })
 }
 
 /// The Verification context with the two little-endian syntaxes.

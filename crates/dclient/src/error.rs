@@ -63,6 +63,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The TLS handshake failed: the peer's certificate is not trusted, expired or for
+    /// another name, the peer refused ours, or it does not speak TLS. Nothing DICOM was sent.
+    #[error("TLS handshake with {peer} failed: {reason}")]
+    Tls {
+        /// host:port.
+        peer: String,
+        /// What went wrong, in words.
+        reason: String,
+    },
+
     // ------------------------------------------------------------ the peer's refusal
     /// The peer rejected the association (A-ASSOCIATE-RJ).
     #[error("{peer} {rj}")]
@@ -99,6 +109,15 @@ pub enum Error {
         meaning: String,
         /// The Error Comment (0000,0902), if sent.
         comment: Option<String>,
+    },
+
+    /// We asked for a positive response to our user identity (PS3.7 D.3.3.7) and the peer
+    /// accepted the association without one: it did not confirm who we are (it may not
+    /// support user identity negotiation). The association was released.
+    #[error("{peer} accepted the association without confirming our user identity (a positive response was requested; the peer may not support user identity negotiation)")]
+    IdentityNotConfirmed {
+        /// host:port.
+        peer: String,
     },
 
     // ------------------------------------------------------------ the peer's violation

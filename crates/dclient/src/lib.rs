@@ -22,17 +22,21 @@
 pub mod client;
 pub mod dataset;
 pub mod error;
+pub mod identity;
 pub mod names;
 pub mod scp;
 pub mod send;
 pub mod services;
 pub mod storage;
 pub mod synth;
+pub mod tls;
 pub mod transport;
 
 pub use client::{ClientOptions, DClient};
 pub use dclient_proto as proto;
 pub use error::{Error, Result};
+pub use identity::UserIdentity;
 pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport};
 pub use services::find::{FindRequest, FindStream, FindSummary, InformationModel, QueryLevel};
+pub use tls::{TlsClientConfig, TlsServerConfig};
 pub use transport::Timeouts;

@@ -3,7 +3,7 @@
 //! 1. The paths are expanded (folders recursively, in name order; hidden files and folders
 //!    and DICOMDIRs skipped) and each file is prepared: only its meta group is read, and its
 //!    data set's element headers are checked ([`PreparedFile::open`]).
-//! 2. The presentation contexts come from the files ([`contexts_for`]); when they are more
+//! 2. The presentation contexts come from the files ([`contexts_for`](crate::services::store::contexts_for)); when they are more
 //!    than one association holds (128), SOP classes are split over several associations.
 //! 3. One association carries all the files of a batch, message IDs increasing; with
 //!    `parallel` N, N associations (threads) take files from a shared queue.
@@ -639,6 +639,7 @@ mod tests {
                 data_offset: 0,
                 data_len: 10,
                 has_meta: true,
+                identifying_len: 0,
             }),
         }
     }

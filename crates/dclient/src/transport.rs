@@ -53,6 +53,9 @@ pub trait Stream: Read + Write + Send {
     fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
     /// Closes both directions.
     fn shutdown(&self);
+    /// Says goodbye at the stream's own layer before [`shutdown`](Stream::shutdown) (TLS:
+    /// a `close_notify` alert). Nothing by default.
+    fn close_notify(&mut self) {}
 }
 
 impl Stream for TcpStream {
@@ -691,6 +694,7 @@ impl Connection {
 
     fn close(&mut self) {
         if !self.closed {
+            self.stream.close_notify();
             self.stream.shutdown();
             self.closed = true;
         }

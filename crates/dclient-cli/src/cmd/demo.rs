@@ -103,7 +103,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         "127.0.0.1",
         pacs.port(),
         ClientOptions {
-            ae: a.common.ae.clone(),
+            ae: a.common.ae().to_owned(),
             host_ae: PACS.into(),
             timeouts: Timeouts::uniform(Duration::from_secs(10)),
             ..ClientOptions::default()

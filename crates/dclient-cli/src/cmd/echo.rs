@@ -17,7 +17,7 @@ pub struct Args {
 
 /// Runs the C-ECHO and prints one line.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
-    let mut client = a.common.client(&a.host, a.port);
+    let mut client = a.common.client(&a.host, a.port)?;
     let start = Instant::now();
     client.echo()?;
     if !a.common.quiet {

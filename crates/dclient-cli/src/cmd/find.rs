@@ -89,7 +89,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         .filter(|t| *t != QUERY_RETRIEVE_LEVEL && *t != SPECIFIC_CHARACTER_SET)
         .collect();
 
-    let mut client = a.common.client(&a.host, a.port);
+    let mut client = a.common.client(&a.host, a.port)?;
     let stdout = io::stdout();
     let mut out =
         Printer::new(a.format, columns, BufWriter::with_capacity(64 * 1024, stdout.lock()));

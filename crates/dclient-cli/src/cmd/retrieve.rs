@@ -62,7 +62,7 @@ impl Target {
 pub struct GetArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Folder the instances are written into, as <SOPInstanceUID>.dcm.
+    /// Folder the instances are written into, as `<SOPInstanceUID>.dcm`.
     #[arg(long, value_name = "DIR", required_unless_present = "ignore")]
     pub out: Option<PathBuf>,
     /// Storage SOP class to receive (repeatable). Default: found by a C-FIND at IMAGE
@@ -92,7 +92,7 @@ pub struct MoveArgs {
     /// the move (the peer must know our AE title at this host and PORT).
     #[arg(long, value_name = "PORT", requires = "out")]
     pub receive: Option<u16>,
-    /// With --receive: the folder the instances are written into, as <SOPInstanceUID>.dcm.
+    /// With --receive: the folder the instances are written into, as `<SOPInstanceUID>.dcm`.
     #[arg(long, value_name = "DIR", requires = "receive")]
     pub out: Option<PathBuf>,
     /// With --receive: the address the receiver listens on.
@@ -115,7 +115,7 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
         discover: !a.no_discover,
         ..GetOptions::default()
     };
-    let mut client = a.common.client(&a.target.host, a.target.port);
+    let mut client = a.common.client(&a.target.host, a.target.port)?;
     let bar = Bar::new(a.common.quiet);
     let start = std::time::Instant::now();
     let result = client.get(&req, &storage, &opts, &mut |p| bar.update(p));
@@ -149,15 +149,15 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
 /// Runs the C-MOVE.
 pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     let req = a.target.request()?;
-    let mut client = a.common.client(&a.target.host, a.target.port);
+    let mut client = a.common.client(&a.target.host, a.target.port)?;
     let bar = Bar::new(a.common.quiet);
     let start = std::time::Instant::now();
     let (result, received) = match (a.receive, &a.out) {
         (Some(port), Some(dir)) => {
-            if let Some(dest) = a.dest.as_ref().filter(|d| **d != a.common.ae) {
+            if let Some(dest) = a.dest.as_ref().filter(|d| **d != a.common.ae()) {
                 return Err(dclient::Error::InvalidInput(format!(
                     "with --receive the destination is our own AE title ({}), not {dest}",
-                    a.common.ae
+                    a.common.ae()
                 ))
                 .into());
             }
@@ -168,7 +168,7 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
             (r, Some((n, dir)))
         }
         _ => {
-            let dest = a.dest.as_deref().unwrap_or(&a.common.ae);
+            let dest = a.dest.as_deref().unwrap_or(a.common.ae());
             let r = client.move_to(dest, &req, &mut |p| bar.update(p));
             bar.finish();
             (r?, None)
@@ -176,7 +176,7 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     };
     report("C-MOVE", &result, &a.common);
     if !a.common.quiet {
-        let dest = a.dest.clone().unwrap_or_else(|| a.common.ae.clone());
+        let dest = a.dest.clone().unwrap_or_else(|| a.common.ae().to_owned());
         let got = received
             .map(|(n, d)| format!(", {n} received into {}", d.display()))
             .unwrap_or_default();

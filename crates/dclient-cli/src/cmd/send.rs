@@ -28,7 +28,7 @@ pub struct Args {
 
 /// Sends, prints one line per failed file on stderr and the summary on stdout.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
-    let mut client = a.common.client(&a.host, a.port);
+    let mut client = a.common.client(&a.host, a.port)?;
     let bar = if std::io::stderr().is_terminal() && !a.common.quiet {
         let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         pb.set_style(

@@ -35,6 +35,15 @@ pub struct Args {
     /// Seconds an association may stay silent between requests.
     #[arg(long, default_value_t = 60)]
     pub idle_timeout: u64,
+    /// With --tls-cert/--tls-key and --tls-ca: refuse clients without a certificate issued
+    /// by that CA (without it, a client certificate is checked only when presented).
+    #[arg(long = "tls-require-client-cert")]
+    pub tls_require_client_cert: bool,
+    /// Accept only the users of FILE: one `name:password` per line (the password is the
+    /// rest of the line; `#` starts a comment line), stored in clear, so keep the file
+    /// private. Others are rejected (A-ASSOCIATE-RJ, permanent, no reason given).
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -51,23 +60,12 @@ fn parse_peer(s: &str) -> Result<(String, String, u16), String> {
     Ok((ae.to_owned(), host.to_owned(), port))
 }
 
-/// Our AE title: `--ae` when given; otherwise `ANY-SCP`, the called AE title the other
-/// subcommands use by default, so that `dclient echo 127.0.0.1 PORT` works against a
-/// default `dclient serve`. (`--ae` is the shared option whose default, `DCLIENT`, is a
-/// calling AE title; only an explicit one names the server.)
-fn scp_ae(common: &Common) -> String {
-    let given = std::env::args().any(|x| x == "--ae" || x.starts_with("--ae="));
-    if given {
-        common.ae.clone()
-    } else {
-        "ANY-SCP".into()
-    }
-}
-
 /// Runs the SCP until Ctrl-C (or SIGTERM), then shuts it down cleanly.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let mut config = ScpConfig::new(&a.dir);
-    config.ae = scp_ae(&a.common);
+    // `ANY-SCP` unless given: the called AE title the other subcommands use by default,
+    // so that `dclient echo 127.0.0.1 PORT` works against a default `dclient serve`.
+    config.ae = a.common.ae_arg.clone().unwrap_or_else(|| "ANY-SCP".into());
     config.bind = a.bind;
     config.port = a.port;
     config.accept_any_ae = a.accept_any_ae;
@@ -81,6 +79,10 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         network: t.max(Duration::from_secs(30)),
     };
     config.idle_timeout = Duration::from_secs(a.idle_timeout.max(1));
+    config.tls = a.common.tls_server(a.tls_require_client_cert)?;
+    if let Some(f) = &a.users {
+        config.users = Some(dclient::identity::UserList::load(f)?);
+    }
     for (ae, host, port) in &a.peers {
         if config.peers.insert(ae.clone(), (host.clone(), *port)).is_some() {
             bail!("--peer {ae} given twice");

@@ -45,7 +45,7 @@ fn probe_contexts() -> Vec<ProposedContext> {
 
 /// Associates, prints the outcome of every context, releases.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
-    let mut client = a.common.client(&a.host, a.port);
+    let mut client = a.common.client(&a.host, a.port)?;
     let contexts =
         if a.verification_only { vec![verification_context()] } else { probe_contexts() };
     let report = client.try_test(contexts)?;

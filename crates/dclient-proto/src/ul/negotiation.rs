@@ -356,6 +356,10 @@ pub struct AcceptorPolicy {
     pub grant_scp_role_to_all: bool,
     /// Our maximum P-DATA-TF length.
     pub max_pdu: u32,
+    /// The server response to a user identity whose requestor asked for a positive
+    /// response (PS3.7 D.3.3.7.2; empty for user names and passwords). Set it only once the
+    /// identity is verified: `None` sends no User Identity sub-item.
+    pub user_identity_response: Option<Vec<u8>>,
 }
 
 impl AcceptorPolicy {
@@ -412,6 +416,13 @@ impl AcceptorPolicy {
                 implementation_class_uid: Some(uids::IMPLEMENTATION_CLASS_UID.into()),
                 implementation_version_name: Some(uids::IMPLEMENTATION_VERSION_NAME.into()),
                 role_selections: roles,
+                user_identity_ac: self.user_identity_response.as_ref().and_then(|r| {
+                    rq.user_info
+                        .user_identity_rq
+                        .as_ref()
+                        .filter(|u| u.positive_response_requested)
+                        .map(|_| UserIdentityAc { server_response: r.clone() })
+                }),
                 ..UserInfo::default()
             },
             unknown_items: Vec::new(),
@@ -487,6 +498,35 @@ mod tests {
         assert_eq!(n.contexts[&3].result, PresentationContextResult::AbstractSyntaxNotSupported);
         assert_eq!(n.contexts[&5].result, PresentationContextResult::TransferSyntaxesNotSupported);
         assert_eq!(n.accepted_contexts().count(), 1);
+    }
+
+    #[test]
+    fn identity_response_only_when_asked_for_and_given() {
+        let mut c = cfg(1);
+        c.user_identity = Some(UserIdentityRq {
+            identity_type: 2,
+            positive_response_requested: false,
+            primary: b"ann".to_vec(),
+            secondary: b"pw".to_vec(),
+        });
+        let policy = AcceptorPolicy {
+            supported: [(uids::VERIFICATION.to_owned(), vec![])].into_iter().collect(),
+            max_pdu: 16384,
+            user_identity_response: Some(Vec::new()),
+            ..AcceptorPolicy::default()
+        };
+        let rq = c.build_rq().expect("rq");
+        assert_eq!(policy.answer(&rq).user_info.user_identity_ac, None, "not asked for");
+        if let Some(u) = c.user_identity.as_mut() {
+            u.positive_response_requested = true;
+        }
+        let rq = c.build_rq().expect("rq");
+        let ac = policy.answer(&rq);
+        assert_eq!(ac.user_info.user_identity_ac, Some(UserIdentityAc { server_response: vec![] }));
+        let n = Negotiated::from_exchange(&rq, &ac).expect("valid");
+        assert!(n.user_identity_ac.is_some());
+        let silent = AcceptorPolicy { user_identity_response: None, ..policy };
+        assert_eq!(silent.answer(&rq).user_info.user_identity_ac, None, "not verified");
     }
 
     #[test]

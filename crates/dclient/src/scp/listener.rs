@@ -99,16 +99,22 @@ fn reject_busy(stream: TcpStream, peer: String, shared: &Arc<Shared>) {
         let t = s.config.timeouts;
         let timeouts =
             Timeouts { acse: REJECT_ACSE.min(t.acse), network: REJECT_ACSE.min(t.network), ..t };
-        let r =
-            Connection::accept(Box::new(stream), peer.clone(), s.config.max_pdu, timeouts, |rq| {
-                tracing::warn!(
-                    "association from {}@{peer} rejected: {} associations already in progress \
+        // Over TLS the rejection too goes through a handshake (bounded the same way).
+        let Some(stream) =
+            super::secure::open_stream(stream, &peer, &s.config, timeouts.acse, timeouts.network)
+        else {
+            s.rejecting.fetch_sub(1, Ordering::SeqCst);
+            return;
+        };
+        let r = Connection::accept(stream, peer.clone(), s.config.max_pdu, timeouts, |rq| {
+            tracing::warn!(
+                "association from {}@{peer} rejected: {} associations already in progress \
                  (local limit exceeded)",
-                    rq.calling_ae,
-                    s.config.max_associations
-                );
-                Err(RJ_LIMIT)
-            });
+                rq.calling_ae,
+                s.config.max_associations
+            );
+            Err(RJ_LIMIT)
+        });
         if let Err(e) = r {
             tracing::debug!("rejecting {peer}: {e}");
         }

@@ -27,6 +27,7 @@ pub mod index;
 pub mod listener;
 pub mod matching;
 pub mod qr;
+pub mod secure;
 pub mod send;
 pub mod session;
 
@@ -101,6 +102,15 @@ pub struct ScpConfig {
     /// go flat into `dir` as `<SOPInstanceUID>.dcm`, like C-GET's, no index file is
     /// written, and only Verification and storage are offered, not query/retrieve.
     pub store_only: bool,
+    /// Serve DICOM over TLS with this certificate (and client-certificate policy). Every
+    /// connection then starts with a TLS handshake within the ACSE timeout. Default: plain
+    /// TCP.
+    pub tls: Option<crate::tls::TlsServerConfig>,
+    /// Accept only requestors presenting the user name and password (or a listed user
+    /// name without password) of one of these users; others get an A-ASSOCIATE-RJ
+    /// (permanent, service-user, no reason given) and the real reason goes to the log.
+    /// Default: no check (a presented identity is ignored, as DCMTK does).
+    pub users: Option<crate::identity::UserList>,
 }
 
 impl ScpConfig {
@@ -125,6 +135,8 @@ impl ScpConfig {
             grace: Duration::from_secs(5),
             matching: MatchOptions::default(),
             store_only: false,
+            tls: None,
+            users: None,
         }
     }
 
@@ -239,7 +251,12 @@ impl Scp {
             .name(format!("dclient-scp-{}", local.port()))
             .spawn(move || listener::accept_loop(listener, s))
             .map_err(|e| ScpError::Bind { addr, source: e })?;
-        tracing::info!("listening on {local} as AE {}", shared.config.ae);
+        tracing::info!(
+            "listening on {local} as AE {}{}{}",
+            shared.config.ae,
+            if shared.config.tls.is_some() { ", TLS" } else { "" },
+            if shared.config.users.is_some() { ", user identity required" } else { "" }
+        );
         Ok(ScpHandle { shared, local, thread: Some(thread), repair: report })
     }
 }

@@ -11,7 +11,7 @@
 //!   Instance UID List (0008,0058) in the final identifier, or Cancel.
 //! - C-MOVE: the same, over a new association to the destination named by the Move
 //!   Destination AE title, looked up in the configured peers (unknown: 0xA801).
-//! - Identifiers are checked before they are parsed (`header::check_dataset`); a bad
+//! - Identifiers are checked before they are parsed (`dataset::read_dataset`); a bad
 //!   identifier is 0xC000 "unable to process", a key set that does not fit the
 //!   information model is 0xA900 "identifier does not match SOP class", both with an Error
 //!   Comment.

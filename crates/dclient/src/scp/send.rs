@@ -34,6 +34,7 @@ pub fn prepared(f: &StoredFile) -> PreparedFile {
         data_offset: f.data_offset,
         data_len: f.data_len,
         has_meta: true,
+        identifying_len: 0,
     }
 }
 

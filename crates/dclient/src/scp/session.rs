@@ -130,20 +130,39 @@ pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
     let peer = peer_addr.to_string();
     let probe = stream.try_clone().ok();
     let cfg = &shared.config;
-    let accepted =
-        Connection::accept(Box::new(stream), peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
-            let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu, !cfg.store_only);
-            if r.is_err() {
-                shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "association from {}@{peer} rejected: called AE title {:?} is not ours ({})",
-                    rq.calling_ae.trim(),
-                    rq.called_ae.trim(),
-                    cfg.ae
-                );
+    let Some(stream) =
+        super::secure::open_stream(stream, &peer, cfg, cfg.timeouts.acse, cfg.timeouts.network)
+    else {
+        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let mut user = None;
+    let accepted = Connection::accept(stream, peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
+        let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu, !cfg.store_only);
+        if r.is_err() {
+            shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "association from {}@{peer} rejected: called AE title {:?} is not ours ({})",
+                rq.calling_ae.trim(),
+                rq.called_ae.trim(),
+                cfg.ae
+            );
+        }
+        let mut policy = r?;
+        match super::secure::check_identity(rq, cfg) {
+            Ok(None) => {}
+            Ok(Some((name, response))) => {
+                policy.user_identity_response = Some(response);
+                user = Some(name);
             }
-            r
-        });
+            Err(why) => {
+                shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("association from {}@{peer} rejected: {why}", rq.calling_ae.trim());
+                return Err(super::secure::RJ_IDENTITY);
+            }
+        }
+        Ok(policy)
+    });
     let (mut conn, rq) = match accepted {
         Ok(Some(x)) => x,
         Ok(None) => return,
@@ -156,9 +175,10 @@ pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
     let calling = rq.calling_ae.trim().to_owned();
     let n = conn.negotiated();
     tracing::info!(
-        "association from {calling}@{peer} accepted ({} of {} presentation contexts)",
+        "association from {calling}@{peer} accepted ({} of {} presentation contexts){}",
         n.accepted_contexts().count(),
-        n.contexts.len()
+        n.contexts.len(),
+        user.map(|u| format!(" for user {u:?}")).unwrap_or_default()
     );
     let started = Instant::now();
     let mut watch = CancelWatch::new(probe);

@@ -44,6 +44,10 @@ pub struct PreparedFile {
     pub data_len: u64,
     /// False for a raw data set without a meta group.
     pub has_meta: bool,
+    /// Bytes of the data set (inflated, for a deflated one) before its first top-level
+    /// element past group 0020: the patient, study, series and instance attributes,
+    /// without image description or pixel data. What an index needs to read.
+    pub identifying_len: u64,
 }
 
 /// Why a file cannot be sent.
@@ -104,6 +108,7 @@ impl PreparedFile {
                 data_offset: 0,
                 data_len: file_len,
                 has_meta: false,
+                identifying_len: 0,
             },
         };
         if pf.sop_class_uid == MEDIA_STORAGE_DIRECTORY {
@@ -147,6 +152,7 @@ impl PreparedFile {
         if found.elements == 0 {
             return Err(PrepareError::Invalid("no data set after the file meta group".into()));
         }
+        pf.identifying_len = found.identifying_len.unwrap_or(found.walked);
         if !pf.has_meta {
             let (Some(class), Some(inst)) = (found.sop_class, found.sop_instance) else {
                 return Err(PrepareError::NotDicom(
@@ -274,6 +280,7 @@ fn read_meta(
         data_offset: pos as u64,
         data_len: file_len - pos as u64,
         has_meta: true,
+        identifying_len: 0,
     })
 }
 
@@ -342,6 +349,10 @@ impl Encoding {
 #[derive(Debug, Default)]
 struct Found {
     elements: u64,
+    /// Where the first top-level element past group 0020 starts.
+    identifying_len: Option<u64>,
+    /// Bytes walked (the whole data set, inflated, once the walk is done).
+    walked: u64,
     sop_class: Option<String>,
     sop_instance: Option<String>,
 }
@@ -511,7 +522,9 @@ impl<S: Source> Walker<'_, S> {
     }
 
     fn walk_top(&mut self, enc: Encoding) -> Result<(), WalkError> {
-        self.walk_items_of(enc, 0, None)
+        self.walk_items_of(enc, 0, None)?;
+        self.found.walked = self.pos;
+        Ok(())
     }
 
     /// Walks elements until the end of data (top level), or until an item delimiter when
@@ -535,6 +548,7 @@ impl<S: Source> Walker<'_, S> {
                     return Err(WalkError::Bad("an element runs past the end of its item".into()));
                 }
             }
+            let element_start = self.pos;
             let Some(h) = self.header(enc)? else {
                 return match item_end {
                     None => Ok(()),
@@ -561,6 +575,9 @@ impl<S: Source> Walker<'_, S> {
             last_tag = h.tag;
             if depth == 0 {
                 self.found.elements += 1;
+                if h.tag.0 > 0x0020 && self.found.identifying_len.is_none() {
+                    self.found.identifying_len = Some(element_start);
+                }
             }
             if h.len == u32::MAX {
                 let is_pixel = h.tag == (0x7FE0, 0x0010);

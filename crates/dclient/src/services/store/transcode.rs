@@ -167,6 +167,7 @@ mod tests {
             data_offset: 0,
             data_len: 0,
             has_meta: true,
+            identifying_len: 0,
         };
         let e = transcode(&pf, uids::EXPLICIT_VR_LE).expect_err("compressed");
         assert!(e.to_string().contains("JPEG Baseline"), "{e}");
