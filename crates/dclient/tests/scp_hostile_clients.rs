@@ -7,7 +7,8 @@
 //! timeouts.
 #![allow(clippy::unwrap_used)]
 
-use std::net::Shutdown;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -88,6 +89,26 @@ fn while_echoing<R>(scp: &ScpHandle, f: impl FnOnce() -> R) -> (R, usize) {
         echoes.join().unwrap();
         (r, done.load(Ordering::SeqCst))
     })
+}
+
+/// Reads from a raw socket until the server closes it (true) or `limit` passes (false).
+fn closed_by_server(s: &mut TcpStream, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true, // reset
+        }
+    }
 }
 
 fn assert_closed_in(t: &Transcript, started: Instant, limit: Duration) {
@@ -266,4 +287,62 @@ fn byte_at_a_time_clients_work_when_prompt_and_are_dropped_when_slow() {
         });
     });
     assert!(echoes > 0);
+}
+
+#[test]
+fn three_hundred_connections_at_once_do_not_stop_the_well_behaved_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let scp = start(dir.path());
+    let started = Instant::now();
+    let (closed, echoes) = while_echoing(&scp, || {
+        // 300 connections: silent ones, half A-ASSOCIATE-RQs, garbage, and half-closed ones.
+        let rq = encode_pdu_to_vec(&rq(verification(), vec![])).unwrap();
+        let mut socks: Vec<TcpStream> = Vec::new();
+        for i in 0..300 {
+            let mut s = TcpStream::connect(("127.0.0.1", scp.port())).unwrap();
+            match i % 4 {
+                0 => {}
+                1 => s.write_all(&rq[..rq.len() / 2]).unwrap(),
+                2 => s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap(),
+                _ => s.shutdown(Shutdown::Write).unwrap(),
+            }
+            socks.push(s);
+        }
+        // Every one is closed by the server within the ACSE timeout (plus slack).
+        std::thread::scope(|s| {
+            let handles: Vec<_> = socks
+                .into_iter()
+                .map(|mut sock| s.spawn(move || closed_by_server(&mut sock, ACSE + SLACK)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).filter(|c| *c).count()
+        })
+    });
+    assert_eq!(closed, 300, "connections the server closed");
+    assert!(echoes > 0);
+    assert!(started.elapsed() < ACSE + SLACK + SLACK);
+    echo(&scp).unwrap();
+}
+
+#[test]
+fn beyond_256_waiting_connections_the_oldest_are_closed_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ScpConfig::new(dir.path());
+    c.port = 0;
+    c.timeouts = Timeouts::uniform(Duration::from_secs(5));
+    let scp = Scp::start(c).unwrap();
+    let ((), _) = while_echoing(&scp, || {
+        let started = Instant::now();
+        let mut socks: Vec<TcpStream> =
+            (0..300).map(|_| TcpStream::connect(("127.0.0.1", scp.port())).unwrap()).collect();
+        // The 44 oldest make room for the newest, long before the 5 s ACSE timeout.
+        for s in &mut socks[..44] {
+            assert!(closed_by_server(s, Duration::from_secs(2)), "an old one stayed open");
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        let end = Instant::now() + Duration::from_secs(2);
+        while scp.handshakes_in_progress() > 256 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(scp.handshakes_in_progress() <= 256);
+    });
 }

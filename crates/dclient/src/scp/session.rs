@@ -124,9 +124,25 @@ pub fn policy_for(
     Ok(policy)
 }
 
-/// Runs one association to its end. Never panics on peer input; logs one line when the
-/// association starts and one when it ends.
-pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
+/// Runs connection `id` to its end: the handshake, then (holding one of the
+/// `max_associations` slots from the A-ASSOCIATE-RQ on) the association. Never panics on
+/// peer input; logs one line when the association starts and one when it ends.
+pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared, id: u64) {
+    let mut slot = false;
+    run_connection(stream, peer_addr, shared, id, &mut slot);
+    shared.end_handshake(id);
+    if slot {
+        shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn run_connection(
+    stream: TcpStream,
+    peer_addr: SocketAddr,
+    shared: &Shared,
+    id: u64,
+    slot: &mut bool,
+) {
     let peer = peer_addr.to_string();
     let probe = stream.try_clone().ok();
     let cfg = &shared.config;
@@ -138,6 +154,7 @@ pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
     };
     let mut user = None;
     let accepted = Connection::accept(stream, peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
+        shared.end_handshake(id);
         let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu, !cfg.store_only);
         if r.is_err() {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -161,6 +178,17 @@ pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
                 return Err(super::secure::RJ_IDENTITY);
             }
         }
+        if !shared.take_slot() {
+            shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "association from {}@{peer} rejected: {} associations already in progress \
+                 (local limit exceeded)",
+                rq.calling_ae.trim(),
+                cfg.max_associations
+            );
+            return Err(super::listener::RJ_LIMIT);
+        }
+        *slot = true;
         Ok(policy)
     });
     let (mut conn, rq) = match accepted {
