@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dclient::proto::dimse::status::Status;
 use dclient::proto::ul::pdu::{pdu_type, PresentationContextResult};
-use dclient_testkit::fake_peer::{accept_all, FakePeer, Step};
+use dclient_testkit::fake_peer::{accept_all, FakePeer, Session, Step};
 use dclient_testkit::run_bounded;
 use hostile::*;
 
@@ -120,6 +120,50 @@ fn find_aborted_midway_prints_the_matches_so_far_and_one_error_line() {
 }
 
 #[test]
+fn get_with_hostile_uids_names_each_refusal_on_one_clean_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let hostile = ["../../etc/x", "1.2.3\n\u{1b}[31mEVIL", ""];
+    let peer = FakePeer::start(vec![
+        Step::accept_all(),
+        Step::ExpectMessage,
+        Step::run(move |s: &mut Session| {
+            let ctx = s.context_for(CT)?;
+            for (i, uid) in hostile.iter().enumerate() {
+                s.send_message(
+                    ctx,
+                    &store_rq(100 + i as u16, CT, uid),
+                    Some(&instance_data("1.2.3")),
+                )?;
+                s.read_message()?;
+            }
+            s.send_message(1, &get_rsp(1, Status::WARNING, subs(0, 0, 3)), None)
+        }),
+        Step::Expect(pdu_type::RELEASE_RQ),
+        Step::SendPdu(dclient::proto::ul::pdu::Pdu::ReleaseRp),
+    ]);
+    let o = dclient(
+        "get",
+        peer.port(),
+        &[
+            "-k",
+            "StudyInstanceUID=1.2.3",
+            "--out",
+            &out.display().to_string(),
+            "--sop-class",
+            CT,
+            "--no-discover",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let v = lines(&o);
+    assert!(v.iter().any(|l| l.contains("../../etc/x") && l.contains("not a valid UID")), "{v:?}");
+    assert!(v.iter().any(|l| l.contains("EVIL")), "{v:?}");
+    assert_clean(&peer.finish_one());
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
+
+#[test]
 fn send_aborted_midway_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dclient::synth::DatasetSpec {
@@ -140,4 +184,20 @@ fn send_aborted_midway_names_the_file() {
     assert!(v[0].starts_with(&format!("dclient: {}: ", file.display())), "{v:?}");
     assert!(v[0].contains("association aborted"), "{v:?}");
     assert_closed(&peer.finish_one());
+}
+
+/// Bug: a peer's text went to the terminal as it came: an Error Comment or a SOP Instance UID
+/// holding a newline broke the one-line message, and an escape sequence could drive the
+/// terminal. Control characters are now shown escaped.
+#[test]
+fn regression_a_peer_s_text_cannot_break_the_error_line_or_drive_the_terminal() {
+    let mut cs = echo_rsp(1, Status(0xC001));
+    cs.set_string(dclient::proto::dimse::command::tags::ERROR_COMMENT, "disk\nfull\u{1b}[2J");
+    let mut script = vec![Step::accept_all()];
+    script.extend(answer(cs, None));
+    script.extend(Step::release());
+    let peer = FakePeer::start(script);
+    let l = one_line(&dclient("echo", peer.port(), &[]));
+    assert!(l.contains("error comment: disk full\\u{1b}[2J"), "{l}");
+    peer.finish_one();
 }

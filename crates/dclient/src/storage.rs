@@ -299,7 +299,10 @@ pub fn receive_store(
     }
     let received = inc.finish();
     if let Some(e) = &received.error {
-        tracing::warn!("refused C-STORE of {}: {e}", truncate(&received.sop_instance_uid));
+        tracing::warn!(
+            "refused C-STORE of {}: {e}",
+            crate::names::printable(&received.sop_instance_uid)
+        );
     }
     answer_store(conn, context_id, rq, received.status, received.error.as_deref())?;
     Ok(received)

@@ -155,12 +155,13 @@ fn run_connection(
     let mut user = None;
     let accepted = Connection::accept(stream, peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
         shared.end_handshake(id);
+        let calling_ae = crate::names::printable(rq.calling_ae.trim());
         let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu, !cfg.store_only);
         if r.is_err() {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 "association from {}@{peer} rejected: called AE title {:?} is not ours ({})",
-                rq.calling_ae.trim(),
+                calling_ae,
                 rq.called_ae.trim(),
                 cfg.ae
             );
@@ -174,7 +175,10 @@ fn run_connection(
             }
             Err(why) => {
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("association from {}@{peer} rejected: {why}", rq.calling_ae.trim());
+                tracing::warn!(
+                    "association from {}@{peer} rejected: {why}",
+                    crate::names::printable(rq.calling_ae.trim())
+                );
                 return Err(super::secure::RJ_IDENTITY);
             }
         }
@@ -183,7 +187,7 @@ fn run_connection(
             tracing::warn!(
                 "association from {}@{peer} rejected: {} associations already in progress \
                  (local limit exceeded)",
-                rq.calling_ae.trim(),
+                calling_ae,
                 cfg.max_associations
             );
             return Err(super::listener::RJ_LIMIT);
@@ -200,7 +204,7 @@ fn run_connection(
         }
     };
     shared.stats.associations.fetch_add(1, Ordering::Relaxed);
-    let calling = rq.calling_ae.trim().to_owned();
+    let calling = crate::names::printable(rq.calling_ae.trim());
     let n = conn.negotiated();
     tracing::info!(
         "association from {calling}@{peer} accepted ({} of {} presentation contexts){}",
@@ -444,5 +448,5 @@ fn receive(
 }
 
 fn short(s: &str) -> String {
-    s.chars().take(70).collect()
+    crate::names::printable(s)
 }

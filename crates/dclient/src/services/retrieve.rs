@@ -24,6 +24,7 @@ use dicom_object::InMemDicomObject;
 
 use crate::dataset::{read_dataset, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
 use crate::error::{Error, Result};
+use crate::names::printable;
 use crate::services::echo::{check_responded_to, status_error, unexpected};
 use crate::services::find::{InformationModel, QueryLevel, QUERY_RETRIEVE_LEVEL};
 use crate::storage::{answer_store, receive_store, Received, StorageDir};
@@ -613,9 +614,10 @@ fn run_retrieve(
                     }
                     let why = "SOP class differs from the presentation context's abstract syntax";
                     answer_store(conn, context_id, &rq, STATUS_NOT_MATCHING_SOP_CLASS, Some(why))?;
-                    result
-                        .warnings
-                        .push(format!("refused {}: {why}", rq.affected_sop_instance_uid));
+                    result.warnings.push(format!(
+                        "refused {}: {why}",
+                        printable(&rq.affected_sop_instance_uid)
+                    ));
                     let mut r = inc.finish();
                     r.status = STATUS_NOT_MATCHING_SOP_CLASS;
                     r.error = Some(why.into());
@@ -624,7 +626,9 @@ fn run_retrieve(
                 }
                 let r = receive_store(conn, context_id, &rq, storage)?;
                 if let Some(e) = &r.error {
-                    result.warnings.push(format!("refused {}: {e}", r.sop_instance_uid));
+                    result
+                        .warnings
+                        .push(format!("refused {}: {e}", printable(&r.sop_instance_uid)));
                 }
                 if r.path.is_some() && !stored.insert(r.sop_instance_uid.clone()) {
                     result.warnings.push(format!(
