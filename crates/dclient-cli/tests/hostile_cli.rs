@@ -65,7 +65,7 @@ fn echo_against_garbage_says_the_peer_is_not_speaking_dicom() {
         l.starts_with(&format!("dclient: 127.0.0.1:{port} violated the DICOM protocol: ")),
         "{l}"
     );
-    assert!(l.contains("PDU of type 0x48"), "{l}");
+    assert!(l.contains("type 0x48 ('H') is not a DICOM PDU type"), "{l}");
     assert_closed(&peer.finish_one());
 }
 

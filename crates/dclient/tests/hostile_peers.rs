@@ -124,7 +124,10 @@ fn garbage_instead_of_an_associate_ac_is_a_violation() {
         Step::Send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_vec()),
     ]);
     let r = bounded("echo", || client(peer.port()).echo());
-    violation(r, "PDU of type 0x48");
+    violation(
+        r,
+        "type 0x48 ('H') is not a DICOM PDU type: is the peer speaking DICOM on this port?",
+    );
     let t = peer.finish_one();
     assert_clean(&t);
     let a = t.got_abort().expect("the client aborts");
@@ -138,7 +141,7 @@ fn garbage_in_the_middle_of_c_find_results_is_a_violation() {
     script.push(Step::Send(vec![0xAB; 300]));
     let peer = FakePeer::start(script);
     let (r, c) = find_patients(peer.port());
-    violation(r, "PDU of type 0xAB");
+    violation(r, "type 0xAB is not a DICOM PDU type");
     assert_eq!(c.data_results().len(), 1, "the match before the garbage is kept");
     assert_clean(&peer.finish_one());
 }
