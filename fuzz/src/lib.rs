@@ -147,3 +147,5 @@ pub fn serve(a: &mut Association, asm: &mut Assembler) -> bool {
     drain(a);
     !a.is_closed()
 }
+
+pub mod scp;

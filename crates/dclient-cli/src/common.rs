@@ -322,7 +322,14 @@ pub fn one_line(e: &anyhow::Error) -> String {
             s.push_str(&c);
         }
     }
-    s.replace('\n', " ")
+    // A peer's text (an Error Comment, say) must not break the line or drive the terminal.
+    s.chars()
+        .flat_map(|c| match c {
+            '\n' | '\r' | '\t' => " ".chars().collect::<Vec<_>>(),
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect()
 }
 
 /// 2 for bad usage or input found before anything was sent, 1 otherwise.

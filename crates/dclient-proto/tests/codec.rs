@@ -259,6 +259,29 @@ fn deframer_fill_reads_in_place() {
     assert_eq!(got, Some(Pdu::AssociateRq(rq_value())));
 }
 
+/// Garbage (an HTTP answer) used to be reported as "PDU of type 0x48 declares 1414541105
+/// bytes, above our limit": true, but no help. A first byte that is no PDU type, with a
+/// "length" beyond our limits, now says the peer is not speaking DICOM.
+#[test]
+fn regression_garbage_is_named_as_not_a_pdu_rather_than_a_huge_one() {
+    let mut d = Deframer::new(16384);
+    d.push(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    let e = d.next_pdu().expect_err("not a PDU").to_string();
+    assert_eq!(
+        e,
+        "invalid PDU at byte 0: type 0x48 ('H') is not a DICOM PDU type: is the peer \
+         speaking DICOM on this port?"
+    );
+    // A TLS alert record (0x15): the type is still named, for the TLS hint.
+    let mut d = Deframer::new(16384);
+    d.push(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
+    assert!(d.next_pdu().expect_err("not a PDU").to_string().contains("type 0x15"));
+    // An unknown type within our limits is still read (and refused by the association).
+    let mut d = Deframer::new(16384);
+    d.push(&[0x09, 0, 0, 0, 0, 2, 1, 2]);
+    assert!(matches!(d.next_pdu(), Ok(Some(Pdu::Unknown { pdu_type: 0x09, .. }))));
+}
+
 #[test]
 fn declared_lengths_above_our_limits_are_refused_before_allocating() {
     // A P-DATA-TF declaring 4 GiB - 1: refused from its 6-byte header alone.

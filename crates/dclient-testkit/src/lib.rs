@@ -8,6 +8,9 @@
 //! - Orthanc ([`orthanc`], with a tiny REST client: [`orthanc_upload`],
 //!   [`orthanc_instances`], [`orthanc_get_file`]).
 //!
+//! For misbehaving peers there is [`fake_peer`]: a scripted peer (and client) on a
+//! loopback port that breaks the protocol on cue.
+//!
 //! TLS tests get their certificates from [`TestPki`] (a CA, server and client
 //! certificates, and wrong ones: another CA, another name, expired).
 //!
@@ -23,6 +26,7 @@
 //! is killed with SIGKILL (no unwinding) its peers are orphaned.
 
 mod dcmtk;
+pub mod fake_peer;
 mod net;
 mod orthanc;
 mod process;

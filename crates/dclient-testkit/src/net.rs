@@ -42,6 +42,12 @@ pub fn free_port() -> u16 {
     panic!("no fresh free port on 127.0.0.1 after 200 tries");
 }
 
+/// Marks a port bound by the kit itself as handed out, so that [`free_port`] never
+/// returns it.
+pub(crate) fn reserve(port: u16) {
+    HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner()).insert(port);
+}
+
 /// A port on 127.0.0.1 with no listener (a connect gets "connection
 /// refused"). Like [`free_port`], it is reserved within this process, so no
 /// peer of the kit will be started on it.

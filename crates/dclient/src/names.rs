@@ -22,6 +22,25 @@ pub fn describe_uid(uid: &str) -> String {
     }
 }
 
+/// A peer's text made fit for a one-line message or log: control characters (a newline,
+/// an escape sequence that would drive the terminal) shown escaped as `\n`, `\u{1b}`, and
+/// at most 80 characters.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(84));
+    for (i, c) in s.chars().enumerate() {
+        if i == 80 {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +51,12 @@ mod tests {
         assert_eq!(uid_name("1.2.840.10008.1.2.1"), Some("Explicit VR Little Endian"));
         assert_eq!(uid_name("1.2.3.4"), None);
         assert_eq!(describe_uid("1.2.3.4"), "1.2.3.4");
+    }
+
+    #[test]
+    fn printable_escapes_control_characters_and_cuts_long_text() {
+        assert_eq!(printable("1.2.3"), "1.2.3");
+        assert_eq!(printable("1.2\n\u{1b}[31mX"), "1.2\\n\\u{1b}[31mX");
+        assert_eq!(printable(&"9".repeat(100)), format!("{}...", "9".repeat(80)));
     }
 }

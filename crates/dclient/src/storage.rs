@@ -99,7 +99,7 @@ impl StorageDir {
             inc.refusal = Some((
                 STATUS_INVALID_UID,
                 format!(
-                    "SOP Instance UID {:?} is not a valid UID; refused",
+                    "SOP Instance UID is not a valid UID, refused: {:?}",
                     truncate(&rq.affected_sop_instance_uid)
                 ),
             ));
@@ -109,7 +109,7 @@ impl StorageDir {
             inc.refusal = Some((
                 STATUS_INVALID_UID,
                 format!(
-                    "SOP Class UID {:?} is not a valid UID; refused",
+                    "SOP Class UID is not a valid UID, refused: {:?}",
                     truncate(&rq.affected_sop_class_uid)
                 ),
             ));
@@ -287,7 +287,10 @@ pub fn receive_store(
     receive_data_set(conn, &mut inc)?;
     let received = inc.finish();
     if let Some(e) = &received.error {
-        tracing::warn!("refused C-STORE of {}: {e}", truncate(&received.sop_instance_uid));
+        tracing::warn!(
+            "refused C-STORE of {}: {e}",
+            crate::names::printable(&received.sop_instance_uid)
+        );
     }
     answer_store(conn, context_id, rq, received.status, received.error.as_deref())?;
     Ok(received)
@@ -405,6 +408,18 @@ mod tests {
         }
         assert!(files(&inner).is_empty());
         assert_eq!(files(tmp.path()), vec!["in"]);
+    }
+
+    /// Bug: the reason came after the UID, so the Error Comment (LO, cut at 64 characters)
+    /// sent back for a long or path-like UID said only "SOP Instance UID \"/tmp/...".
+    #[test]
+    fn regression_the_refusal_reason_survives_the_64_character_error_comment() {
+        let s = StorageDir::discarding();
+        for bad in [format!("/tmp/{}/x", "d".repeat(80)), "9".repeat(65)] {
+            let r = s.begin(&rq(&bad), uids::EXPLICIT_VR_LE, "PEER").finish();
+            let comment: String = r.error.unwrap_or_default().chars().take(64).collect();
+            assert!(comment.contains("not a valid UID"), "{comment}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use dclient_proto::dimse::command::CommandSet;
 use dclient_proto::dimse::message::{Assembler, DimseEvent};
 use dclient_proto::ul::association::{AssocEvent, Association};
 use dclient_proto::ul::negotiation::{AcceptorPolicy, Negotiated, RequestorConfig};
-use dclient_proto::ul::pdu::{AssociateRj, AssociateRq};
+use dclient_proto::ul::pdu::{Abort, AssociateRj, AssociateRq};
 use dclient_proto::ProtoError;
 
 use crate::error::{Error, Result};
@@ -68,6 +68,14 @@ impl Stream for TcpStream {
     fn shutdown(&self) {
         let _ = TcpStream::shutdown(self, Shutdown::Both);
     }
+}
+
+/// What the association delivered, in order, for [`Connection::next_incoming`].
+#[derive(Debug)]
+enum Queued {
+    Dimse(DimseEvent),
+    /// The peer asked to release; answered when the user gets to it.
+    Release,
 }
 
 /// What arrives on an association.
@@ -126,7 +134,10 @@ pub struct Connection {
     asm: Assembler,
     timeouts: Timeouts,
     peer: String,
-    incoming: VecDeque<Incoming>,
+    incoming: VecDeque<Queued>,
+    /// The error that ended the association, held back until what arrived before it (in
+    /// the same read) has been delivered.
+    deferred: Option<Error>,
     next_message_id: u16,
     /// Set once the stream is shut down.
     closed: bool,
@@ -254,6 +265,7 @@ impl Connection {
             timeouts,
             peer,
             incoming: VecDeque::new(),
+            deferred: None,
             next_message_id: 1,
             closed: false,
         }
@@ -364,18 +376,43 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes everything pending in one `write_all`.
+    /// Writes everything pending. The whole write must be done within the network timeout: a peer that stops reading
+    /// (or reads a few bytes now and then) cannot hold us longer than that.
     pub fn flush(&mut self) -> Result<()> {
-        let pending = self.assoc.transmit();
-        if pending.is_empty() || self.closed {
+        if self.assoc.transmit().is_empty() || self.closed {
             return Ok(());
         }
-        let n = pending.len();
-        if let Err(e) = self.stream.write_all(pending).and_then(|_| self.stream.flush()) {
+        let deadline = Instant::now() + self.timeouts.network;
+        let written = loop {
+            let pending = self.assoc.transmit();
+            if pending.is_empty() {
+                break self.stream.flush();
+            }
+            // Each partial write would restart the socket's own timeout: bound the total.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(io::ErrorKind::TimedOut.into());
+            }
+            let _ = self.stream.set_write_timeout(Some(left));
+            match self.stream.write(pending) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => self.assoc.advance_transmit(k),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = written {
+            let kind = e.kind();
+            let timed_out = kind == io::ErrorKind::WouldBlock || kind == io::ErrorKind::TimedOut;
+            // A peer that aborts while we send closes its end, so the write fails; its
+            // A-ABORT may still be there to read, and says more than a broken pipe.
+            let abort = if timed_out { None } else { self.abort_left_by_peer() };
             self.assoc.handle_transport_closed();
             self.close();
-            let kind = e.kind();
-            if kind == io::ErrorKind::WouldBlock || kind == io::ErrorKind::TimedOut {
+            if let Some(abort) = abort {
+                return Err(Error::Aborted { peer: self.peer.clone(), abort });
+            }
+            if timed_out {
                 return Err(Error::Timeout {
                     what: "the peer to accept more data",
                     after: self.timeouts.network,
@@ -384,8 +421,30 @@ impl Connection {
             }
             return Err(Error::Io { peer: self.peer.clone(), source: e });
         }
-        self.assoc.advance_transmit(n);
         Ok(())
+    }
+
+    /// After a failed write: reads what the peer sent before it closed (for at most 500 ms)
+    /// and returns its A-ABORT, if that is what it said.
+    fn abort_left_by_peer(&mut self) -> Option<Abort> {
+        let until = Instant::now() + self.timeouts.network.min(Duration::from_millis(500));
+        while !self.assoc.is_closed() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            let stream = &mut self.stream;
+            match self.assoc.read_input_with(|buf| stream.read(buf).map_err(ReadErr::Io)) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        // The association is lost either way: only an abort is worth reporting.
+        std::iter::from_fn(|| self.assoc.poll_event()).find_map(|ev| match ev {
+            AssocEvent::Aborted(a) => Some(a),
+            _ => None,
+        })
     }
 
     // ------------------------------------------------------------------ receiving
@@ -410,14 +469,31 @@ impl Connection {
     ) -> Result<Incoming> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(i) = self.incoming.pop_front() {
-                return Ok(i);
+            if let Some(q) = self.incoming.pop_front() {
+                return self.deliver(q);
+            }
+            if let Some(e) = self.deferred.take() {
+                return Err(e);
             }
             self.pump_events()?;
-            if let Some(i) = self.incoming.pop_front() {
-                return Ok(i);
+            if !self.incoming.is_empty() || self.deferred.is_some() {
+                continue;
             }
             self.read_some(deadline, timeout, waiting_for)?;
+        }
+    }
+
+    fn deliver(&mut self, q: Queued) -> Result<Incoming> {
+        match q {
+            Queued::Dimse(ev) => Ok(Incoming::Dimse(ev)),
+            Queued::Release => {
+                // Answered only now, after every request that came before it (PS3.8 lets
+                // the acceptor still send P-DATA after the release indication: Sta8, AR-7).
+                self.assoc.release_response().map_err(Error::Protocol)?;
+                self.flush()?;
+                self.linger();
+                Ok(Incoming::Released)
+            }
         }
     }
 
@@ -429,37 +505,44 @@ impl Connection {
         Ok(!self.incoming.is_empty())
     }
 
-    /// Turns association events into DIMSE events, answering releases and surfacing aborts.
+    /// Turns association events into DIMSE events and a release request (answered when
+    /// [`next_incoming`](Connection::next_incoming) gets to it), surfacing aborts.
+    /// When the association ends (an abort, a violation) after messages that came in the
+    /// same read, those are delivered first and the error is held back for the call after.
     fn pump_events(&mut self) -> Result<()> {
         while let Some(ev) = self.assoc.poll_event() {
             match ev {
                 AssocEvent::PData(p) => {
                     for pdv in p.pdvs {
                         match self.asm.handle_pdv(pdv) {
-                            Ok(Some(ev)) => self.incoming.push_back(Incoming::Dimse(ev)),
+                            Ok(Some(ev)) => self.incoming.push_back(Queued::Dimse(ev)),
                             Ok(None) => {}
                             Err(e) => {
                                 let err = self.proto_error(e);
                                 self.abort();
-                                return Err(err);
+                                return self.end_with(err);
                             }
                         }
                     }
                 }
-                AssocEvent::ReleaseIndication { .. } => {
-                    self.assoc.release_response().map_err(Error::Protocol)?;
-                    self.flush()?;
-                    self.linger();
-                    self.incoming.push_back(Incoming::Released);
-                }
+                AssocEvent::ReleaseIndication { .. } => self.incoming.push_back(Queued::Release),
                 other => {
                     let e = self.event_error(other);
                     let _ = self.flush();
                     self.close();
-                    return Err(e);
+                    return self.end_with(e);
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The association ended with `e`: an error now, or after the messages still queued.
+    fn end_with(&mut self, e: Error) -> Result<()> {
+        if self.incoming.is_empty() {
+            return Err(e);
+        }
+        self.deferred = Some(e);
         Ok(())
     }
 

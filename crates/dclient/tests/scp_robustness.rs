@@ -135,6 +135,12 @@ fn beyond_the_limit_associations_are_rejected_and_silent_clients_block_nobody() 
     let scp = Scp::start(c).unwrap();
     let silent = TcpStream::connect(("127.0.0.1", scp.port())).unwrap();
     let held = connect(&scp, vec![le(uids::VERIFICATION)], vec![]);
+    // A silent connection holds no association slot: an echo still gets one.
+    wait_until("the silent connection", Duration::from_secs(5), || {
+        scp.handshakes_in_progress() == 1 && scp.active_associations() == 1
+    });
+    echo(&scp).unwrap();
+    let held2 = connect(&scp, vec![le(uids::VERIFICATION)], vec![]);
     wait_until("two associations", Duration::from_secs(5), || scp.active_associations() == 2);
     match echo(&scp) {
         Err(dclient::Error::Rejected { rj, .. }) => {
@@ -142,12 +148,14 @@ fn beyond_the_limit_associations_are_rejected_and_silent_clients_block_nobody() 
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
-    // The silent client is dropped after the ACSE timeout, freeing its slot.
+    // The silent client is dropped after the ACSE timeout.
     wait_until("the silent client to be dropped", Duration::from_secs(5), || {
-        scp.active_associations() == 1
+        scp.handshakes_in_progress() == 0
     });
-    echo(&scp).unwrap();
     held.release().unwrap();
+    wait_until("one association", Duration::from_secs(5), || scp.active_associations() == 1);
+    echo(&scp).unwrap();
+    held2.release().unwrap();
     drop(silent);
     wait_until("no association", Duration::from_secs(5), || scp.active_associations() == 0);
 }

@@ -257,7 +257,7 @@ fn silent_and_trickling_clients_of_the_tls_scp_time_out_and_block_nobody() {
         .echo()
         .unwrap();
     // Both are cut off once the handshake's time (the ACSE timeout, 1 s) is up.
-    while scp.active_associations() > 0 {
+    while scp.active_associations() > 0 || scp.handshakes_in_progress() > 0 {
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         std::thread::sleep(Duration::from_millis(20));
     }

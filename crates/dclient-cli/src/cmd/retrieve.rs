@@ -125,7 +125,7 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
     for r in result.received.iter().filter(|r| !r.status.is_success()) {
         eprintln!(
             "dclient: refused {}: status {} ({})",
-            r.sop_instance_uid,
+            dclient::names::printable(&r.sop_instance_uid),
             r.status,
             r.error.as_deref().unwrap_or("failed")
         );

@@ -754,11 +754,24 @@ impl Deframer {
 
     fn check_len(&self, ty: u8, len: u32) -> Result<(), DecodeError> {
         let max = if ty == pdu_type::P_DATA_TF { self.max_pdata_len } else { MAX_CONTROL_PDU_LEN };
-        if len > max {
-            Err(DecodeError::PduTooLarge { pdu_type: ty, length: len, max })
-        } else {
-            Ok(())
+        if len <= max {
+            return Ok(());
         }
+        if !(pdu_type::ASSOCIATE_RQ..=pdu_type::ABORT).contains(&ty) {
+            // Not a PDU at all (an HTTP answer, a TLS record): say so, rather than quote the
+            // "length" its bytes 3-6 happen to make. (An unknown type with a length within
+            // our limits is read, and refused as an unrecognized PDU.)
+            let ch =
+                if ty.is_ascii_graphic() { format!(" ('{}')", ty as char) } else { String::new() };
+            return Err(DecodeError::InvalidValue {
+                what: "PDU",
+                offset: 0,
+                detail: format!(
+                    "type 0x{ty:02X}{ch} is not a DICOM PDU type: is the peer speaking DICOM on this port?"
+                ),
+            });
+        }
+        Err(DecodeError::PduTooLarge { pdu_type: ty, length: len, max })
     }
 
     /// Moves unread bytes to the front once more than half the buffer has been consumed.

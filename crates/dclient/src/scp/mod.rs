@@ -31,7 +31,7 @@ pub mod secure;
 pub mod send;
 pub mod session;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -194,13 +194,48 @@ pub(crate) struct Shared {
     pub stats: Stats,
     /// Set when shutdown starts: no new associations.
     pub stopping: AtomicBool,
-    /// Associations being served.
+    /// Associations being served (from their A-ASSOCIATE-RQ on).
     pub active: AtomicUsize,
-    /// Rejections being answered.
-    pub rejecting: AtomicUsize,
+    /// Connections still in their handshake (no A-ASSOCIATE-RQ yet), oldest first, with a
+    /// clone of their socket to close the oldest when there are too many.
+    pub handshakes: Mutex<VecDeque<(u64, TcpStream)>>,
     /// A clone of each session's socket, to cut it off after the grace period.
     pub sockets: Mutex<HashMap<u64, TcpStream>>,
     pub next_id: AtomicU64,
+}
+
+impl Shared {
+    /// A connection starts its handshake. Beyond [`listener::MAX_HANDSHAKES`] of them, the
+    /// one that has waited longest is closed: a flood of silent or slow connections can
+    /// never keep out a client that sends its A-ASSOCIATE-RQ at once.
+    pub(crate) fn begin_handshake(&self, id: u64, stream: &TcpStream) {
+        let Ok(clone) = stream.try_clone() else { return };
+        let mut q = self.handshakes.lock().unwrap_or_else(|e| e.into_inner());
+        q.push_back((id, clone));
+        while q.len() > listener::MAX_HANDSHAKES {
+            if let Some((_, oldest)) = q.pop_front() {
+                let peer = oldest.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                tracing::warn!(
+                    "{} connections are waiting to associate: closing the oldest ({peer})",
+                    listener::MAX_HANDSHAKES
+                );
+                let _ = oldest.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// The handshake of connection `id` is over (its A-ASSOCIATE-RQ came, or it ended).
+    pub(crate) fn end_handshake(&self, id: u64) {
+        self.handshakes.lock().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != id);
+    }
+
+    /// Takes one of the `max_associations` slots; false when all are taken.
+    pub(crate) fn take_slot(&self) -> bool {
+        let max = self.config.max_associations;
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
+            .is_ok()
+    }
 }
 
 /// The built-in SCP.
@@ -242,7 +277,7 @@ impl Scp {
             stats: Stats::default(),
             stopping: AtomicBool::new(false),
             active: AtomicUsize::new(0),
-            rejecting: AtomicUsize::new(0),
+            handshakes: Mutex::new(VecDeque::new()),
             sockets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
@@ -301,9 +336,14 @@ impl ScpHandle {
         &self.repair
     }
 
-    /// Associations in progress.
+    /// Associations in progress (counted from their A-ASSOCIATE-RQ).
     pub fn active_associations(&self) -> usize {
         self.shared.active.load(Ordering::SeqCst)
+    }
+
+    /// Connections that have not sent their A-ASSOCIATE-RQ yet (nor been closed).
+    pub fn handshakes_in_progress(&self) -> usize {
+        self.shared.handshakes.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Stops accepting, gives associations in progress the configured grace period to

@@ -117,9 +117,25 @@ pub fn policy_for(
     Ok(policy)
 }
 
-/// Runs one association to its end. Never panics on peer input; logs one line when the
-/// association starts and one when it ends.
-pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
+/// Runs connection `id` to its end: the handshake, then (holding one of the
+/// `max_associations` slots from the A-ASSOCIATE-RQ on) the association. Never panics on
+/// peer input; logs one line when the association starts and one when it ends.
+pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared, id: u64) {
+    let mut slot = false;
+    run_connection(stream, peer_addr, shared, id, &mut slot);
+    shared.end_handshake(id);
+    if slot {
+        shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn run_connection(
+    stream: TcpStream,
+    peer_addr: SocketAddr,
+    shared: &Shared,
+    id: u64,
+    slot: &mut bool,
+) {
     let peer = peer_addr.to_string();
     let probe = stream.try_clone().ok();
     let cfg = &shared.config;
@@ -131,12 +147,14 @@ pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
     };
     let mut user = None;
     let accepted = Connection::accept(stream, peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
+        shared.end_handshake(id);
+        let calling_ae = crate::names::printable(rq.calling_ae.trim());
         let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu, !cfg.store_only);
         if r.is_err() {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 "association from {}@{peer} rejected: called AE title {:?} is not ours ({})",
-                rq.calling_ae.trim(),
+                calling_ae,
                 rq.called_ae.trim(),
                 cfg.ae
             );
@@ -150,10 +168,24 @@ pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
             }
             Err(why) => {
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("association from {}@{peer} rejected: {why}", rq.calling_ae.trim());
+                tracing::warn!(
+                    "association from {}@{peer} rejected: {why}",
+                    crate::names::printable(rq.calling_ae.trim())
+                );
                 return Err(super::secure::RJ_IDENTITY);
             }
         }
+        if !shared.take_slot() {
+            shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "association from {}@{peer} rejected: {} associations already in progress \
+                 (local limit exceeded)",
+                calling_ae,
+                cfg.max_associations
+            );
+            return Err(super::listener::RJ_LIMIT);
+        }
+        *slot = true;
         Ok(policy)
     });
     let (mut conn, rq) = match accepted {
@@ -165,7 +197,7 @@ pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared) {
         }
     };
     shared.stats.associations.fetch_add(1, Ordering::Relaxed);
-    let calling = rq.calling_ae.trim().to_owned();
+    let calling = crate::names::printable(rq.calling_ae.trim());
     let n = conn.negotiated();
     tracing::info!(
         "association from {calling}@{peer} accepted ({} of {} presentation contexts){}",
@@ -399,5 +431,5 @@ fn receive(
 }
 
 fn short(s: &str) -> String {
-    s.chars().take(70).collect()
+    crate::names::printable(s)
 }

@@ -24,6 +24,7 @@ use dicom_object::InMemDicomObject;
 
 use crate::dataset::{read_dataset, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
 use crate::error::{Error, Result};
+use crate::names::printable;
 use crate::services::echo::{check_responded_to, status_error, unexpected};
 use crate::services::find::{InformationModel, QueryLevel, QUERY_RETRIEVE_LEVEL};
 use crate::storage::{answer_store, receive_data_set, receive_store, Received, StorageDir};
@@ -158,7 +159,9 @@ pub struct RetrieveResult {
     pub sub_operations: SubOperations,
     /// The Failed SOP Instance UID List of the final response.
     pub failed_sop_instance_uids: Vec<String>,
-    /// C-GET: each instance the peer sent, and what became of it.
+    /// C-GET: each instance the peer sent, and what became of it. An instance sent twice
+    /// (the same SOP Instance UID) is listed twice; the later copy replaces the earlier
+    /// file, and a warning says so.
     pub received: Vec<Received>,
     /// Warnings for the caller (role selection not answered, refused sub-operations, ...).
     pub warnings: Vec<String>,
@@ -572,6 +575,8 @@ fn run_retrieve(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<RetrieveResult> {
     let mut result = RetrieveResult::default();
+    // SOP Instance UIDs stored so far: a second copy replaces the file, and is reported.
+    let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
     let rsp_name = if service == Service::Get { "C-GET-RSP" } else { "C-MOVE-RSP" };
     loop {
         let ev = conn.next_event(if storage.is_some() {
@@ -595,9 +600,10 @@ fn run_retrieve(
                     receive_data_set(conn, &mut inc)?;
                     let why = "SOP class differs from the presentation context's abstract syntax";
                     answer_store(conn, context_id, &rq, STATUS_NOT_MATCHING_SOP_CLASS, Some(why))?;
-                    result
-                        .warnings
-                        .push(format!("refused {}: {why}", rq.affected_sop_instance_uid));
+                    result.warnings.push(format!(
+                        "refused {}: {why}",
+                        printable(&rq.affected_sop_instance_uid)
+                    ));
                     let mut r = inc.finish();
                     r.status = STATUS_NOT_MATCHING_SOP_CLASS;
                     r.error = Some(why.into());
@@ -606,7 +612,15 @@ fn run_retrieve(
                 }
                 let r = receive_store(conn, context_id, &rq, storage)?;
                 if let Some(e) = &r.error {
-                    result.warnings.push(format!("refused {}: {e}", r.sop_instance_uid));
+                    result
+                        .warnings
+                        .push(format!("refused {}: {e}", printable(&r.sop_instance_uid)));
+                }
+                if r.path.is_some() && !stored.insert(r.sop_instance_uid.clone()) {
+                    result.warnings.push(format!(
+                        "{} was received more than once; the later copy replaced the earlier one",
+                        r.sop_instance_uid
+                    ));
                 }
                 result.received.push(r);
             }
