@@ -83,6 +83,19 @@ fn move_to(port: u16) -> dclient::Result<dclient::services::retrieve::RetrieveRe
     bounded("move", || c.move_study("DEST", [("StudyInstanceUID", "1.2.3")]))
 }
 
+/// Stores `file` with `store_file` on one association to the fake peer at `port`, and
+/// returns the association's error (the store must fail with one).
+fn store_error(port: u16, file: &Path) -> Error {
+    let prepared = PreparedFile::open(file).unwrap();
+    let c = client(port);
+    let mut conn =
+        c.associate(dclient::services::store::contexts_for([&prepared]), vec![]).unwrap();
+    match bounded("store", || store_file(&mut conn, &prepared, None)) {
+        Err(StoreError::Association(e)) => e,
+        other => panic!("expected the association to fail, got {other:?}"),
+    }
+}
+
 /// One synthetic CT file of about `pixels` x `pixels` x 2 bytes, in explicit VR LE.
 fn ct_file(dir: &Path, pixels: u16) -> PathBuf {
     let spec = DatasetSpec { size: ImageSize::single(pixels, pixels), ..DatasetSpec::default() };
@@ -427,17 +440,8 @@ fn an_abort_in_the_middle_of_a_c_store_data_set_is_aborted() {
     let dir = tempfile::tempdir().unwrap();
     // 128 KB of pixel data: 8 PDUs at the fake peer's 16 KB.
     let file = ct_file(dir.path(), 256);
-    let prepared = PreparedFile::open(&file).unwrap();
     let peer = FakePeer::start(vec![Step::accept_all(), Step::ReadDataPartly(20_000), Step::Abort]);
-    let c = client(peer.port());
-    let mut conn =
-        c.associate(dclient::services::store::contexts_for([&prepared]), vec![]).unwrap();
-    match bounded("store", || store_file(&mut conn, &prepared, None)) {
-        Err(StoreError::Association(e @ Error::Aborted { .. })) => {
-            assert!(e.to_string().contains("association aborted"), "{e}")
-        }
-        other => panic!("expected an aborted association, got {other:?}"),
-    }
+    aborted::<()>(Err(store_error(peer.port(), &file)));
     assert_closed(&peer.finish_one());
 
     // The same through `send`: one failed file, saying so.
@@ -665,15 +669,8 @@ fn silence_after_the_association_times_out_for_every_operation() {
         s.spawn(|| {
             let dir = tempfile::tempdir().unwrap();
             let file = ct_file(dir.path(), 8);
-            let prepared = PreparedFile::open(&file).unwrap();
             let peer = silent_after(vec![]);
-            let c = client(peer.port());
-            let mut conn =
-                c.associate(dclient::services::store::contexts_for([&prepared]), vec![]).unwrap();
-            match bounded("store", || store_file(&mut conn, &prepared, None)) {
-                Err(StoreError::Association(e)) => timeout::<()>(Err(e), "C-STORE-RSP"),
-                other => panic!("expected a timeout, got {other:?}"),
-            }
+            timeout::<()>(Err(store_error(peer.port(), &file)), "C-STORE-RSP");
             assert_clean(&peer.finish_one());
         });
     });
@@ -881,19 +878,12 @@ fn regression_matches_in_the_same_read_as_an_abort_are_not_lost() {
 fn regression_a_peer_that_stops_reading_cannot_hold_a_store_past_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let file = ct_file(dir.path(), 2048); // 8 MB: more than the socket buffers hold
-    let prepared = PreparedFile::open(&file).unwrap();
     let peer = FakePeer::start(vec![
         Step::accept_all(),
         Step::ReadDataPartly(20_000),
         Step::Sleep(TIMEOUT + Duration::from_secs(1)),
     ]);
-    let c = client(peer.port());
-    let mut conn =
-        c.associate(dclient::services::store::contexts_for([&prepared]), vec![]).unwrap();
-    match bounded("store", || store_file(&mut conn, &prepared, None)) {
-        Err(StoreError::Association(e)) => timeout::<()>(Err(e), "the peer to accept more data"),
-        other => panic!("expected a timeout, got {other:?}"),
-    }
+    timeout::<()>(Err(store_error(peer.port(), &file)), "the peer to accept more data");
     assert_closed(&peer.finish_one());
 }
 
@@ -903,21 +893,12 @@ fn regression_a_peer_that_stops_reading_cannot_hold_a_store_past_the_timeout() {
 fn regression_an_abort_during_a_large_store_is_reported_as_an_abort_not_a_broken_pipe() {
     let dir = tempfile::tempdir().unwrap();
     let file = ct_file(dir.path(), 2048); // 8 MB: the write is still under way at the abort
-    let prepared = PreparedFile::open(&file).unwrap();
     let peer = FakePeer::start(vec![
         Step::accept_all(),
         Step::ReadDataPartly(20_000),
         Step::Abort,
         Step::Close,
     ]);
-    let c = client(peer.port());
-    let mut conn =
-        c.associate(dclient::services::store::contexts_for([&prepared]), vec![]).unwrap();
-    match bounded("store", || store_file(&mut conn, &prepared, None)) {
-        Err(StoreError::Association(e @ Error::Aborted { .. })) => {
-            assert!(e.to_string().contains("association aborted"), "{e}")
-        }
-        other => panic!("expected an aborted association, got {other:?}"),
-    }
+    aborted::<()>(Err(store_error(peer.port(), &file)));
     peer.finish_one();
 }
