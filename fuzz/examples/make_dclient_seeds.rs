@@ -14,8 +14,8 @@ use std::path::Path;
 
 use dclient::dataset::{DatasetEncoding, Query};
 use dclient::services::store::PreparedFile;
-use dclient::synth::{DatasetSpec, ImageSize, Synth, Syntax};
-use dclient_fuzz::scp::preloaded;
+use dclient::synth::{DatasetSpec, ImageSize, Syntax, Synth};
+use dclient_fuzz_checks::scp::preloaded;
 use dclient_proto::dimse::command::*;
 use dclient_proto::dimse::status::Status;
 use dclient_proto::uids;
@@ -45,7 +45,11 @@ fn el(group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
 
 /// A tag and a 32-bit length (items, delimiters, long headers without VR).
 fn tl(group: u16, elem: u16, len: u32) -> Vec<u8> {
-    [group.to_le_bytes(), elem.to_le_bytes()].concat().into_iter().chain(len.to_le_bytes()).collect()
+    [group.to_le_bytes(), elem.to_le_bytes()]
+        .concat()
+        .into_iter()
+        .chain(len.to_le_bytes())
+        .collect()
 }
 
 fn data_set_of(path: &Path) -> Vec<u8> {
@@ -90,8 +94,24 @@ fn main() {
     )
     .expect("sequence key");
     let queries = [
-        ("patient", query(&[("QueryRetrieveLevel", "PATIENT"), ("PatientName", "Doe^J*"), ("PatientID", "")])),
-        ("study", query(&[("QueryRetrieveLevel", "STUDY"), ("StudyDate", "20090101-20091231"), ("StudyInstanceUID", "1.2.3"), ("ModalitiesInStudy", "CT\\MR"), ("NumberOfStudyRelatedInstances", "12")])),
+        (
+            "patient",
+            query(&[
+                ("QueryRetrieveLevel", "PATIENT"),
+                ("PatientName", "Doe^J*"),
+                ("PatientID", ""),
+            ]),
+        ),
+        (
+            "study",
+            query(&[
+                ("QueryRetrieveLevel", "STUDY"),
+                ("StudyDate", "20090101-20091231"),
+                ("StudyInstanceUID", "1.2.3"),
+                ("ModalitiesInStudy", "CT\\MR"),
+                ("NumberOfStudyRelatedInstances", "12"),
+            ]),
+        ),
         ("utf8", query(&[("PatientName", "Müller^Jörg=王^小東"), ("PatientID", "P1")])),
         ("sequence", seq),
     ];
@@ -103,7 +123,11 @@ fn main() {
         .expect("synth");
     for (sel, name, enc) in encs {
         for (qname, q) in &queries {
-            write(&dir, &format!("{qname}-{name}"), &[&[sel][..], &q.encode(enc).expect("encodes")].concat());
+            write(
+                &dir,
+                &format!("{qname}-{name}"),
+                &[&[sel][..], &q.encode(enc).expect("encodes")].concat(),
+            );
         }
     }
     for (sel, name, syntax) in [
@@ -156,7 +180,12 @@ fn main() {
     let ct = dclient::synth::CT_IMAGE_STORAGE;
     let le = [uids::EXPLICIT_VR_LE, uids::IMPLICIT_VR_LE];
     let rq = |contexts: Vec<ProposedContext>, roles: Vec<RoleSelection>| {
-        let cfg = RequestorConfig { contexts, role_selections: roles, max_pdu: 16384, ..RequestorConfig::default() };
+        let cfg = RequestorConfig {
+            contexts,
+            role_selections: roles,
+            max_pdu: 16384,
+            ..RequestorConfig::default()
+        };
         pdu(&Pdu::AssociateRq(cfg.build_rq().expect("valid")))
     };
     let release = pdu(&Pdu::ReleaseRq);
@@ -164,7 +193,12 @@ fn main() {
     write(
         &dir,
         "echo",
-        &[rq(vec![ProposedContext::new(uids::VERIFICATION, &le)], vec![]), message(1, &echo.to_command_set(), None), release.clone()].concat(),
+        &[
+            rq(vec![ProposedContext::new(uids::VERIFICATION, &le)], vec![]),
+            message(1, &echo.to_command_set(), None),
+            release.clone(),
+        ]
+        .concat(),
     );
     let store = CStoreRq {
         message_id: 1,
@@ -184,10 +218,19 @@ fn main() {
         ]
         .concat(),
     );
-    let find_id = query(&[("QueryRetrieveLevel", "STUDY"), ("StudyInstanceUID", ""), ("PatientName", "*"), ("StudyDate", "19000101-")])
-        .encode(DatasetEncoding::ExplicitLittle)
-        .expect("encodes");
-    let find = CFindRq { message_id: 1, affected_sop_class_uid: uids::STUDY_ROOT_FIND.into(), priority: Priority::Medium };
+    let find_id = query(&[
+        ("QueryRetrieveLevel", "STUDY"),
+        ("StudyInstanceUID", ""),
+        ("PatientName", "*"),
+        ("StudyDate", "19000101-"),
+    ])
+    .encode(DatasetEncoding::ExplicitLittle)
+    .expect("encodes");
+    let find = CFindRq {
+        message_id: 1,
+        affected_sop_class_uid: uids::STUDY_ROOT_FIND.into(),
+        priority: Priority::Medium,
+    };
     let cancel = CCancelRq { message_id_being_responded_to: 1 };
     write(
         &dir,
@@ -200,10 +243,20 @@ fn main() {
         ]
         .concat(),
     );
-    let image_id = query(&[("QueryRetrieveLevel", "IMAGE"), ("StudyInstanceUID", &study), ("SeriesInstanceUID", ""), ("SOPInstanceUID", ""), ("SOPClassUID", "")])
-        .encode(DatasetEncoding::ExplicitLittle)
-        .expect("encodes");
-    let find_patient = CFindRq { message_id: 1, affected_sop_class_uid: uids::PATIENT_ROOT_FIND.into(), priority: Priority::High };
+    let image_id = query(&[
+        ("QueryRetrieveLevel", "IMAGE"),
+        ("StudyInstanceUID", &study),
+        ("SeriesInstanceUID", ""),
+        ("SOPInstanceUID", ""),
+        ("SOPClassUID", ""),
+    ])
+    .encode(DatasetEncoding::ExplicitLittle)
+    .expect("encodes");
+    let find_patient = CFindRq {
+        message_id: 1,
+        affected_sop_class_uid: uids::PATIENT_ROOT_FIND.into(),
+        priority: Priority::High,
+    };
     write(
         &dir,
         "find-image",
@@ -217,7 +270,11 @@ fn main() {
     let get_id = query(&[("QueryRetrieveLevel", "STUDY"), ("StudyInstanceUID", &study)])
         .encode(DatasetEncoding::ExplicitLittle)
         .expect("encodes");
-    let get = CGetRq { message_id: 1, affected_sop_class_uid: uids::STUDY_ROOT_GET.into(), priority: Priority::Medium };
+    let get = CGetRq {
+        message_id: 1,
+        affected_sop_class_uid: uids::STUDY_ROOT_GET.into(),
+        priority: Priority::Medium,
+    };
     let mut get_bytes = [
         rq(
             vec![ProposedContext::new(uids::STUDY_ROOT_GET, &le), ProposedContext::new(ct, &le)],

@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use dclient_fuzz::{acceptor_policy, requestor_config, CT};
+use dclient_fuzz_checks::proto::{acceptor_policy, requestor_config, CT};
 use dclient_proto::dimse::command::*;
 use dclient_proto::dimse::status::Status;
 use dclient_proto::uids;
