@@ -35,11 +35,11 @@ pub struct Common {
     #[arg(long, global = true, help_heading = "TLS")]
     pub tls: bool,
     /// Use TLS, trusting only the CA certificates of this PEM file. `serve`: the CA whose
-    /// client certificates are accepted.
+    /// client certificates are accepted (and that C-MOVE destinations must be from).
     #[arg(long = "tls-ca", value_name = "FILE", global = true, help_heading = "TLS")]
     pub tls_ca: Option<PathBuf>,
-    /// Our certificate chain (PEM) when the peer asks for one (implies --tls). `serve`: the
-    /// server's certificate.
+    /// Our certificate chain (PEM) when the peer asks for one (implies --tls). `serve` and
+    /// `move --receive`: the server's certificate.
     #[arg(
         long = "tls-cert",
         value_name = "FILE",
@@ -219,6 +219,22 @@ impl Common {
             b = b.client_ca_file(ca);
         }
         b.require_client_cert(require_client_cert).build().map(Some)
+    }
+
+    /// The server TLS configuration of the `move --receive` receiver: --tls-cert/--tls-key,
+    /// and --tls-ca for the peer's certificate when it presents one.
+    pub fn receiver_tls(&self) -> dclient::Result<dclient::TlsServerConfig> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Err(dclient::Error::InvalidInput(
+                "--receive over TLS needs the receiver's certificate: --tls-cert and --tls-key"
+                    .into(),
+            ));
+        };
+        let mut b = dclient::TlsServerConfig::builder(cert, key);
+        if let Some(ca) = &self.tls_ca {
+            b = b.client_ca_file(ca);
+        }
+        b.build()
     }
 
     /// The identity of --user/--password, --identity-jwt, --identity-saml or

@@ -284,6 +284,42 @@ fn serve_with_mutual_tls_and_a_user_list() {
     assert!(r.error_line().contains("requires a client certificate"), "{}", r.describe());
 }
 
+/// `serve` over TLS opens its C-MOVE sub-associations over TLS too (its certificate as the
+/// client certificate), and `move --receive` with TLS options runs a TLS receiver.
+#[test]
+fn move_to_a_tls_receiver_from_a_tls_serve() {
+    let pki = TestPki::new().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let receive_port = dclient_testkit::free_port().to_string();
+    let (ca, cert, key) = (s(&pki.ca.cert), s(&pki.server.cert), s(&pki.server.key));
+    let tls = ["--tls-ca", ca, "--tls-cert", cert, "--tls-key", key];
+    let peer = format!("DCLIENT=127.0.0.1:{receive_port}");
+    let (_server, port) =
+        serve(&work.path().join("pacs"), &[&tls[..], &["--peer", &peer]].concat());
+
+    let mut synth = Synth::from_entropy();
+    let (p, st, se) = (synth.patient(), synth.study(Modality::Mr), synth.series(Modality::Mr, 1));
+    let inst = synth.instance(&p, &st, &se, 1, ImageSize::single(64, 64));
+    let file = work.path().join("mr.dcm");
+    write_instance(&file, &inst, Syntax::ExplicitLe).unwrap();
+    let r = dclient(&[&["send", "127.0.0.1", &port, s(&file)][..], &tls].concat());
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+
+    let out = work.path().join("received");
+    let study = format!("StudyInstanceUID={}", st.uid);
+    let args = ["move", "127.0.0.1", &port, "--receive", &receive_port, "--out", s(&out)];
+    let rest = ["--receive-bind", "127.0.0.1", "--level", "study", "-k", &study, "--timeout", "5"];
+    let r = dclient(&[&args[..], &rest, &tls].concat());
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let received = out.join(format!("{}.dcm", inst.sop_instance_uid));
+    assert!(received.is_file(), "{} missing\n{}", received.display(), r.describe());
+
+    // Without its certificate the receiver cannot serve TLS: bad input, before the move.
+    let r = dclient(&[&args[..], &rest, &["--tls-ca", ca]].concat());
+    assert_eq!(r.code(), Some(2), "{}", r.describe());
+    assert!(r.error_line().contains("--receive over TLS needs"), "{}", r.describe());
+}
+
 #[test]
 fn identity_against_dcmtk_storescp_which_does_not_confirm_it() {
     let peer = dcmtk_storescp(StoreScpOpts::default()).unwrap();

@@ -45,6 +45,10 @@ pub struct ClientOptions {
     pub user_identity: Option<UserIdentityRq>,
     /// TLS: run every association over TLS with this configuration. Default: plain TCP.
     pub tls: Option<TlsClientConfig>,
+    /// TLS for the storage receiver that [`DClient::move_and_receive`] runs: the peer's
+    /// C-MOVE sub-associations to it then start with a TLS handshake, with this certificate
+    /// (and client-certificate policy). Default: plain TCP.
+    pub receiver_tls: Option<crate::tls::TlsServerConfig>,
 }
 
 impl Default for ClientOptions {
@@ -56,6 +60,7 @@ impl Default for ClientOptions {
             timeouts: Timeouts::default(),
             user_identity: None,
             tls: None,
+            receiver_tls: None,
         }
     }
 }
@@ -536,6 +541,7 @@ impl DClient {
         cfg.accept_any_ae = true;
         cfg.store_only = true;
         cfg.timeouts = self.options.timeouts;
+        cfg.tls = self.options.receiver_tls.clone();
         let receiver = crate::scp::Scp::start(cfg)
             .map_err(|e| Error::InvalidInput(format!("cannot start the receiver: {e}")))?;
         let ae = self.options.ae.clone();

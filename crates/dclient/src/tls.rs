@@ -361,6 +361,14 @@ impl std::fmt::Debug for TlsServerConfig {
     }
 }
 
+impl PartialEq for TlsServerConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for TlsServerConfig {}
+
 impl TlsServerConfig {
     /// Serves this certificate chain (PEM, ours first) with this private key (PEM).
     pub fn builder(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> TlsServerBuilder {

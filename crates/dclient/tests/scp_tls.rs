@@ -12,7 +12,7 @@ use dclient::proto::ul::pdu::AssociateRj;
 use dclient::scp::{Scp, ScpConfig, ScpHandle};
 use dclient::synth::{write_instance, ImageSize, Modality, Syntax, Synth};
 use dclient::{ClientOptions, DClient, Error, TlsClientConfig, TlsServerConfig};
-use dclient_testkit::{dcmtk, run_bounded, TestPki};
+use dclient_testkit::{dcmtk, dcmtk_storescp, free_port, run_bounded, StoreScpOpts, TestPki};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -23,6 +23,96 @@ fn start(dir: &Path, tls: Option<TlsServerConfig>, users: Option<UserList>) -> S
     config.users = users;
     config.timeouts = dclient::Timeouts::uniform(TIMEOUT);
     Scp::start(config).unwrap()
+}
+
+/// Our TLS SCP holding one CT file, with C-MOVE destinations `STORESCP` (DCMTK `storescp
+/// +tls`, requiring a client certificate) and `DCLIENT` (our own receiver's port), opening
+/// its sub-associations over TLS with the client certificate.
+#[test]
+fn c_move_over_tls_to_dcmtk_storescp_and_to_our_own_receiver() {
+    let pki = TestPki::new().unwrap();
+    let p = |x: &Path| x.to_string_lossy().into_owned();
+    let storescp = dcmtk_storescp(StoreScpOpts {
+        extra_args: vec![
+            "+tls".into(),
+            p(&pki.server.key),
+            p(&pki.server.cert),
+            "-pw".into(),
+            "+cf".into(),
+            p(&pki.ca.cert),
+            "-rc".into(),
+        ],
+        ..StoreScpOpts::default()
+    })
+    .expect("storescp +tls starts");
+    let receiver_port = free_port();
+
+    let store = tempfile::tempdir().unwrap();
+    let mut config = ScpConfig::new(store.path());
+    config.port = 0;
+    config.timeouts = dclient::Timeouts::uniform(TIMEOUT);
+    config.tls = Some(TlsServerConfig::builder(&pki.server.cert, &pki.server.key).build().unwrap());
+    config.move_tls = Some(
+        TlsClientConfig::ca_file(&pki.ca.cert)
+            .client_cert(&pki.client.cert, &pki.client.key)
+            .build()
+            .unwrap(),
+    );
+    config.peers.insert("STORESCP".into(), ("127.0.0.1".into(), storescp.port));
+    config.peers.insert("DCLIENT".into(), ("127.0.0.1".into(), receiver_port));
+    let scp = Scp::start(config).unwrap();
+
+    let trusting = TlsClientConfig::ca_file(&pki.ca.cert).build().unwrap();
+    let mut node = client(scp.port(), Some(trusting));
+    let work = tempfile::tempdir().unwrap();
+    let mut synth = Synth::from_entropy();
+    let (p, st, se) = (synth.patient(), synth.study(Modality::Ct), synth.series(Modality::Ct, 1));
+    let inst = synth.instance(&p, &st, &se, 1, ImageSize::single(128, 128));
+    let (file, uid) = (work.path().join("ct.dcm"), inst.sop_instance_uid.clone());
+    write_instance(&file, &inst, Syntax::ExplicitLe).unwrap();
+    assert_eq!(node.send(&[&file]).unwrap().stored(), 1);
+    let keys = [("StudyInstanceUID", st.uid.as_str())];
+
+    let r = node
+        .move_study("STORESCP", keys)
+        .unwrap_or_else(|e| panic!("C-MOVE to storescp over TLS: {e}\n{}", storescp.log_tail()));
+    assert!(r.is_complete(), "{r:?}\n{}", storescp.log_tail());
+    let stored = storescp.dir.join(format!("CT.{uid}"));
+    assert!(stored.exists(), "{} stored\n{}", stored.display(), storescp.log_tail());
+    assert_eq!(data_set(&stored), data_set(&file), "{} is whole", stored.display());
+
+    // To ourselves: the receiver serves TLS and the SCP connects to it over TLS.
+    node.options_mut().receiver_tls =
+        Some(TlsServerConfig::builder(&pki.server.cert, &pki.server.key).build().unwrap());
+    let out = tempfile::tempdir().unwrap();
+    let req = dclient::services::retrieve::RetrieveRequest::new(dclient::QueryLevel::Study, keys)
+        .unwrap();
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let (r, received) =
+        node.move_and_receive(&req, loopback, receiver_port, out.path(), &mut |_| {}).unwrap();
+    assert!(r.is_complete(), "{r:?}");
+    assert_eq!(received, 1);
+    assert_eq!(data_set(&out.path().join(format!("{uid}.dcm"))), data_set(&file));
+
+    // A plain receiver is not reached: the SCP's TLS handshake fails, the sub-operation
+    // fails, and the C-MOVE says so.
+    node.options_mut().receiver_tls = None;
+    let out = tempfile::tempdir().unwrap();
+    let r = node.move_and_receive(&req, loopback, receiver_port, out.path(), &mut |_| {});
+    match r {
+        Ok((r, received)) => {
+            assert!(!r.is_complete(), "{r:?}");
+            assert_eq!(received, 0);
+        }
+        Err(e) => assert!(e.to_string().contains("TLS"), "{e}"),
+    }
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+/// The data set of a Part 10 file (the bytes after its meta group).
+fn data_set(file: &Path) -> Vec<u8> {
+    let prepared = dclient::services::store::PreparedFile::open(file).unwrap();
+    std::fs::read(file).unwrap()[prepared.data_offset as usize..].to_vec()
 }
 
 fn s(p: &Path) -> &str {

@@ -89,7 +89,9 @@ pub struct MoveArgs {
     #[arg(long, value_name = "AE", required_unless_present = "receive")]
     pub dest: Option<String>,
     /// Receive the instances ourselves: run a storage receiver on PORT for the duration of
-    /// the move (the peer must know our AE title at this host and PORT).
+    /// the move (the peer must know our AE title at this host and PORT). With TLS options,
+    /// the receiver serves TLS with --tls-cert/--tls-key (and verifies the peer's
+    /// certificate against --tls-ca when it sends one).
     #[arg(long, value_name = "PORT", requires = "out")]
     pub receive: Option<u16>,
     /// With --receive: the folder the instances are written into, as `<SOPInstanceUID>.dcm`.
@@ -150,6 +152,9 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
 pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     let req = a.target.request()?;
     let mut client = a.common.client(&a.target.host, a.target.port)?;
+    if a.receive.is_some() && a.common.wants_tls() {
+        client.options_mut().receiver_tls = Some(a.common.receiver_tls()?);
+    }
     let bar = Bar::new(a.common.quiet);
     let start = std::time::Instant::now();
     let (result, received) = match (a.receive, &a.out) {

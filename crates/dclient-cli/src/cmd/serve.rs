@@ -23,7 +23,8 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// A C-MOVE destination, AE=HOST:PORT (repeatable).
+    /// A C-MOVE destination, AE=HOST:PORT (repeatable). With TLS (--tls-cert), reached
+    /// over TLS: checked against --tls-ca, presented with our certificate.
     #[arg(long = "peer", value_parser = parse_peer)]
     pub peers: Vec<(String, String, u16)>,
     /// Accept any called AE title, not only ours.
@@ -80,6 +81,10 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     };
     config.idle_timeout = Duration::from_secs(a.idle_timeout.max(1));
     config.tls = a.common.tls_server(a.tls_require_client_cert)?;
+    if config.tls.is_some() {
+        // C-MOVE destinations over TLS too, with the same certificate and CA (as dcmqrscp).
+        config.move_tls = a.common.tls_client()?;
+    }
     if let Some(f) = &a.users {
         config.users = Some(dclient::identity::UserList::load(f)?);
     }

@@ -106,6 +106,10 @@ pub struct ScpConfig {
     /// connection then starts with a TLS handshake within the ACSE timeout. Default: plain
     /// TCP.
     pub tls: Option<crate::tls::TlsServerConfig>,
+    /// Open the C-MOVE sub-associations to the [`peers`](Self::peers) over TLS with this
+    /// client configuration (DCMTK's `dcmqrscp +tls` does the same with its one set of TLS
+    /// options). Default: plain TCP.
+    pub move_tls: Option<crate::tls::TlsClientConfig>,
     /// Accept only requestors presenting the user name and password (or a listed user
     /// name without password) of one of these users; others get an A-ASSOCIATE-RJ
     /// (permanent, service-user, no reason given) and the real reason goes to the log.
@@ -136,6 +140,7 @@ impl ScpConfig {
             matching: MatchOptions::default(),
             store_only: false,
             tls: None,
+            move_tls: None,
             users: None,
         }
     }

@@ -754,7 +754,12 @@ pub(crate) fn move_(
             contexts: send::contexts_for(&files),
             ..RequestorConfig::default()
         };
-        let mut sub = match Connection::connect(&host, port, &cfg, shared.config.timeouts) {
+        let timeouts = shared.config.timeouts;
+        let opened = match &shared.config.move_tls {
+            None => Connection::connect(&host, port, &cfg, timeouts),
+            Some(tls) => crate::tls::connect(&host, port, &cfg, timeouts, tls),
+        };
+        let mut sub = match opened {
             Ok(c) => c,
             Err(e) => {
                 let why = format!("association with {dest_ae} failed: {e}");
