@@ -38,6 +38,9 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Every operation against built-in SCPs in a temporary folder, step by step.
     Demo(cmd::demo::Args),
+    /// Print a `serve --users` line for NAME with the password (read from standard input)
+    /// hashed.
+    HashPassword(cmd::hash_password::Args),
 }
 
 impl Command {
@@ -51,6 +54,7 @@ impl Command {
             Command::Move(a) => &a.common,
             Command::Serve(a) => &a.common,
             Command::Demo(a) => &a.common,
+            Command::HashPassword(a) => &a.common,
         }
     }
 
@@ -64,6 +68,7 @@ impl Command {
             Command::Move(a) => cmd::retrieve::run_move(a),
             Command::Serve(a) => cmd::serve::run(a),
             Command::Demo(a) => cmd::demo::run(a),
+            Command::HashPassword(a) => cmd::hash_password::run(a),
         }
     }
 }

@@ -320,6 +320,53 @@ fn move_to_a_tls_receiver_from_a_tls_serve() {
     assert!(r.error_line().contains("--receive over TLS needs"), "{}", r.describe());
 }
 
+/// `dclient hash-password` makes a user-file line without the password in it, and `serve
+/// --users` lets in that user with that password only; DCMTK's storescu too.
+#[test]
+fn hashed_passwords_from_hash_password() {
+    let work = tempfile::tempdir().unwrap();
+    let pw = work.path().join("pw.txt");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    // The password on standard input (run_bounded gives the child none of its own).
+    let script = format!("'{}' hash-password ann < '{}'", env!("CARGO_BIN_EXE_dclient"), s(&pw));
+    let out =
+        run_bounded(Command::new("sh").args(["-c", &script]), Duration::from_secs(30)).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("ann:pbkdf2-sha256$"), "{line}");
+    assert!(!line.contains("horse"), "{line}");
+    let users = work.path().join("users.txt");
+    std::fs::write(&users, &line).unwrap();
+    let (_server, port) = serve(&work.path().join("pacs"), &["--users", s(&users)]);
+
+    let echo = |pw: &str| {
+        dclient(&["echo", "127.0.0.1", &port, "--user", "ann", "--password", pw, "--timeout", "5"])
+    };
+    let r = echo("correct horse");
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let r = echo("correct");
+    assert_eq!(r.code(), Some(1), "{}", r.describe());
+    assert!(r.error_line().contains("association rejected"), "{}", r.describe());
+    // DCMTK's storescu (echoscu has no user identity options).
+    let mut synth = Synth::from_entropy();
+    let (p, st, se) = (synth.patient(), synth.study(Modality::Ct), synth.series(Modality::Ct, 1));
+    let file = work.path().join("ct.dcm");
+    write_instance(
+        &file,
+        &synth.instance(&p, &st, &se, 1, ImageSize::single(16, 16)),
+        Syntax::ExplicitLe,
+    )
+    .unwrap();
+    let storescu = |pw: &str| {
+        let args = ["-aec", "ANY-SCP", "--user", "ann", "--password", pw, "127.0.0.1", &port];
+        let cmd = &mut dclient_testkit::dcmtk("storescu");
+        run_bounded(cmd.args(args).arg(&file), Duration::from_secs(30)).unwrap()
+    };
+    let out = storescu("correct horse");
+    assert!(out.status.success(), "DCMTK storescu with the password: {out:?}");
+    assert!(!storescu("wrong").status.success(), "DCMTK storescu with a wrong password");
+}
+
 #[test]
 fn identity_against_dcmtk_storescp_which_does_not_confirm_it() {
     let peer = dcmtk_storescp(StoreScpOpts::default()).unwrap();

@@ -41,8 +41,9 @@ pub struct Args {
     #[arg(long = "tls-require-client-cert")]
     pub tls_require_client_cert: bool,
     /// Accept only the users of FILE: one `name:password` per line (the password is the
-    /// rest of the line; `#` starts a comment line), stored in clear, so keep the file
-    /// private. Others are rejected (A-ASSOCIATE-RJ, permanent, no reason given).
+    /// rest of the line, in clear or hashed by `dclient hash-password NAME`; `#` starts a
+    /// comment line); keep the file private. Others are rejected (A-ASSOCIATE-RJ,
+    /// permanent, no reason given).
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
     #[command(flatten)]
