@@ -82,7 +82,12 @@ fn folder_with_bad_files_exit_1_and_one_line_per_failed_file() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2 * 2 - 64]).unwrap();
     let missing = other.path().join("missing.dcm");
 
-    let r = send(&peer, &[tmp.path(), &empty, &truncated, &missing], &[]);
+    let report = other.path().join("report.csv");
+    let r = send(
+        &peer,
+        &[tmp.path(), &empty, &truncated, &missing],
+        &["--report", report.to_str().unwrap()],
+    );
     assert_eq!(r.code(), Some(1), "{}", r.describe());
     assert!(r.elapsed < Duration::from_secs(10), "{}", r.describe());
     assert_eq!(count_stored(&peer), 5, "{}", r.describe());
@@ -100,6 +105,28 @@ fn folder_with_bad_files_exit_1_and_one_line_per_failed_file() {
     assert!(!err.contains("hidden") && !err.contains("DICOMDIR"), "{}", r.describe());
     assert!(r.stdout().starts_with("sent 5 of 8 files ("), "{}", r.describe());
     assert!(r.stdout().contains("; 3 failed; 1 skipped"), "{}", r.describe());
+
+    // The report: a header, then one row per file with its outcome.
+    let csv = std::fs::read_to_string(&report).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0],
+        ["path", "outcome", "status", "sop_instance_uid", "transfer_syntax", "bytes", "detail"]
+    );
+    assert_eq!(rows.len(), 1 + 9, "{csv}");
+    let row = |p: &Path| {
+        let p = p.display().to_string();
+        rows.iter().find(|r| r[0] == p).unwrap_or_else(|| panic!("no row for {p}:\n{csv}"))
+    };
+    for g in &good {
+        let r = row(g);
+        assert_eq!((r[1], r[2], r[4]), ("stored", "0000", "1.2.840.10008.1.2.1"), "{csv}");
+        assert!(r[3].starts_with("2.25.") && r[5].parse::<u64>().unwrap() > 0, "{csv}");
+    }
+    for bad in [&empty, &truncated, &missing] {
+        assert_eq!(row(bad)[1], "failed", "{csv}");
+    }
+    assert_eq!(row(&tmp.path().join("readme.txt"))[1], "skipped", "{csv}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use dclient::{FindRequest, InformationModel, QueryLevel};
 use dicom_core::Tag;
 use dicom_object::InMemDicomObject;
 
-use crate::common::{Common, Outcome};
+use crate::common::{write_csv_row, Common, Outcome};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -230,24 +230,6 @@ fn write_table_row<W: Write>(w: &mut W, widths: &[usize], cells: &[String]) -> i
     }
     line.truncate(line.trim_end().len());
     line.push('\n');
-    w.write_all(line.as_bytes())
-}
-
-fn write_csv_row<W: Write>(w: &mut W, cells: &[String]) -> io::Result<()> {
-    let mut line = String::with_capacity(128);
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        if c.contains([',', '"', '\n', '\r']) {
-            line.push('"');
-            line.push_str(&c.replace('"', "\"\""));
-            line.push('"');
-        } else {
-            line.push_str(c);
-        }
-    }
-    line.push_str("\r\n");
     w.write_all(line.as_bytes())
 }
 

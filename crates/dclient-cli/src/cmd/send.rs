@@ -1,13 +1,16 @@
-//! `dclient send HOST PORT PATH... [--parallel N]`: C-STORE of files and folders.
+//! `dclient send HOST PORT PATH... [--parallel N] [--report FILE]`: C-STORE of files and
+//! folders.
 
-use std::io::IsTerminal;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use dclient::{FileOutcome, SendEvent, SendOptions};
+use dclient::{FileOutcome, FileReport, SendEvent, SendOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::common::{Common, Outcome};
+use crate::common::{write_csv_row, Common, Outcome};
 
 /// Arguments of `dclient send`.
 #[derive(Debug, clap::Args)]
@@ -22,6 +25,11 @@ pub struct Args {
     /// Number of associations to send over at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
+    /// Write one CSV row per file to FILE as each file ends (path, outcome, status,
+    /// sop_instance_uid, transfer_syntax, bytes, detail): `failed` rows are the files to
+    /// send again.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -29,6 +37,22 @@ pub struct Args {
 /// Sends, prints one line per failed file on stderr and the summary on stdout.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let mut client = a.common.client(&a.host, a.port)?;
+    let report_file = match &a.report {
+        Some(path) => {
+            let f = File::create(path)
+                .map_err(|e| {
+                    dclient::Error::InvalidInput(format!(
+                        "cannot write the report {}: {e}",
+                        path.display()
+                    ))
+                })
+                .map(BufWriter::new)?;
+            let mut w = Some(f);
+            report_row(&mut w, &REPORT_HEADER.map(String::from));
+            Some(Mutex::new(w))
+        }
+        None => None,
+    };
     let bar = if std::io::stderr().is_terminal() && !a.common.quiet {
         let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         pb.set_style(
@@ -59,6 +83,10 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
             }
         }
         SendEvent::File(r) => {
+            if let Some(w) = &report_file {
+                let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+                report_row(&mut w, &report_cells(r));
+            }
             let line = match &r.outcome {
                 FileOutcome::Failed { .. } => Some(format!("dclient: {}", r.line())),
                 FileOutcome::Skipped { .. } if !quiet => Some(format!("dclient: {}", r.line())),
@@ -91,5 +119,77 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     if !a.common.quiet {
         println!("{}", report.summary());
     }
+    // Every row was flushed as it was written; a writer dropped on the way means a write
+    // failed (disk full, say): the report is incomplete.
+    if let (Some(w), Some(path)) = (report_file, &a.report) {
+        if w.into_inner().unwrap_or_else(|p| p.into_inner()).is_none() {
+            anyhow::bail!("the report {} is incomplete: a write to it failed", path.display());
+        }
+    }
     Ok(if report.all_stored() { Outcome::Success } else { Outcome::Failed })
+}
+
+/// The report's columns.
+const REPORT_HEADER: [&str; 7] =
+    ["path", "outcome", "status", "sop_instance_uid", "transfer_syntax", "bytes", "detail"];
+
+/// Appends a row and flushes it, so the report is complete up to the last file ended even
+/// if the run is killed. After a failed write the report is abandoned (`None`), and the
+/// failure is reported at the end.
+fn report_row(w: &mut Option<BufWriter<File>>, cells: &[String]) {
+    if let Some(out) = w {
+        if write_csv_row(out, cells).and_then(|()| out.flush()).is_err() {
+            *w = None;
+        }
+    }
+}
+
+/// One file's row.
+fn report_cells(r: &FileReport) -> Vec<String> {
+    let path = r.path.display().to_string();
+    match &r.outcome {
+        FileOutcome::Stored {
+            sop_instance_uid,
+            status,
+            warning,
+            transfer_syntax,
+            transcoded_from,
+            bytes,
+            ..
+        } => {
+            let detail = match (warning, transcoded_from) {
+                (Some(w), _) => w.clone(),
+                (None, Some(from)) => format!("transcoded from {from}"),
+                (None, None) => String::new(),
+            };
+            let outcome = if warning.is_some() { "warning" } else { "stored" };
+            vec![
+                path,
+                outcome.into(),
+                format!("{:04X}", status.0),
+                sop_instance_uid.clone(),
+                transfer_syntax.clone(),
+                bytes.to_string(),
+                detail,
+            ]
+        }
+        FileOutcome::Failed { reason, status } => vec![
+            path,
+            "failed".into(),
+            status.map(|s| format!("{:04X}", s.0)).unwrap_or_default(),
+            String::new(),
+            String::new(),
+            String::new(),
+            reason.clone(),
+        ],
+        FileOutcome::Skipped { reason } => vec![
+            path,
+            "skipped".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            reason.clone(),
+        ],
+    }
 }
