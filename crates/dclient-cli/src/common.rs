@@ -384,3 +384,21 @@ pub fn write_csv_row<W: std::io::Write>(w: &mut W, cells: &[String]) -> std::io:
     line.push_str("\r\n");
     w.write_all(line.as_bytes())
 }
+
+/// Writes a line to standard output (see `outln!`); a closed pipe ends the process quietly.
+pub fn write_stdout_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// Writes a line to standard error (see `errln!`), ignoring a failure to do so.
+pub fn write_stderr_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}

@@ -5,6 +5,17 @@
 
 #![forbid(unsafe_code)]
 
+/// `println!` that never panics: when standard output is a closed pipe (`dclient find ... |
+/// head`), the process ends quietly with status 0, as if it had received SIGPIPE.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::common::write_stdout_line(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics: a closed standard error loses the line, nothing else.
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::common::write_stderr_line(format_args!($($arg)*)) };
+}
+
 mod cmd;
 mod common;
 
@@ -82,7 +93,7 @@ fn main() -> ExitCode {
         Ok(common::Outcome::Success) => ExitCode::SUCCESS,
         Ok(common::Outcome::Failed) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("dclient: {}", common::one_line(&e));
+            errln!("dclient: {}", common::one_line(&e));
             ExitCode::from(common::exit_status(&e))
         }
     }

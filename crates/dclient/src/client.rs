@@ -229,9 +229,8 @@ impl DClient {
         match self.try_test(vec![verification_context()]) {
             Ok(_) => {
                 tracing::info!(
-                    "test successful: {}:{} accepted the association",
-                    self.host,
-                    self.port
+                    "test successful: {} accepted the association",
+                    crate::names::host_port(&self.host, self.port)
                 );
                 true
             }

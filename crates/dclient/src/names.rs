@@ -22,6 +22,15 @@ pub fn describe_uid(uid: &str) -> String {
     }
 }
 
+/// `host:port` as people write it: an IPv6 address in brackets (`[::1]:11112`).
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// A peer's text made fit for a one-line message or log: control characters (a newline,
 /// an escape sequence that would drive the terminal) shown escaped as `\n`, `\u{1b}`, and
 /// at most 80 characters.
@@ -44,6 +53,13 @@ pub fn printable(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_port_brackets_ipv6() {
+        assert_eq!(host_port("::1", 104), "[::1]:104");
+        assert_eq!(host_port("127.0.0.1", 104), "127.0.0.1:104");
+        assert_eq!(host_port("pacs.example", 11112), "pacs.example:11112");
+    }
 
     #[test]
     fn names_of_common_uids() {

@@ -294,7 +294,7 @@ pub fn connect(
     // Bad AE titles or contexts are the caller's input, whatever is listening there.
     config.build_rq().map_err(|e| Error::InvalidInput(e.to_string()))?;
     let name = tls.name_for(host)?;
-    let peer = format!("{host}:{port}");
+    let peer = crate::names::host_port(host, port);
     let sock = tcp_connect(host, port, timeouts.connect)?;
     let conn = rustls::ClientConnection::new(tls.config.clone(), name)
         .map_err(|e| Error::Tls { peer: peer.clone(), reason: describe(&e) })?;

@@ -90,7 +90,7 @@ pub enum Incoming {
 /// Opens a TCP connection to `host:port` with a timeout, trying each resolved address, and
 /// sets `TCP_NODELAY`.
 pub fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
-    let addr = format!("{host}:{port}");
+    let addr = crate::names::host_port(host, port);
     let addrs = (host, port).to_socket_addrs().map_err(|e| Error::Connect {
         addr: addr.clone(),
         reason: format!("cannot resolve host: {e}"),
@@ -199,7 +199,7 @@ impl Connection {
         // touching the network, whatever is (or is not) listening there.
         config.build_rq().map_err(request_error)?;
         let s = tcp_connect(host, port, timeouts.connect)?;
-        Connection::request(Box::new(s), format!("{host}:{port}"), config, timeouts)
+        Connection::request(Box::new(s), crate::names::host_port(host, port), config, timeouts)
     }
 
     /// Acceptor side: waits for the A-ASSOCIATE-RQ (ACSE timeout), lets `decide` answer it

@@ -67,7 +67,7 @@ impl Runner {
             }
         };
         if !self.quiet || status != "ok" {
-            println!("{label:.<48} {status:<6} {detail}");
+            outln!("{label:.<48} {status:<6} {detail}");
         }
     }
 }
@@ -78,7 +78,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let root = tmp.path().to_path_buf();
     let q = a.common.quiet;
     if !q {
-        println!(
+        outln!(
             "dclient demo: every operation against built-in SCPs on 127.0.0.1, in {}",
             root.display()
         );
@@ -214,10 +214,10 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     dest.shutdown();
     if a.keep {
         let kept = tmp.keep();
-        println!("kept {}", kept.display());
+        outln!("kept {}", kept.display());
     }
     let total = r.n;
-    println!(
+    outln!(
         "demo: {} of {total} steps succeeded{}",
         r.ok,
         if r.failed.is_empty() {

@@ -21,11 +21,10 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     client.echo()?;
     if !a.common.quiet {
-        println!(
-            "C-ECHO to {} at {}:{}: success ({:.1} ms)",
+        outln!(
+            "C-ECHO to {} at {}: success ({:.1} ms)",
             a.common.host_ae,
-            a.host,
-            a.port,
+            dclient::names::host_port(&a.host, a.port),
             start.elapsed().as_secs_f64() * 1000.0
         );
     }

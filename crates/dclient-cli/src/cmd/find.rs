@@ -107,10 +107,9 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         tracing::info!("stopped after {} matches (C-CANCEL sent)", summary.matches);
     }
     tracing::info!(
-        "C-FIND {} at {}:{}: {} matches, final status {}",
+        "C-FIND {} at {}: {} matches, final status {}",
         req.level(),
-        a.host,
-        a.port,
+        dclient::names::host_port(&a.host, a.port),
         summary.matches,
         summary.status
     );

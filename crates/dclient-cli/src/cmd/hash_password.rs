@@ -1,7 +1,7 @@
 //! `dclient hash-password NAME`: a line for `dclient serve --users FILE` with the password
 //! hashed (PBKDF2-HMAC-SHA256, random salt), so the file holds no password in clear.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 
 use crate::common::{Common, Outcome};
 
@@ -25,7 +25,9 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("password for {name} (the text you type is shown): ");
+        let mut err = std::io::stderr();
+        let _ = write!(err, "password for {name} (the text you type is shown): ");
+        let _ = err.flush();
     }
     let mut line = String::new();
     stdin
@@ -37,6 +39,6 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     if password.is_empty() {
         return Err(bad("no password on standard input").into());
     }
-    println!("{name}:{}", dclient::identity::hash_password(password)?);
+    outln!("{name}:{}", dclient::identity::hash_password(password)?);
     Ok(Outcome::Success)
 }

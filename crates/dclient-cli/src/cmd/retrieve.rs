@@ -125,7 +125,7 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
     let result = result?;
     let stored = result.stored();
     for r in result.received.iter().filter(|r| !r.status.is_success()) {
-        eprintln!(
+        errln!(
             "dclient: refused {}: status {} ({})",
             dclient::names::printable(&r.sop_instance_uid),
             r.status,
@@ -134,7 +134,7 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
     }
     report("C-GET", &result, &a.common);
     if !a.common.quiet {
-        println!(
+        outln!(
             "retrieved {} instance(s){} in {:.1} s ({})",
             result.received.len(),
             match &a.out {
@@ -185,7 +185,7 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
         let got = received
             .map(|(n, d)| format!(", {n} received into {}", d.display()))
             .unwrap_or_default();
-        println!(
+        outln!(
             "moved to {dest}{got} in {:.1} s ({})",
             start.elapsed().as_secs_f64(),
             counts(&result.sub_operations)
@@ -196,11 +196,11 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
 
 fn report(op: &str, r: &RetrieveResult, common: &Common) {
     for uid in &r.failed_sop_instance_uids {
-        eprintln!("dclient: {op} sub-operation failed for {uid}");
+        errln!("dclient: {op} sub-operation failed for {uid}");
     }
     if !common.quiet {
         for w in &r.warnings {
-            eprintln!("dclient: warning: {w}");
+            errln!("dclient: warning: {w}");
         }
     }
 }

@@ -104,8 +104,8 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
             }
             if let Some(line) = line {
                 match &bar {
-                    Some(pb) => pb.suspend(|| eprintln!("{line}")),
-                    None => eprintln!("{line}"),
+                    Some(pb) => pb.suspend(|| errln!("{line}")),
+                    None => errln!("{line}"),
                 }
             }
         }
@@ -117,7 +117,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     }
     let report = report?;
     if !a.common.quiet {
-        println!("{}", report.summary());
+        outln!("{}", report.summary());
     }
     // Every row was flushed as it was written; a writer dropped on the way means a write
     // failed (disk full, say): the report is incomplete.

@@ -101,7 +101,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     .context("cannot install the Ctrl-C handler")?;
     let handle = Scp::start(config)?;
     let (patients, studies, series, instances) = handle.index().counts()?;
-    println!(
+    outln!(
         "listening on {} as AE {} (storage {}: {patients} patients, {studies} studies, \
          {series} series, {instances} instances); Ctrl-C to stop",
         handle.local_addr(),
@@ -111,7 +111,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = rx.recv();
-    eprintln!("dclient serve: stopping (in-progress associations get a few seconds to finish)");
+    errln!("dclient serve: stopping (in-progress associations get a few seconds to finish)");
     handle.shutdown();
     Ok(Outcome::Success)
 }

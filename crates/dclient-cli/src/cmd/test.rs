@@ -46,33 +46,27 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let report = client.try_test(contexts)?;
     let n = &report.negotiated;
     if !a.common.quiet {
-        println!(
-            "association with {} at {}:{} accepted (peer max PDU {}, implementation {} {})",
+        outln!(
+            "association with {} at {} accepted (peer max PDU {}, implementation {} {})",
             a.common.host_ae,
-            a.host,
-            a.port,
+            dclient::names::host_port(&a.host, a.port),
             if n.peer_max_pdu == 0 { "unlimited".to_string() } else { n.peer_max_pdu.to_string() },
             n.peer_implementation_class_uid.as_deref().unwrap_or("?"),
             n.peer_implementation_version_name.as_deref().unwrap_or("")
         );
         for c in n.contexts.values() {
             if c.is_accepted() {
-                println!(
+                outln!(
                     "  context {:>3} {}: accepted, {}",
                     c.id,
                     describe_uid(&c.abstract_syntax),
                     describe_uid(&c.transfer_syntax)
                 );
             } else {
-                println!(
-                    "  context {:>3} {}: {}",
-                    c.id,
-                    describe_uid(&c.abstract_syntax),
-                    c.result
-                );
+                outln!("  context {:>3} {}: {}", c.id, describe_uid(&c.abstract_syntax), c.result);
             }
         }
-        println!("association released");
+        outln!("association released");
     }
     Ok(Outcome::Success)
 }
