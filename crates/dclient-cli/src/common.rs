@@ -350,8 +350,10 @@ pub fn one_line(e: &anyhow::Error) -> String {
 
 /// 2 for bad usage or input found before anything was sent, 1 otherwise.
 pub fn exit_status(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<dclient::Error>() {
-        Some(d) if d.is_usage() => 2,
+    use dclient::scp::ScpError;
+    match (e.downcast_ref::<dclient::Error>(), e.downcast_ref::<ScpError>()) {
+        (Some(d), _) | (_, Some(ScpError::Storage(d))) if d.is_usage() => 2,
+        (_, Some(ScpError::Config(_))) => 2,
         _ => 1,
     }
 }

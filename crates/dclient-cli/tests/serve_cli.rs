@@ -110,9 +110,30 @@ fn serve_refuses_bad_peers_and_folders_with_usage_or_start_errors() {
     // The storage folder is a file.
     let file = dir.path().join("f");
     std::fs::write(&file, b"x").unwrap();
-    let o = dclient(&["serve", "--port", "0", "--dir", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(!o.stderr.is_empty());
+    let f = file.to_str().unwrap();
+    let o = dclient(&["serve", "--port", "0", "--dir", f]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be the storage folder: it exists and is not a folder"), "{err}");
+    // The same for get's and move --receive's folder, before anything is sent.
+    let port = closed_port().to_string();
+    let k = "StudyInstanceUID=1.2.3";
+    for args in [
+        &["get", "127.0.0.1", &port, "--out", f, "-k", k][..],
+        &["move", "127.0.0.1", &port, "--receive", "0", "--out", f, "-k", k],
+    ] {
+        let o = dclient(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("is not a folder"), "{args:?}: {err}");
+    }
+    // A port already in use is a start error (exit 1).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = taken.local_addr().unwrap().port().to_string();
+    let o = dclient(&["serve", "--port", &p, "--dir", d]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
 }
 
 #[test]

@@ -541,8 +541,10 @@ impl DClient {
         cfg.store_only = true;
         cfg.timeouts = self.options.timeouts;
         cfg.tls = self.options.receiver_tls.clone();
-        let receiver = crate::scp::Scp::start(cfg)
-            .map_err(|e| Error::InvalidInput(format!("cannot start the receiver: {e}")))?;
+        let receiver = crate::scp::Scp::start(cfg).map_err(|e| match e {
+            crate::scp::ScpError::Storage(e) => e,
+            e => Error::InvalidInput(format!("cannot start the receiver: {e}")),
+        })?;
         let ae = self.options.ae.clone();
         let result = self.move_to(&ae, req, progress);
         // The final C-MOVE-RSP comes after the last sub-operation's C-STORE-RSP; the

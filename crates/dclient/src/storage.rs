@@ -61,10 +61,19 @@ pub struct Received {
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl StorageDir {
-    /// Files go into `dir` (created if missing) as `<SOPInstanceUID>.dcm`.
+    /// Files go into `dir` (created if missing) as `<SOPInstanceUID>.dcm`. A `dir` that is
+    /// not a folder, or cannot be created, is [`Error::InvalidInput`].
     pub fn new(dir: impl Into<PathBuf>) -> Result<StorageDir> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| Error::File { path: dir.clone(), source: e })?;
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "{} cannot be the storage folder: it exists and is not a folder",
+                dir.display()
+            )));
+        }
+        fs::create_dir_all(&dir).map_err(|e| {
+            Error::InvalidInput(format!("cannot create the storage folder {}: {e}", dir.display()))
+        })?;
         Ok(StorageDir { dir, discard: false })
     }
 
