@@ -314,6 +314,13 @@ const CT_SERIES: &[&str] = &["AXIAL 5mm", "AXIAL 1.25mm", "CORONAL MPR", "SCOUT"
 const MR_SERIES: &[&str] = &["T1 SAG", "T2 AX", "FLAIR AX", "DWI b1000", "T1 POST GAD"];
 const PHYSICIANS: &[&str] = &["House^Gregory", "Grey^Meredith", "Quinn^Michaela", "Kildare^James"];
 
+/// The series description `k` places after `first` in the list for `modality`.
+fn description_after(modality: Modality, first: &str, k: usize) -> String {
+    let descs = if modality == Modality::Ct { CT_SERIES } else { MR_SERIES };
+    let i = descs.iter().position(|d| *d == first).unwrap_or(0);
+    descs[(i + k) % descs.len()].to_owned()
+}
+
 impl Synth {
     /// A generator with this seed.
     pub fn new(seed: u64) -> Synth {
@@ -442,8 +449,14 @@ impl Synth {
             let study_dir = dir.join(format!("study{:03}", s + 1));
             std::fs::create_dir_all(&study_dir)
                 .map_err(|source| SynthError::Io { path: study_dir.clone(), source })?;
+            let mut first_description = None;
             for se in 0..spec.series_per_study {
-                let series = self.series(spec.modality, se as u32 + 1);
+                let mut series = self.series(spec.modality, se as u32 + 1);
+                // The series of one study get different descriptions (T1 SAG, then T2 AX...).
+                match &first_description {
+                    None => first_description = Some(series.description.clone()),
+                    Some(first) => series.description = description_after(spec.modality, first, se),
+                }
                 for i in 0..spec.instances_per_series {
                     n += 1;
                     let inst = self.instance(patient, &study, &series, i as u32 + 1, spec.size);
