@@ -492,12 +492,17 @@ struct Counter(DatasetSummary);
 impl Visitor for Counter {
     fn primitive(
         &mut self,
-        _: usize,
-        _: Tag,
-        _: VR,
-        _: &[u8],
+        at: usize,
+        tag: Tag,
+        vr: VR,
+        value: &[u8],
         _: DatasetEncoding,
     ) -> Result<(), DatasetError> {
+        // The same length rule as the reader's (a UL of 2 bytes is no UL): dicom-parser,
+        // given such a value, loses step and takes a length from the middle of a value.
+        if value.len() % value_unit(vr) != 0 {
+            return Err(DatasetError::BadValueLength { offset: at, tag, vr, length: value.len() });
+        }
         self.0.elements += 1;
         Ok(())
     }
@@ -621,6 +626,17 @@ fn trims_leading(vr: VR) -> bool {
 }
 
 /// The value of one element; `None` when the length does not suit the VR.
+/// The size of one value of a binary VR (a value's length must be a multiple of it); 1 for
+/// the others.
+fn value_unit(vr: VR) -> usize {
+    match vr {
+        VR::US | VR::OW | VR::SS => 2,
+        VR::UL | VR::OL | VR::SL | VR::FL | VR::OF | VR::AT => 4,
+        VR::UV | VR::OV | VR::SV | VR::FD | VR::OD => 8,
+        _ => 1,
+    }
+}
+
 fn primitive_value(vr: VR, b: &[u8], big: bool, cs: &CharacterSet) -> Option<PrimitiveValue> {
     if b.is_empty() {
         return Some(PrimitiveValue::Empty);

@@ -12,6 +12,7 @@ use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use super::prepare::PreparedFile;
+use crate::dataset::{validate_dataset, DatasetEncoding};
 use crate::names::describe_uid;
 
 /// A deflated data set may inflate to at most this many bytes.
@@ -83,6 +84,13 @@ pub fn transcode(file: &PreparedFile, to: &str) -> Result<Vec<u8>, TranscodeErro
     } else {
         (raw, from)
     };
+    // dicom-parser allocates a value's declared length before reading it, and a value of a
+    // length its VR cannot have (a UL of 2 bytes) makes it lose step and read a length from
+    // the middle of a value: a 400-byte file asked for 256 MiB (found by the prepare_file
+    // fuzz target). Every length is checked first, as for data sets from the network.
+    let enc = DatasetEncoding::from_uid(read_ts).map_err(|e| codec(e.to_string()))?;
+    validate_dataset(&bytes, enc, bytes.len())
+        .map_err(|e| codec(format!("malformed data set: {e}")))?;
     let read_ts = TransferSyntaxRegistry
         .get(read_ts)
         .ok_or_else(|| codec(format!("{read_ts} is not in the transfer syntax registry")))?;
@@ -172,5 +180,22 @@ mod tests {
         let e = transcode(&pf, uids::EXPLICIT_VR_LE).expect_err("compressed");
         assert!(e.to_string().contains("JPEG Baseline"), "{e}");
         assert!(e.to_string().contains("no decoder"), "{e}");
+    }
+
+    /// Found by the prepare_file fuzz target (as peak memory, not a crash): a 396-byte raw
+    /// data set whose HighBit (0028,0102) is a UL of 2 bytes. dicom-parser lost step on it
+    /// and allocated 256 MiB for a "length" read from the middle of a value. The lengths
+    /// are now checked first, and the file fails with one line naming the element.
+    #[test]
+    fn regression_a_value_length_its_vr_cannot_have_is_refused_before_parsing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("in.dcm");
+        std::fs::write(&path, include_bytes!("testdata/ul-of-two-bytes.raw")).expect("write");
+        let pf = PreparedFile::open(&path).expect("its header reads");
+        for to in [uids::IMPLICIT_VR_LE, uids::EXPLICIT_VR_BE] {
+            let e = transcode(&pf, to).expect_err("malformed").to_string();
+            assert!(e.contains("malformed data set"), "{e}");
+            assert!(e.contains("(0028,0102)"), "{e}");
+        }
     }
 }
