@@ -197,5 +197,11 @@ mod tests {
             assert!(e.contains("malformed data set"), "{e}");
             assert!(e.contains("(0028,0102)"), "{e}");
         }
+        // The input libFuzzer then stopped on (out of memory at 2 GB): 202 bytes of implicit
+        // VR data set with an FD of 44 bytes.
+        std::fs::write(&path, include_bytes!("testdata/oom-202-bytes.raw")).expect("write");
+        let pf = PreparedFile::open(&path).expect("its header reads");
+        let e = transcode(&pf, uids::EXPLICIT_VR_LE).expect_err("malformed").to_string();
+        assert!(e.contains("malformed data set: element (0022,000F) (FD)"), "{e}");
     }
 }
