@@ -160,6 +160,34 @@ fn beyond_the_limit_associations_are_rejected_and_silent_clients_block_nobody() 
     wait_until("no association", Duration::from_secs(5), || scp.active_associations() == 0);
 }
 
+/// With one slot, a client that associates again as soon as its release is answered is
+/// never refused (the fuzzer's echo check was, under load: the slot was freed only after
+/// the connection closed); a second association while one is held still is, after a short
+/// wait for the slot.
+#[test]
+fn one_slot_serves_back_to_back_associations_and_still_refuses_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_associations = 1;
+    let scp = Scp::start(c).unwrap();
+    for i in 0..100 {
+        echo(&scp).unwrap_or_else(|e| panic!("echo {i}: {e}"));
+    }
+    let held = connect(&scp, vec![le(uids::VERIFICATION)], vec![]);
+    let started = Instant::now();
+    match echo(&scp) {
+        Err(dclient::Error::Rejected { rj, .. }) => {
+            assert_eq!((rj.result, rj.source, rj.reason), (2, 3, 2), "transient, local limit")
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(400), "rejected after {waited:?}, without waiting");
+    assert!(waited < Duration::from_secs(3), "rejected after {waited:?}");
+    held.release().unwrap();
+    echo(&scp).unwrap();
+}
+
 #[test]
 fn find_honours_cancel_and_get_respects_role_selection() {
     let dir = tempfile::tempdir().unwrap();

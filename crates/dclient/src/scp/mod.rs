@@ -241,6 +241,23 @@ impl Shared {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
             .is_ok()
     }
+
+    /// Takes a slot, waiting up to `wait` for one to free up: an association whose
+    /// A-RELEASE-RP has gone out may still be closing its connection when the same client
+    /// asks for the next one, and a client that associates one after the other must not be
+    /// refused for that. False when none freed up in time (really overloaded).
+    pub(crate) fn take_slot_within(&self, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        loop {
+            if self.take_slot() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// The built-in SCP.

@@ -11,7 +11,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dclient_proto::dimse::command::{CStoreRq, Command};
 use dclient_proto::dimse::message::DimseEvent;
@@ -117,6 +117,10 @@ pub fn policy_for(
     Ok(policy)
 }
 
+/// How long an A-ASSOCIATE-RQ waits for a slot when all are taken, before the rejection
+/// (at most half the ACSE timeout).
+const SLOT_WAIT: Duration = Duration::from_millis(500);
+
 /// Runs connection `id` to its end: the handshake, then (holding one of the
 /// `max_associations` slots from the A-ASSOCIATE-RQ on) the association. Never panics on
 /// peer input; logs one line when the association starts and one when it ends.
@@ -175,7 +179,7 @@ fn run_connection(
                 return Err(super::secure::RJ_IDENTITY);
             }
         }
-        if !shared.take_slot() {
+        if !shared.take_slot_within(SLOT_WAIT.min(cfg.timeouts.acse / 2)) {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 "association from {}@{peer} rejected: {} associations already in progress \
@@ -209,6 +213,10 @@ fn run_connection(
     let mut watch = CancelWatch::new(probe);
     let mut counts = SessionCounts::default();
     let end = serve(&mut conn, &mut watch, shared, &calling, &mut counts);
+    // The association is over (released, aborted or failed): its slot is free before the
+    // connection closes, so the client's next association finds it.
+    shared.active.fetch_sub(1, Ordering::SeqCst);
+    *slot = false;
     let summary = format!(
         "{} stored, {} find, {} get, {} move, {} echo in {:.1} s",
         counts.stored,
