@@ -234,29 +234,35 @@ impl Shared {
         self.handshakes.lock().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != id);
     }
 
-    /// Takes one of the `max_associations` slots; false when all are taken.
-    pub(crate) fn take_slot(&self) -> bool {
+    /// Takes one of the `max_associations` slots, waiting up to `wait` for one to free up:
+    /// an association whose A-RELEASE-RP has gone out may still be closing its connection
+    /// when the same client asks for the next one, and a client that associates one after
+    /// the other must not be refused for that. `None` when none freed up in time (really
+    /// overloaded).
+    pub(crate) fn take_slot(&self, wait: Duration) -> Option<Slot<'_>> {
         let max = self.config.max_associations;
-        self.active
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
-            .is_ok()
-    }
-
-    /// Takes a slot, waiting up to `wait` for one to free up: an association whose
-    /// A-RELEASE-RP has gone out may still be closing its connection when the same client
-    /// asks for the next one, and a client that associates one after the other must not be
-    /// refused for that. False when none freed up in time (really overloaded).
-    pub(crate) fn take_slot_within(&self, wait: Duration) -> bool {
         let until = Instant::now() + wait;
         loop {
-            if self.take_slot() {
-                return true;
+            let taken = self
+                .active
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1));
+            if taken.is_ok() {
+                return Some(Slot(&self.active));
             }
             if Instant::now() >= until {
-                return false;
+                return None;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+/// One of the `max_associations` slots, given back when dropped.
+pub(crate) struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -24,6 +24,7 @@ use super::header;
 use super::qr::{self, CancelWatch};
 use super::Shared;
 use crate::error::Error;
+use crate::names::printable;
 use crate::services::echo::{answer_echo, unexpected};
 use crate::storage::{answer_store, receive_data_set};
 use crate::transport::{Connection, Incoming};
@@ -122,24 +123,15 @@ pub fn policy_for(
 const SLOT_WAIT: Duration = Duration::from_millis(500);
 
 /// Runs connection `id` to its end: the handshake, then (holding one of the
-/// `max_associations` slots from the A-ASSOCIATE-RQ on) the association. Never panics on
-/// peer input; logs one line when the association starts and one when it ends.
+/// `max_associations` slots from the A-ASSOCIATE-RQ to the association's end) the
+/// association. Never panics on peer input; logs one line when the association starts and
+/// one when it ends.
 pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared, id: u64) {
-    let mut slot = false;
-    run_connection(stream, peer_addr, shared, id, &mut slot);
+    run_connection(stream, peer_addr, shared, id);
     shared.end_handshake(id);
-    if slot {
-        shared.active.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
-fn run_connection(
-    stream: TcpStream,
-    peer_addr: SocketAddr,
-    shared: &Shared,
-    id: u64,
-    slot: &mut bool,
-) {
+fn run_connection(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared, id: u64) {
     let peer = peer_addr.to_string();
     let probe = stream.try_clone().ok();
     let cfg = &shared.config;
@@ -150,9 +142,10 @@ fn run_connection(
         return;
     };
     let mut user = None;
+    let mut slot = None;
     let accepted = Connection::accept(stream, peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
         shared.end_handshake(id);
-        let calling_ae = crate::names::printable(rq.calling_ae.trim());
+        let calling_ae = printable(rq.calling_ae.trim());
         let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu, !cfg.store_only);
         if r.is_err() {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -174,12 +167,13 @@ fn run_connection(
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "association from {}@{peer} rejected: {why}",
-                    crate::names::printable(rq.calling_ae.trim())
+                    printable(rq.calling_ae.trim())
                 );
                 return Err(super::secure::RJ_IDENTITY);
             }
         }
-        if !shared.take_slot_within(SLOT_WAIT.min(cfg.timeouts.acse / 2)) {
+        slot = shared.take_slot(SLOT_WAIT.min(cfg.timeouts.acse / 2));
+        if slot.is_none() {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 "association from {}@{peer} rejected: {} associations already in progress \
@@ -189,7 +183,6 @@ fn run_connection(
             );
             return Err(super::listener::RJ_LIMIT);
         }
-        *slot = true;
         Ok(policy)
     });
     let (mut conn, rq) = match accepted {
@@ -201,7 +194,7 @@ fn run_connection(
         }
     };
     shared.stats.associations.fetch_add(1, Ordering::Relaxed);
-    let calling = crate::names::printable(rq.calling_ae.trim());
+    let calling = printable(rq.calling_ae.trim());
     let n = conn.negotiated();
     tracing::info!(
         "association from {calling}@{peer} accepted ({} of {} presentation contexts){}",
@@ -215,8 +208,7 @@ fn run_connection(
     let end = serve(&mut conn, &mut watch, shared, &calling, &mut counts);
     // The association is over (released, aborted or failed): its slot is free before the
     // connection closes, so the client's next association finds it.
-    shared.active.fetch_sub(1, Ordering::SeqCst);
-    *slot = false;
+    drop(slot);
     let summary = format!(
         "{} stored, {} find, {} get, {} move, {} echo in {:.1} s",
         counts.stored,
@@ -363,58 +355,50 @@ fn receive(
         answer_store(conn, context_id, rq, Status::SOP_CLASS_NOT_SUPPORTED, Some(why))?;
         return Ok(false);
     }
-    if shared.config.store_only {
-        let received = inc.finish();
-        let uid = short(&rq.affected_sop_instance_uid);
-        match (&received.path, &received.error) {
-            (Some(path), _) => {
-                shared.stats.stored.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    "C-STORE from {calling}: {uid} ({} bytes) stored as {}",
-                    received.bytes,
-                    path.display()
-                );
-            }
-            (None, e) => tracing::warn!(
-                "C-STORE from {calling}: {uid} refused: {}",
-                e.as_deref().unwrap_or("not stored")
-            ),
-        }
-        answer_store(conn, context_id, rq, received.status, received.error.as_deref())?;
-        return Ok(received.status.is_success());
-    }
+    // The built-in SCP files by study and indexes; a store-only receiver (move --receive)
+    // keeps C-GET's flat `<SOPInstanceUID>.dcm` and no index.
+    let index = !shared.config.store_only;
     let dir = shared.storage.dir().to_path_buf();
     let mut record = None;
     let mut why = None;
-    let received = inc.finish_to(|tmp, _default| match header::read_instance(tmp) {
-        Ok(r) if uids::is_valid_uid(&r.study_uid) => {
-            let p = dir.join(&r.study_uid).join(format!("{}.dcm", rq.affected_sop_instance_uid));
-            record = Some(r);
-            Ok(p)
+    let received = inc.finish_to(|tmp, default| {
+        if !index {
+            return Ok(default.to_path_buf());
         }
-        Ok(r) => {
-            let w = format!("Study Instance UID {:?} missing or invalid", short(&r.study_uid));
-            why = Some(w.clone());
-            Err(std::io::Error::other(w))
-        }
-        Err(e) => {
-            why = Some(e.to_string());
-            Err(std::io::Error::other(e.to_string()))
+        match header::read_instance(tmp) {
+            Ok(r) if uids::is_valid_uid(&r.study_uid) => {
+                let p =
+                    dir.join(&r.study_uid).join(format!("{}.dcm", rq.affected_sop_instance_uid));
+                record = Some(r);
+                Ok(p)
+            }
+            Ok(r) => {
+                let w =
+                    format!("Study Instance UID {:?} missing or invalid", printable(&r.study_uid));
+                why = Some(w.clone());
+                Err(std::io::Error::other(w))
+            }
+            Err(e) => {
+                why = Some(e.to_string());
+                Err(std::io::Error::other(e.to_string()))
+            }
         }
     });
-    let uid = short(&rq.affected_sop_instance_uid);
+    let uid = printable(&rq.affected_sop_instance_uid);
+    let stored = |path: &std::path::Path| {
+        shared.stats.stored.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "C-STORE from {calling}: {uid} ({} bytes) stored as {} in {:.1} ms",
+            received.bytes,
+            path.display(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        (Status::SUCCESS, None)
+    };
     let (status, comment) = match (received.path.as_ref(), record) {
+        (Some(path), _) if !index => stored(path),
         (Some(path), Some(rec)) => match shared.index.insert(&rec, path) {
-            Ok(()) => {
-                shared.stats.stored.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    "C-STORE from {calling}: {uid} ({} bytes) stored as {} in {:.1} ms",
-                    received.bytes,
-                    path.display(),
-                    started.elapsed().as_secs_f64() * 1000.0
-                );
-                (Status::SUCCESS, None)
-            }
+            Ok(()) => stored(path),
             Err(e) => {
                 let _ = std::fs::remove_file(path);
                 tracing::warn!("C-STORE from {calling}: {uid} not stored: {e}");
@@ -436,8 +420,4 @@ fn receive(
     };
     answer_store(conn, context_id, rq, status, comment.as_deref())?;
     Ok(status.is_success())
-}
-
-fn short(s: &str) -> String {
-    crate::names::printable(s)
 }
