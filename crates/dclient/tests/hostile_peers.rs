@@ -17,13 +17,15 @@ use dclient::proto::dimse::command::{CEchoRq, CFindRq, Command, Priority};
 use dclient::proto::dimse::status::Status;
 use dclient::proto::uids;
 use dclient::proto::ul::codec::{encode_pdu_to_vec, pdata_header};
-use dclient::proto::ul::pdu::{pdu_type, AbortReason, AbortSource, Pdu, PresentationContextResult};
+use dclient::proto::ul::pdu::{
+    pdu_type, AbortReason, AbortSource, AssociateAc, AssociateRq, Pdu, PresentationContextResult,
+};
 use dclient::services::retrieve::RetrieveRequest;
 use dclient::services::store::{store_file, PreparedFile, StoreError};
 use dclient::storage::StorageDir;
 use dclient::synth::{DatasetSpec, ImageSize, Synth};
 use dclient::{Error, FileOutcome, FindRequest, QueryLevel};
-use dclient_testkit::fake_peer::{accept_all, message_bytes, FakePeer, Session, Step};
+use dclient_testkit::fake_peer::{accept_all, message_bytes, FakePeer, Session, Step, Transcript};
 use hostile::*;
 
 // ---------------------------------------------------------------------------------------
@@ -94,6 +96,24 @@ fn store_error(port: u16, file: &Path) -> Error {
         Err(StoreError::Association(e)) => e,
         other => panic!("expected the association to fail, got {other:?}"),
     }
+}
+
+/// Sends `file` with `DClient::send` to a fake peer that answers the A-ASSOCIATE-RQ with
+/// `ac`, stores the file with success and releases; asserts the file was stored and the
+/// connection ended cleanly, and returns what the peer saw.
+fn send_stored(
+    ac: impl FnOnce(&AssociateRq) -> AssociateAc + Send + 'static,
+    file: &Path,
+) -> Transcript {
+    let mut script = vec![Step::associate(ac)];
+    script.extend(answer(store_rsp(1, Status::SUCCESS), None));
+    script.extend(Step::release());
+    let peer = FakePeer::start(script);
+    let report = bounded("send", || client(peer.port()).send(&[file])).expect("a report");
+    assert!(report.all_stored(), "{:?}", report.files);
+    let t = peer.finish_one();
+    assert_clean(&t);
+    t
 }
 
 /// One synthetic CT file of about `pixels` x `pixels` x 2 bytes, in explicit VR LE.
@@ -370,14 +390,7 @@ fn max_pdu_0_means_unlimited_and_works() {
     // send: a 200 KB data set goes in PDUs of our own cap (1 MiB), not one huge PDU.
     let dir = tempfile::tempdir().unwrap();
     let file = ct_file(dir.path(), 320);
-    let mut script = vec![Step::associate(unlimited)];
-    script.extend(answer(store_rsp(1, Status::SUCCESS), None));
-    script.extend(Step::release());
-    let peer = FakePeer::start(script);
-    let report = bounded("send", || client(peer.port()).send(&[&file])).expect("a report");
-    assert!(report.all_stored(), "{:?}", report.files);
-    let t = peer.finish_one();
-    assert_clean(&t);
+    let t = send_stored(unlimited, &file);
     let prepared = PreparedFile::open(&file).unwrap();
     assert_eq!(t.messages[0].data.as_ref().unwrap().len() as u64, prepared.data_len);
 }
@@ -416,14 +429,7 @@ fn a_tiny_max_pdu_works_for_echo_find_and_send() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = ct_file(dir.path(), 16);
-    let mut script = vec![Step::associate(tiny)];
-    script.extend(answer(store_rsp(1, Status::SUCCESS), None));
-    script.extend(Step::release());
-    let peer = FakePeer::start(script);
-    let report = bounded("send", || client(peer.port()).send(&[&file])).expect("a report");
-    assert!(report.all_stored(), "{:?}", report.files);
-    let t = peer.finish_one();
-    assert_clean(&t);
+    let t = send_stored(tiny, &file);
     all_small(&t);
     let sent = t.messages[0].data.clone().unwrap();
     let prepared = PreparedFile::open(&file).unwrap();
