@@ -4,12 +4,15 @@
 //! bad usage) ends with the right exit status and one line on stderr, in bounded time.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod cli;
+
+use std::time::Duration;
+
+use cli::Run;
 
 use dclient_testkit::{
-    closed_port, dcmtk_qrscp, dcmtk_storescp, orthanc, pynetdicom_storescp, run_bounded,
-    silent_listener, OrthancOpts, Peer, PyStoreScpOpts, QrScpOpts, StoreScpOpts,
+    closed_port, dcmtk_qrscp, dcmtk_storescp, orthanc, pynetdicom_storescp, silent_listener,
+    OrthancOpts, Peer, PyStoreScpOpts, QrScpOpts, StoreScpOpts,
 };
 
 /// Every run of the binary is killed after this; the cases below assert much tighter bounds.
@@ -20,46 +23,8 @@ const VERIFICATION: &str = "1.2.840.10008.1.1";
 /// Patient Root and Study Root Query/Retrieve - FIND.
 const QR_FIND: [&str; 2] = ["1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"];
 
-/// One run of `dclient`: what it printed, how it ended, how long it took.
-struct Run {
-    out: Output,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?} after {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.code(),
-            self.elapsed,
-            self.stdout(),
-            self.stderr()
-        )
-    }
-    /// The single line on stderr (asserts there is exactly one).
-    fn error_line(&self) -> String {
-        let err = self.stderr();
-        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "expected exactly one line on stderr:\n{}", self.describe());
-        lines[0].to_owned()
-    }
-}
-
 fn dclient(args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dclient"));
-    cmd.args(args).env_remove("RUST_LOG");
-    let start = Instant::now();
-    let out = run_bounded(&mut cmd, RUN_BOUND).unwrap();
-    Run { out, elapsed: start.elapsed() }
+    cli::dclient(args, RUN_BOUND)
 }
 
 fn port(p: u16) -> String {

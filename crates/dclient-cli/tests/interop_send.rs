@@ -3,50 +3,24 @@
 //! (status code, meaning and Error Comment when the peer refused), and the summary line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cli::Run;
 
 use dclient::synth::{DatasetSpec, ImageSize, Syntax, Synth};
-use dclient_testkit::{dcmtk_storescp, run_bounded, Peer, StoreScpOpts};
+use dclient_testkit::{dcmtk_storescp, Peer, StoreScpOpts};
 
 const RUN_BOUND: Duration = Duration::from_secs(60);
 
-struct Run {
-    out: Output,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?} after {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.code(),
-            self.elapsed,
-            self.stdout(),
-            self.stderr()
-        )
-    }
-}
-
 fn send(peer: &Peer, args: &[&Path], extra: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dclient"));
+    let mut cmd = cli::command();
     cmd.args(["send", "127.0.0.1", &peer.port.to_string(), "--host-ae", &peer.ae])
         .args(extra)
-        .args(args)
-        .env_remove("RUST_LOG");
-    let start = Instant::now();
-    let out = run_bounded(&mut cmd, RUN_BOUND).unwrap();
-    Run { out, elapsed: start.elapsed() }
+        .args(args);
+    cli::run(&mut cmd, RUN_BOUND)
 }
 
 fn files(dir: &Path, n: usize) -> Vec<PathBuf> {

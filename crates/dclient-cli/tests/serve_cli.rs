@@ -2,12 +2,11 @@
 //! `dclient find` against it, names in Latin-1 and ISO 2022, then Ctrl-C.
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 #[path = "../../dclient/tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{Archive, MULLER, WANG};
@@ -19,48 +18,10 @@ fn dclient(args: &[&str]) -> Output {
     run_bounded(&mut cmd, Duration::from_secs(60)).unwrap()
 }
 
-/// Kills the server if the test fails before it stops it.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `dclient serve --port 0` and returns it with the port it printed.
-fn serve(dir: &std::path::Path) -> (Server, u16) {
-    let child = Command::new(env!("CARGO_BIN_EXE_dclient"))
-        .args(["serve", "--port", "0", "--dir"])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let out = server.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("serve printed nothing");
-    let port = line
-        .strip_prefix("listening on 127.0.0.1:")
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    assert!(line.contains("as AE ANY-SCP"), "{line}");
-    (server, port)
-}
-
 #[test]
 fn serve_stores_answers_find_in_any_character_set_and_stops_on_ctrl_c() {
     let store = tempfile::tempdir().unwrap();
-    let (mut server, port) = serve(store.path());
+    let (mut server, port) = cli::serve(store.path(), &[]);
     let p = port.to_string();
 
     let archive = Archive::new();

@@ -7,48 +7,21 @@
 //! which ignores user identities, fails `--identity-response` with one line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
+
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use cli::Run;
 
 use dclient::synth::{write_instance, ImageSize, Modality, Syntax, Synth};
 use dclient_testkit::{
     closed_port, dcmtk_storescp, run_bounded, CertFiles, Peer, StoreScpOpts, TestPki,
 };
 
-struct Run {
-    out: Output,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?} after {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.code(),
-            self.elapsed,
-            String::from_utf8_lossy(&self.out.stdout),
-            String::from_utf8_lossy(&self.out.stderr)
-        )
-    }
-    /// The single line on stderr (asserts there is exactly one).
-    fn error_line(&self) -> String {
-        let err = String::from_utf8_lossy(&self.out.stderr).into_owned();
-        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "expected exactly one line on stderr:\n{}", self.describe());
-        lines[0].to_owned()
-    }
-}
-
 fn dclient(args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dclient"));
-    cmd.args(args).env_remove("RUST_LOG");
-    let start = Instant::now();
-    let out = run_bounded(&mut cmd, Duration::from_secs(30)).unwrap();
-    Run { out, elapsed: start.elapsed() }
+    cli::dclient(args, Duration::from_secs(30))
 }
 
 fn s(p: &Path) -> &str {
@@ -176,42 +149,10 @@ fn bad_certificate_files_are_bad_input_found_before_connecting() {
     assert_eq!(r.code(), Some(2), "--tls-cert without --tls-key: {}", r.describe());
 }
 
-/// Kills the server if the test fails before it is dropped.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `dclient serve --port 0 ARGS...` and the port it printed.
-fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
-    use std::io::{BufRead, BufReader};
-    let child = Command::new(env!("CARGO_BIN_EXE_dclient"))
-        .args(["serve", "--port", "0", "--dir", s(dir)])
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let out = server.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("serve printed nothing");
-    let port = line
-        .strip_prefix("listening on 127.0.0.1:")
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (server, port)
+fn serve(dir: &Path, args: &[&str]) -> (cli::Server, String) {
+    let (server, port) = cli::serve(dir, args);
+    (server, port.to_string())
 }
 
 #[test]
