@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import NODELAY, free_port, run_client, wait_port  # noqa: E402
+from benchlib import NODELAY, Server, free_port, run_client  # noqa: E402
 
 DCMQRSCP = "/usr/bin/dcmqrscp"
 STORESCU = "/usr/bin/storescu"
@@ -28,7 +28,7 @@ DCMDUMP = "/usr/bin/dcmdump"
 AE = "QRSCP"
 
 
-class QrScp:
+class QrScp(Server):
     """dcmqrscp on a free port with its own configuration and storage area."""
 
     def __init__(self, root):
@@ -48,18 +48,7 @@ AETable BEGIN
 {AE} {self.store} RW (10, 1024mb) ANY
 AETable END
 """)
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([DCMQRSCP, "-c", cfg, "-dhl", str(self.port)],
-                                     env=NODELAY, stdout=self.log, stderr=self.log)
-        wait_port(self.port)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.start([DCMQRSCP, "-c", cfg, "-dhl", str(self.port)])
 
 
 def patient_id(path):

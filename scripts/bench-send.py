@@ -24,13 +24,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import NODELAY, free_port, run_client, wait_port  # noqa: E402
+from benchlib import NODELAY, Server, free_port, run_client  # noqa: E402
 
 STORESCP = "/usr/bin/storescp"
 STORESCU = "/usr/bin/storescu"
 
 
-class StoreScp:
+class StoreScp(Server):
     """DCMTK storescp on a free port: --ignore (timing) or writing files into a folder."""
 
     def __init__(self, out_dir=None):
@@ -41,17 +41,7 @@ class StoreScp:
         else:
             args += ["-od", out_dir]
         args.append(str(self.port))
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(args, env=NODELAY, stdout=self.log, stderr=self.log)
-        wait_port(self.port)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.start(args)
 
 
 def clients(dclient, port, data, with_pynetdicom):

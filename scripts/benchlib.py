@@ -1,5 +1,5 @@
-"""Helpers shared by the benchmark scripts: free ports, waiting for a listener, and timing
-a client process with GNU time."""
+"""Helpers shared by the benchmark scripts: free ports, waiting for a listener, running a
+peer process, and timing a client process with GNU time."""
 
 import os
 import socket
@@ -26,6 +26,24 @@ def wait_port(port, timeout=15.0):
         except OSError:
             time.sleep(0.05)
     sys.exit(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+class Server:
+    """A peer process listening on `self.port`, run with TCP_NODELAY=1, its output kept in a
+    temporary file. Subclasses pick the port, then call `start(args)`."""
+
+    def start(self, args):
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, env=NODELAY, stdout=self.log, stderr=self.log)
+        wait_port(self.port)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def run_client(args, env=None, timeout=900):
