@@ -302,6 +302,17 @@ impl<'a, V: Visitor> Walker<'a, '_, V> {
                         remaining,
                     });
                 }
+                // A binary value's length is a whole number of values (a UL of 2 bytes is
+                // no UL): dicom-parser, given such a value, loses step and takes a length
+                // from the middle of a value.
+                if vr != VR::SQ && len % value_unit(vr) != 0 {
+                    return Err(DatasetError::BadValueLength {
+                        offset: at,
+                        tag: h.tag,
+                        vr,
+                        length: len,
+                    });
+                }
                 let value_end = h.value_at + len;
                 if vr == VR::SQ {
                     let after =
@@ -492,17 +503,12 @@ struct Counter(DatasetSummary);
 impl Visitor for Counter {
     fn primitive(
         &mut self,
-        at: usize,
-        tag: Tag,
-        vr: VR,
-        value: &[u8],
+        _: usize,
+        _: Tag,
+        _: VR,
+        _: &[u8],
         _: DatasetEncoding,
     ) -> Result<(), DatasetError> {
-        // The same length rule as the reader's (a UL of 2 bytes is no UL): dicom-parser,
-        // given such a value, loses step and takes a length from the middle of a value.
-        if value.len() % value_unit(vr) != 0 {
-            return Err(DatasetError::BadValueLength { offset: at, tag, vr, length: value.len() });
-        }
         self.0.elements += 1;
         Ok(())
     }
