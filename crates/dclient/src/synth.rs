@@ -681,6 +681,30 @@ mod tests {
     }
 
     #[test]
+    fn the_series_of_a_study_have_different_descriptions() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for modality in [Modality::Ct, Modality::Mr] {
+            let spec = DatasetSpec {
+                studies: 2,
+                series_per_study: 4,
+                instances_per_series: 1,
+                modality,
+                size: ImageSize::single(4, 4),
+                ..DatasetSpec::default()
+            };
+            let files = Synth::new(3).generate(&dir.path().join(format!("{modality:?}")), &spec);
+            let files = files.expect("generated");
+            for study in files.chunks(4) {
+                let mut d: Vec<&str> =
+                    study.iter().map(|f| f.instance.series.description.as_str()).collect();
+                d.sort_unstable();
+                d.dedup();
+                assert_eq!(d.len(), 4, "{modality:?}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
     fn every_syntax_reads_back_with_dicom_object() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Synth::new(7);
