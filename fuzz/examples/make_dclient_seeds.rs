@@ -13,8 +13,8 @@ use std::fs;
 use std::path::Path;
 
 use dclient::dataset::{DatasetEncoding, Query};
-use dclient::services::store::PreparedFile;
-use dclient::synth::{DatasetSpec, ImageSize, Syntax, Synth};
+use dclient::store::PreparedFile;
+use dclient_synth::{DatasetSpec, ImageSize, Syntax, Synth};
 use dclient_fuzz_checks::scp::preloaded;
 use dclient_proto::dimse::command::*;
 use dclient_proto::dimse::status::Status;
@@ -136,7 +136,7 @@ fn main() {
         (2, "explicit-be", Syntax::ExplicitBe),
     ] {
         let p = scratch.join(format!("inst-{name}.dcm"));
-        dclient::synth::write_instance(&p, &files[0].instance, syntax).expect("write");
+        dclient_synth::write_instance(&p, &files[0].instance, syntax).expect("write");
         write(&dir, &format!("instance-{name}"), &[&[sel][..], &data_set_of(&p)].concat());
     }
     // ISO 2022 JIS (escape sequences), explicit LE.
@@ -163,7 +163,7 @@ fn main() {
     let dir = root.join("prepare_file");
     for syntax in Syntax::ALL {
         let p = scratch.join(format!("file-{syntax:?}.dcm"));
-        dclient::synth::write_instance(&p, &files[0].instance, syntax).expect("write");
+        dclient_synth::write_instance(&p, &files[0].instance, syntax).expect("write");
         write(&dir, &format!("synth-{syntax:?}").to_lowercase(), &fs::read(&p).expect("read"));
     }
     let explicit = data_set_of(&scratch.join("file-ExplicitLe.dcm"));
@@ -177,7 +177,7 @@ fn main() {
     let store_dir = scratch.join("preloaded");
     let pre = preloaded(&store_dir);
     let study = pre[0].instance.study.uid.clone();
-    let ct = dclient::synth::CT_IMAGE_STORAGE;
+    let ct = dclient_synth::CT_IMAGE_STORAGE;
     let le = [uids::EXPLICIT_VR_LE, uids::IMPLICIT_VR_LE];
     let rq = |contexts: Vec<ProposedContext>, roles: Vec<RoleSelection>| {
         let cfg = RequestorConfig {

@@ -350,7 +350,7 @@ pub fn one_line(e: &anyhow::Error) -> String {
 
 /// 2 for bad usage or input found before anything was sent, 1 otherwise.
 pub fn exit_status(e: &anyhow::Error) -> u8 {
-    use dclient::scp::ScpError;
+    use dclient_scp::ScpError;
     match (e.downcast_ref::<dclient::Error>(), e.downcast_ref::<ScpError>()) {
         (Some(d), _) | (_, Some(ScpError::Storage(d))) if d.is_usage() => 2,
         (_, Some(ScpError::Config(_))) => 2,

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dclient::scp::{Scp, ScpConfig};
+use dclient_scp::{Scp, ScpConfig};
 
 /// Runs `dclient ARGS` with its standard output (`closed_stdout`) or error a pipe whose
 /// reader is closed before the command writes; returns the exit code and what it wrote on

@@ -166,11 +166,11 @@ fn get_with_hostile_uids_names_each_refusal_on_one_clean_line() {
 #[test]
 fn send_aborted_midway_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = dclient::synth::DatasetSpec {
-        size: dclient::synth::ImageSize::single(256, 256),
-        ..dclient::synth::DatasetSpec::default()
+    let spec = dclient_synth::DatasetSpec {
+        size: dclient_synth::ImageSize::single(256, 256),
+        ..dclient_synth::DatasetSpec::default()
     };
-    let file = dclient::synth::Synth::new(9).generate(dir.path(), &spec).unwrap().remove(0).path;
+    let file = dclient_synth::Synth::new(9).generate(dir.path(), &spec).unwrap().remove(0).path;
     let peer = FakePeer::start(vec![
         Step::accept_all(),
         Step::ReadDataPartly(20_000),

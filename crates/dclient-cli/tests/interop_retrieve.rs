@@ -330,18 +330,16 @@ fn library_get_falls_back_to_the_preset_when_the_peer_cannot_list_sop_classes() 
         qr.port,
         dclient::ClientOptions { host_ae: qr.ae.clone(), ..dclient::ClientOptions::default() },
     );
-    let req = dclient::services::retrieve::RetrieveRequest::new(
+    let req = dclient::RetrieveRequest::new(
         dclient::QueryLevel::Study,
         [("StudyInstanceUID", fx.study())],
     )
     .expect("request");
-    let plan = client.get_plan(&req, &dclient::client::GetOptions::default()).expect("plan");
-    assert_eq!(plan.source, dclient::services::retrieve::ClassSource::Preset);
+    let plan = client.get_plan(&req, &dclient::GetOptions::default()).expect("plan");
+    assert_eq!(plan.source, dclient::ClassSource::Preset);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let storage = dclient::storage::StorageDir::new(tmp.path()).expect("storage");
-    let r = client
-        .get(&req, &storage, &dclient::client::GetOptions::default(), &mut |_| {})
-        .expect("get");
+    let storage = dclient::receive::StorageDir::new(tmp.path()).expect("storage");
+    let r = client.get(&req, &storage, &dclient::GetOptions::default(), &mut |_| {}).expect("get");
     assert!(r.is_complete(), "{r:?}");
     assert_eq!(r.stored(), 5);
 }
@@ -358,23 +356,23 @@ fn library_get_reports_counts_and_uses_the_discovered_classes() {
         qr.port,
         dclient::ClientOptions { host_ae: qr.ae.clone(), ..dclient::ClientOptions::default() },
     );
-    let req = dclient::services::retrieve::RetrieveRequest::new(
+    let req = dclient::RetrieveRequest::new(
         dclient::QueryLevel::Study,
         [("StudyInstanceUID", fx.study())],
     )
     .expect("request");
-    let plan = client.get_plan(&req, &dclient::client::GetOptions::default()).expect("plan");
-    assert_eq!(plan.source, dclient::services::retrieve::ClassSource::Discovered);
+    let plan = client.get_plan(&req, &dclient::GetOptions::default()).expect("plan");
+    assert_eq!(plan.source, dclient::ClassSource::Discovered);
     assert_eq!(plan.expected_instances, Some(5));
     let mut classes = plan.batches[0].sop_classes.clone();
     classes.sort();
     assert_eq!(classes, vec![CT.to_owned(), MR.to_owned()]);
 
     let tmp = tempfile::tempdir().expect("tempdir");
-    let storage = dclient::storage::StorageDir::new(tmp.path()).expect("storage");
+    let storage = dclient::receive::StorageDir::new(tmp.path()).expect("storage");
     let mut seen = Vec::new();
     let r = client
-        .get(&req, &storage, &dclient::client::GetOptions::default(), &mut |p| seen.push(*p))
+        .get(&req, &storage, &dclient::GetOptions::default(), &mut |p| seen.push(*p))
         .expect("get");
     assert!(r.is_complete(), "{r:?}");
     assert_eq!(r.sub_operations.completed, Some(5));
@@ -397,10 +395,9 @@ fn library_get_reports_counts_and_uses_the_discovered_classes() {
     assert_eq!(r.stored(), 1);
     assert!(one.path().join(format!("{}.dcm", img.sop_uid)).exists());
     // Explicit classes, no discovery: only MR offered, so the CT instances cannot come.
-    let mr_only =
-        dclient::client::GetOptions { sop_classes: vec![MR.into()], ..Default::default() };
+    let mr_only = dclient::GetOptions { sop_classes: vec![MR.into()], ..Default::default() };
     let dir = tempfile::tempdir().expect("tempdir");
-    let storage = dclient::storage::StorageDir::new(dir.path()).expect("storage");
+    let storage = dclient::receive::StorageDir::new(dir.path()).expect("storage");
     let r = client.get(&req, &storage, &mr_only, &mut |_| {}).expect("get");
     assert_eq!(r.stored(), 2, "{r:?}");
     assert!(!r.is_complete(), "the CT sub-operations must be reported as failed: {r:?}");

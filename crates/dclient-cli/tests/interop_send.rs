@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cli::Run;
 
-use dclient::synth::{DatasetSpec, ImageSize, Syntax, Synth};
+use dclient_synth::{DatasetSpec, ImageSize, Syntax, Synth};
 use dclient_testkit::{dcmtk_storescp, Peer, StoreScpOpts};
 
 const RUN_BOUND: Duration = Duration::from_secs(60);

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cli::Run;
 
-use dclient::synth::{write_instance, ImageSize, Modality, Syntax, Synth};
+use dclient_synth::{write_instance, ImageSize, Modality, Syntax, Synth};
 use dclient_testkit::{
     closed_port, dcmtk_storescp, run_bounded, CertFiles, Peer, StoreScpOpts, TestPki,
 };

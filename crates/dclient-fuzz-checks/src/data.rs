@@ -7,8 +7,8 @@ use dclient::dataset::{
     display_value, read_dataset, to_json, validate_dataset, DatasetEncoding, MAX_IDENTIFIER_LEN,
 };
 use dclient::proto::uids;
-use dclient::services::store::transcode::{is_uncompressed, transcode};
-use dclient::services::store::PreparedFile;
+use dclient::store::PreparedFile;
+use dclient::store::{is_uncompressed, transcode};
 
 /// `dataset_read`: the readers of received data sets (C-FIND/C-GET/C-MOVE identifiers, the
 /// SCP's C-FIND identifiers) on arbitrary bytes, in each of the three encodings (the first

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use dclient::scp::{Scp, ScpConfig, ScpHandle};
-use dclient::synth::{DatasetSpec, GeneratedFile, ImageSize, Synth};
 use dclient::Timeouts;
 use dclient_proto::ul::codec::Deframer;
+use dclient_scp::{Scp, ScpConfig, ScpHandle};
+use dclient_synth::{DatasetSpec, GeneratedFile, ImageSize, Synth};
 
 /// The SCP and what it holds.
 pub struct Server {

@@ -6,20 +6,20 @@
 //! bounded reader, and every element header of its data set walked, each declared length
 //! checked against the file. Only the data set's leading attributes (groups up to 0020:
 //! patient, study, series, instance) are then read, and they go through
-//! [`crate::dataset::read_dataset`], which checks them again and decodes the character
+//! [`dclient::dataset::read_dataset`], which checks them again and decodes the character
 //! sets. Nothing here feeds network strings to `Tag::from_str`.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use dclient_proto::uids;
+use dclient::proto::uids;
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use crate::dataset::{read_dataset, DatasetEncoding, MAX_IDENTIFIER_LEN};
-use crate::services::store::{PrepareError, PreparedFile};
+use dclient::dataset::{read_dataset, DatasetEncoding, MAX_IDENTIFIER_LEN};
+use dclient::store::{PrepareError, PreparedFile};
 
 /// Largest run of leading attributes (before group 0028) we read to index a file.
 pub const MAX_HEADER: usize = 16 * 1024 * 1024;
@@ -88,7 +88,7 @@ pub enum HeaderError {
 }
 
 /// Reads a whole data set held in memory (an identifier) in `ts`, with the length checks,
-/// size cap and character sets of [`crate::dataset::read_dataset`].
+/// size cap and character sets of [`dclient::dataset::read_dataset`].
 pub fn parse_dataset(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, String> {
     let enc = DatasetEncoding::from_uid(ts).map_err(|e| e.to_string())?;
     read_dataset(bytes, enc, MAX_IDENTIFIER_LEN).map_err(|e| e.to_string())

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::UNIX_EPOCH;
 
+use dclient::QueryLevel;
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -55,52 +56,6 @@ pub enum IndexError {
 /// Result alias for the index.
 pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
-/// A query/retrieve level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    /// PATIENT.
-    Patient,
-    /// STUDY.
-    Study,
-    /// SERIES.
-    Series,
-    /// IMAGE.
-    Image,
-}
-
-impl Level {
-    /// Parses a Query/Retrieve Level value (`PATIENT`, `STUDY`, `SERIES`, `IMAGE`).
-    pub fn parse(s: &str) -> Option<Level> {
-        match s.trim_matches(|c: char| c == ' ' || c == '\0') {
-            "PATIENT" => Some(Level::Patient),
-            "STUDY" => Some(Level::Study),
-            "SERIES" => Some(Level::Series),
-            "IMAGE" => Some(Level::Image),
-            _ => None,
-        }
-    }
-
-    /// The DICOM term.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Patient => "PATIENT",
-            Level::Study => "STUDY",
-            Level::Series => "SERIES",
-            Level::Image => "IMAGE",
-        }
-    }
-
-    /// The unique key of this level.
-    pub fn unique_key(self) -> Tag {
-        match self {
-            Level::Patient => tags::PATIENT_ID,
-            Level::Study => tags::STUDY_INSTANCE_UID,
-            Level::Series => tags::SERIES_INSTANCE_UID,
-            Level::Image => tags::SOP_INSTANCE_UID,
-        }
-    }
-}
-
 /// An attribute the index can match and return.
 #[derive(Debug, Clone, Copy)]
 pub struct Attr {
@@ -109,81 +64,81 @@ pub struct Attr {
     /// Its VR.
     pub vr: &'static str,
     /// The level it belongs to.
-    pub level: Level,
+    pub level: QueryLevel,
     /// Its SQL expression.
     sql: &'static str,
 }
 
-const fn a(tag: Tag, vr: &'static str, level: Level, sql: &'static str) -> Attr {
+const fn a(tag: Tag, vr: &'static str, level: QueryLevel, sql: &'static str) -> Attr {
     Attr { tag, vr, level, sql }
 }
 
 /// Every attribute the index knows, by level.
 pub const ATTRS: &[Attr] = &[
-    a(tags::PATIENT_ID, "LO", Level::Patient, "p.patient_id"),
-    a(tags::PATIENT_NAME, "PN", Level::Patient, "p.patient_name"),
-    a(tags::PATIENT_BIRTH_DATE, "DA", Level::Patient, "p.birth_date"),
-    a(tags::PATIENT_SEX, "CS", Level::Patient, "p.sex"),
+    a(tags::PATIENT_ID, "LO", QueryLevel::Patient, "p.patient_id"),
+    a(tags::PATIENT_NAME, "PN", QueryLevel::Patient, "p.patient_name"),
+    a(tags::PATIENT_BIRTH_DATE, "DA", QueryLevel::Patient, "p.birth_date"),
+    a(tags::PATIENT_SEX, "CS", QueryLevel::Patient, "p.sex"),
     a(
         tags::NUMBER_OF_PATIENT_RELATED_STUDIES,
         "IS",
-        Level::Patient,
+        QueryLevel::Patient,
         "(SELECT COUNT(*) FROM study s2 WHERE s2.patient_pk = p.pk)",
     ),
     a(
         tags::NUMBER_OF_PATIENT_RELATED_SERIES,
         "IS",
-        Level::Patient,
+        QueryLevel::Patient,
         "(SELECT COUNT(*) FROM series se2 JOIN study s2 ON se2.study_pk = s2.pk \
          WHERE s2.patient_pk = p.pk)",
     ),
     a(
         tags::NUMBER_OF_PATIENT_RELATED_INSTANCES,
         "IS",
-        Level::Patient,
+        QueryLevel::Patient,
         "(SELECT COUNT(*) FROM instance i2 JOIN series se2 ON i2.series_pk = se2.pk \
          JOIN study s2 ON se2.study_pk = s2.pk WHERE s2.patient_pk = p.pk)",
     ),
-    a(tags::STUDY_INSTANCE_UID, "UI", Level::Study, "s.study_uid"),
-    a(tags::STUDY_DATE, "DA", Level::Study, "s.study_date"),
-    a(tags::STUDY_TIME, "TM", Level::Study, "s.study_time"),
-    a(tags::ACCESSION_NUMBER, "SH", Level::Study, "s.accession_number"),
-    a(tags::STUDY_ID, "SH", Level::Study, "s.study_id"),
-    a(tags::STUDY_DESCRIPTION, "LO", Level::Study, "s.study_description"),
-    a(tags::REFERRING_PHYSICIAN_NAME, "PN", Level::Study, "s.referring_physician"),
+    a(tags::STUDY_INSTANCE_UID, "UI", QueryLevel::Study, "s.study_uid"),
+    a(tags::STUDY_DATE, "DA", QueryLevel::Study, "s.study_date"),
+    a(tags::STUDY_TIME, "TM", QueryLevel::Study, "s.study_time"),
+    a(tags::ACCESSION_NUMBER, "SH", QueryLevel::Study, "s.accession_number"),
+    a(tags::STUDY_ID, "SH", QueryLevel::Study, "s.study_id"),
+    a(tags::STUDY_DESCRIPTION, "LO", QueryLevel::Study, "s.study_description"),
+    a(tags::REFERRING_PHYSICIAN_NAME, "PN", QueryLevel::Study, "s.referring_physician"),
     a(
         tags::MODALITIES_IN_STUDY,
         "CS",
-        Level::Study,
+        QueryLevel::Study,
         "(SELECT group_concat(DISTINCT se2.modality) FROM series se2 \
          WHERE se2.study_pk = s.pk AND se2.modality <> '')",
     ),
     a(
         tags::NUMBER_OF_STUDY_RELATED_SERIES,
         "IS",
-        Level::Study,
+        QueryLevel::Study,
         "(SELECT COUNT(*) FROM series se2 WHERE se2.study_pk = s.pk)",
     ),
     a(
         tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
         "IS",
-        Level::Study,
+        QueryLevel::Study,
         "(SELECT COUNT(*) FROM instance i2 JOIN series se2 ON i2.series_pk = se2.pk \
          WHERE se2.study_pk = s.pk)",
     ),
-    a(tags::SERIES_INSTANCE_UID, "UI", Level::Series, "se.series_uid"),
-    a(tags::MODALITY, "CS", Level::Series, "se.modality"),
-    a(tags::SERIES_NUMBER, "IS", Level::Series, "se.series_number"),
-    a(tags::SERIES_DESCRIPTION, "LO", Level::Series, "se.series_description"),
+    a(tags::SERIES_INSTANCE_UID, "UI", QueryLevel::Series, "se.series_uid"),
+    a(tags::MODALITY, "CS", QueryLevel::Series, "se.modality"),
+    a(tags::SERIES_NUMBER, "IS", QueryLevel::Series, "se.series_number"),
+    a(tags::SERIES_DESCRIPTION, "LO", QueryLevel::Series, "se.series_description"),
     a(
         tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
         "IS",
-        Level::Series,
+        QueryLevel::Series,
         "(SELECT COUNT(*) FROM instance i2 WHERE i2.series_pk = se.pk)",
     ),
-    a(tags::SOP_INSTANCE_UID, "UI", Level::Image, "i.sop_uid"),
-    a(tags::SOP_CLASS_UID, "UI", Level::Image, "i.sop_class_uid"),
-    a(tags::INSTANCE_NUMBER, "IS", Level::Image, "i.instance_number"),
+    a(tags::SOP_INSTANCE_UID, "UI", QueryLevel::Image, "i.sop_uid"),
+    a(tags::SOP_CLASS_UID, "UI", QueryLevel::Image, "i.sop_class_uid"),
+    a(tags::INSTANCE_NUMBER, "IS", QueryLevel::Image, "i.instance_number"),
 ];
 
 /// The attribute the index keeps for `tag`, if any.
@@ -304,7 +259,7 @@ CREATE INDEX IF NOT EXISTS instance_path ON instance(path);
 ";
 
 fn valid_uid(u: &str) -> bool {
-    dclient_proto::uids::is_valid_uid(u)
+    dclient::proto::uids::is_valid_uid(u)
 }
 
 /// (size, mtime in ns) of a file.
@@ -635,26 +590,28 @@ impl Index {
 
     /// The candidate rows at `level`, narrowed by exact unique keys: every attribute of
     /// that level and the levels above, and the file at IMAGE level.
-    pub fn rows(&self, level: Level, narrow: &Narrow) -> Result<Vec<Row>> {
+    pub fn rows(&self, level: QueryLevel, narrow: &Narrow) -> Result<Vec<Row>> {
         let attrs: Vec<&Attr> = ATTRS.iter().filter(|a| a.level <= level).collect();
         let mut sql = String::from("SELECT ");
         sql.push_str(&attrs.iter().map(|a| a.sql).collect::<Vec<_>>().join(", "));
         let (charset, from) = match level {
-            Level::Patient => ("p.charset", "FROM patient p"),
-            Level::Study => ("s.charset", "FROM study s JOIN patient p ON s.patient_pk = p.pk"),
-            Level::Series => (
+            QueryLevel::Patient => ("p.charset", "FROM patient p"),
+            QueryLevel::Study => {
+                ("s.charset", "FROM study s JOIN patient p ON s.patient_pk = p.pk")
+            }
+            QueryLevel::Series => (
                 "se.charset",
                 "FROM series se JOIN study s ON se.study_pk = s.pk \
                  JOIN patient p ON s.patient_pk = p.pk",
             ),
-            Level::Image => (
+            QueryLevel::Image => (
                 "i.charset",
                 "FROM instance i JOIN series se ON i.series_pk = se.pk \
                  JOIN study s ON se.study_pk = s.pk JOIN patient p ON s.patient_pk = p.pk",
             ),
         };
         sql.push_str(&format!(", {charset}"));
-        if level == Level::Image {
+        if level == QueryLevel::Image {
             sql.push_str(", i.path, i.transfer_syntax, i.data_offset, i.file_size");
         }
         sql.push(' ');
@@ -662,10 +619,10 @@ impl Index {
         let mut args: Vec<String> = Vec::new();
         let mut wheres: Vec<String> = Vec::new();
         for (list, col, lvl) in [
-            (&narrow.patient_ids, "p.patient_id", Level::Patient),
-            (&narrow.study_uids, "s.study_uid", Level::Study),
-            (&narrow.series_uids, "se.series_uid", Level::Series),
-            (&narrow.sop_uids, "i.sop_uid", Level::Image),
+            (&narrow.patient_ids, "p.patient_id", QueryLevel::Patient),
+            (&narrow.study_uids, "s.study_uid", QueryLevel::Study),
+            (&narrow.series_uids, "se.series_uid", QueryLevel::Series),
+            (&narrow.sop_uids, "i.sop_uid", QueryLevel::Image),
         ] {
             if let Some(values) = list {
                 if lvl > level {
@@ -684,10 +641,10 @@ impl Index {
             sql.push_str(&wheres.join(" AND "));
         }
         sql.push_str(match level {
-            Level::Patient => " ORDER BY p.pk",
-            Level::Study => " ORDER BY s.pk",
-            Level::Series => " ORDER BY se.pk",
-            Level::Image => " ORDER BY i.pk",
+            QueryLevel::Patient => " ORDER BY p.pk",
+            QueryLevel::Study => " ORDER BY s.pk",
+            QueryLevel::Series => " ORDER BY se.pk",
+            QueryLevel::Image => " ORDER BY i.pk",
         });
         let conn = self.lock();
         let mut st = conn.prepare(&sql)?;
@@ -705,7 +662,7 @@ impl Index {
                 values.insert(a.tag, s);
             }
             let charset: String = r.get(n)?;
-            let file = if level == Level::Image {
+            let file = if level == QueryLevel::Image {
                 let rel: String = r.get(n + 1)?;
                 let offset: i64 = r.get(n + 3)?;
                 let size: i64 = r.get(n + 4)?;
@@ -778,7 +735,7 @@ mod tests {
         idx.insert(&rec("P2", "1.2", "1.2.1", "1.1.1.1"), &f2).expect("insert");
         assert_eq!(idx.counts().expect("c"), (1, 1, 1, 1));
         assert!(!f1.exists(), "the older copy is deleted");
-        let rows = idx.rows(Level::Image, &Narrow::default()).expect("rows");
+        let rows = idx.rows(QueryLevel::Image, &Narrow::default()).expect("rows");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].values[&tags::PATIENT_ID], "P2");
         assert_eq!(rows[0].file.as_ref().map(|f| f.path.clone()), Some(f2.clone()));
@@ -798,14 +755,14 @@ mod tests {
             r.modality = modality.into();
             idx.insert(&r, &f).expect("insert");
         }
-        let studies = idx.rows(Level::Study, &Narrow::default()).expect("rows");
+        let studies = idx.rows(QueryLevel::Study, &Narrow::default()).expect("rows");
         assert_eq!(studies.len(), 1);
         let mods = &studies[0].values[&tags::MODALITIES_IN_STUDY];
         assert!(mods == "CT\\MR" || mods == "MR\\CT", "{mods}");
         assert_eq!(studies[0].values[&tags::NUMBER_OF_STUDY_RELATED_INSTANCES], "3");
         let n = Narrow { series_uids: Some(vec!["1.1.2".into()]), ..Narrow::default() };
-        assert_eq!(idx.rows(Level::Image, &n).expect("rows").len(), 1);
+        assert_eq!(idx.rows(QueryLevel::Image, &n).expect("rows").len(), 1);
         let n = Narrow { series_uids: Some(vec![]), ..Narrow::default() };
-        assert!(idx.rows(Level::Image, &n).expect("rows").is_empty());
+        assert!(idx.rows(QueryLevel::Image, &n).expect("rows").is_empty());
     }
 }

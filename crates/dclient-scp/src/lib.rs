@@ -6,7 +6,7 @@
 //! <SOPInstanceUID>.dcm` and indexed in SQLite at `DIR/index.sqlite`.
 //!
 //! ```no_run
-//! use dclient::scp::{Scp, ScpConfig};
+//! use dclient_scp::{Scp, ScpConfig};
 //!
 //! let mut config = ScpConfig::new("/tmp/pacs");
 //! config.port = 0; // any free port
@@ -14,36 +14,39 @@
 //! let handle = Scp::start(config)?;
 //! println!("listening on {}", handle.local_addr());
 //! handle.shutdown(); // stop accepting, let associations finish, join
-//! # Ok::<(), dclient::scp::ScpError>(())
+//! # Ok::<(), dclient_scp::ScpError>(())
 //! ```
 //!
-//! Layout: [`listener`] accepts (one thread per association, bounded), [`session`] runs
-//! one association, [`qr`] answers C-FIND/C-GET/C-MOVE from the [`index`] with the
-//! [`matching`] rules, [`send`] performs the C-STORE sub-operations, [`header`] reads
-//! stored files with bounded lengths.
+//! Layout: the client crate's listener ([`dclient::server::listen`]) accepts (one thread
+//! per association, bounded); [`session`] negotiates and runs one association; [`qr`]
+//! answers C-FIND/C-GET/C-MOVE from the [`index`] with the [`matching`] rules; [`send`]
+//! performs the C-STORE sub-operations; [`header`] reads stored files with bounded lengths;
+//! [`users`] checks user identities.
+
+#![forbid(unsafe_code)]
 
 pub mod header;
 pub mod index;
-pub mod listener;
 pub mod matching;
-pub mod qr;
-pub mod secure;
-pub mod send;
-pub mod session;
+mod qr;
+mod send;
+mod session;
+pub mod users;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::storage::StorageDir;
-use crate::transport::Timeouts;
+use dclient::receive::StorageDir;
+use dclient::server::{AcceptorConfig, AcceptorHandle};
+use dclient::Timeouts;
 
-pub use index::{Index, IndexError, Level, RepairReport};
+pub use index::{Index, IndexError, RepairReport};
 pub use matching::MatchOptions;
+pub use users::{hash_password, UserList, PBKDF2_ITERATIONS};
 
 /// Errors starting the SCP.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +66,9 @@ pub enum ScpError {
     /// The storage folder or its index could not be opened.
     #[error(transparent)]
     Index(#[from] IndexError),
-    /// The storage folder could not be created.
+    /// The storage folder could not be created, or the port bound.
     #[error(transparent)]
-    Storage(#[from] crate::Error),
+    Storage(#[from] dclient::Error),
 }
 
 /// Configuration of the built-in SCP.
@@ -98,23 +101,19 @@ pub struct ScpConfig {
     pub grace: Duration,
     /// C-FIND matching options.
     pub matching: MatchOptions,
-    /// A storage receiver only (the C-MOVE receiver of `dclient move --receive`): files
-    /// go flat into `dir` as `<SOPInstanceUID>.dcm`, like C-GET's, no index file is
-    /// written, and only Verification and storage are offered, not query/retrieve.
-    pub store_only: bool,
     /// Serve DICOM over TLS with this certificate (and client-certificate policy). Every
     /// connection then starts with a TLS handshake within the ACSE timeout. Default: plain
     /// TCP.
-    pub tls: Option<crate::tls::TlsServerConfig>,
+    pub tls: Option<dclient::TlsServerConfig>,
     /// Open the C-MOVE sub-associations to the [`peers`](Self::peers) over TLS with this
     /// client configuration (DCMTK's `dcmqrscp +tls` does the same with its one set of TLS
     /// options). Default: plain TCP.
-    pub move_tls: Option<crate::tls::TlsClientConfig>,
+    pub move_tls: Option<dclient::TlsClientConfig>,
     /// Accept only requestors presenting the user name and password (or a listed user
     /// name without password) of one of these users; others get an A-ASSOCIATE-RJ
     /// (permanent, service-user, no reason given) and the real reason goes to the log.
     /// Default: no check (a presented identity is ignored, as DCMTK does).
-    pub users: Option<crate::identity::UserList>,
+    pub users: Option<UserList>,
 }
 
 impl ScpConfig {
@@ -138,7 +137,6 @@ impl ScpConfig {
             idle_timeout: Duration::from_secs(60),
             grace: Duration::from_secs(5),
             matching: MatchOptions::default(),
-            store_only: false,
             tls: None,
             move_tls: None,
             users: None,
@@ -190,80 +188,13 @@ pub struct Stats {
     pub moves: AtomicU64,
 }
 
-/// State shared by the listener and the sessions.
+/// State shared by the sessions.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub config: ScpConfig,
-    pub index: Index,
-    pub storage: StorageDir,
-    pub stats: Stats,
-    /// Set when shutdown starts: no new associations.
-    pub stopping: AtomicBool,
-    /// Associations being served (from their A-ASSOCIATE-RQ on).
-    pub active: AtomicUsize,
-    /// Connections still in their handshake (no A-ASSOCIATE-RQ yet), oldest first, with a
-    /// clone of their socket to close the oldest when there are too many.
-    pub handshakes: Mutex<VecDeque<(u64, TcpStream)>>,
-    /// A clone of each session's socket, to cut it off after the grace period.
-    pub sockets: Mutex<HashMap<u64, TcpStream>>,
-    pub next_id: AtomicU64,
-}
-
-impl Shared {
-    /// A connection starts its handshake. Beyond [`listener::MAX_HANDSHAKES`] of them, the
-    /// one that has waited longest is closed: a flood of silent or slow connections can
-    /// never keep out a client that sends its A-ASSOCIATE-RQ at once.
-    pub(crate) fn begin_handshake(&self, id: u64, stream: &TcpStream) {
-        let Ok(clone) = stream.try_clone() else { return };
-        let mut q = self.handshakes.lock().unwrap_or_else(|e| e.into_inner());
-        q.push_back((id, clone));
-        while q.len() > listener::MAX_HANDSHAKES {
-            if let Some((_, oldest)) = q.pop_front() {
-                let peer = oldest.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                tracing::warn!(
-                    "{} connections are waiting to associate: closing the oldest ({peer})",
-                    listener::MAX_HANDSHAKES
-                );
-                let _ = oldest.shutdown(std::net::Shutdown::Both);
-            }
-        }
-    }
-
-    /// The handshake of connection `id` is over (its A-ASSOCIATE-RQ came, or it ended).
-    pub(crate) fn end_handshake(&self, id: u64) {
-        self.handshakes.lock().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != id);
-    }
-
-    /// Takes one of the `max_associations` slots, waiting up to `wait` for one to free up:
-    /// an association whose A-RELEASE-RP has gone out may still be closing its connection
-    /// when the same client asks for the next one, and a client that associates one after
-    /// the other must not be refused for that. `None` when none freed up in time (really
-    /// overloaded).
-    pub(crate) fn take_slot(&self, wait: Duration) -> Option<Slot<'_>> {
-        let max = self.config.max_associations;
-        let until = Instant::now() + wait;
-        loop {
-            let taken = self
-                .active
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1));
-            if taken.is_ok() {
-                return Some(Slot(&self.active));
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-/// One of the `max_associations` slots, given back when dropped.
-pub(crate) struct Slot<'a>(&'a AtomicUsize);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    pub(crate) config: ScpConfig,
+    pub(crate) index: Index,
+    pub(crate) storage: StorageDir,
+    pub(crate) stats: Stats,
 }
 
 /// The built-in SCP.
@@ -276,13 +207,8 @@ impl Scp {
     pub fn start(config: ScpConfig) -> Result<ScpHandle, ScpError> {
         config.check()?;
         let storage = StorageDir::new(&config.dir)?;
-        let (index, report) = if config.store_only {
-            (Index::open_in_memory(&config.dir)?, RepairReport::default())
-        } else {
-            let index = Index::open(&config.dir)?;
-            let report = index.repair()?;
-            (index, report)
-        };
+        let index = Index::open(&config.dir)?;
+        let report = index.repair()?;
         if report != RepairReport::default() {
             tracing::info!(
                 "index of {}: {} files indexed, {} unchanged, {} rows of vanished files \
@@ -295,32 +221,23 @@ impl Scp {
                 report.temp_deleted
             );
         }
-        let addr = SocketAddr::new(config.bind, config.port);
-        let listener = TcpListener::bind(addr).map_err(|e| ScpError::Bind { addr, source: e })?;
-        let local = listener.local_addr().map_err(|e| ScpError::Bind { addr, source: e })?;
-        let shared = Arc::new(Shared {
-            config,
-            index,
-            storage,
-            stats: Stats::default(),
-            stopping: AtomicBool::new(false),
-            active: AtomicUsize::new(0),
-            handshakes: Mutex::new(VecDeque::new()),
-            sockets: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-        });
-        let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("dclient-scp-{}", local.port()))
-            .spawn(move || listener::accept_loop(listener, s))
-            .map_err(|e| ScpError::Bind { addr, source: e })?;
+        let mut acceptor = AcceptorConfig::new(config.port);
+        acceptor.bind = config.bind;
+        acceptor.max_associations = config.max_associations;
+        acceptor.max_pdu = config.max_pdu;
+        acceptor.timeouts = config.timeouts;
+        acceptor.grace = config.grace;
+        acceptor.tls = config.tls.clone();
+        let shared = Arc::new(Shared { config, index, storage, stats: Stats::default() });
+        let listener = dclient::server::listen(acceptor, session::Session(shared.clone()))?;
         tracing::info!(
-            "listening on {local} as AE {}{}{}",
+            "listening on {} as AE {}{}{}",
+            listener.local_addr(),
             shared.config.ae,
             if shared.config.tls.is_some() { ", TLS" } else { "" },
             if shared.config.users.is_some() { ", user identity required" } else { "" }
         );
-        Ok(ScpHandle { shared, local, thread: Some(thread), repair: report })
+        Ok(ScpHandle { shared, listener, repair: report })
     }
 }
 
@@ -328,20 +245,19 @@ impl Scp {
 #[derive(Debug)]
 pub struct ScpHandle {
     shared: Arc<Shared>,
-    local: SocketAddr,
-    thread: Option<JoinHandle<Vec<JoinHandle<()>>>>,
+    listener: AcceptorHandle<session::Session>,
     repair: RepairReport,
 }
 
 impl ScpHandle {
     /// The bound port (the real one when 0 was asked for).
     pub fn port(&self) -> u16 {
-        self.local.port()
+        self.listener.port()
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.listener.local_addr()
     }
 
     /// Our AE title.
@@ -366,61 +282,18 @@ impl ScpHandle {
 
     /// Associations in progress (counted from their A-ASSOCIATE-RQ).
     pub fn active_associations(&self) -> usize {
-        self.shared.active.load(Ordering::SeqCst)
+        self.listener.active_associations()
     }
 
     /// Connections that have not sent their A-ASSOCIATE-RQ yet (nor been closed).
     pub fn handshakes_in_progress(&self) -> usize {
-        self.shared.handshakes.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.listener.handshakes_in_progress()
     }
 
     /// Stops accepting, gives associations in progress the configured grace period to
     /// finish, aborts the rest (a file being received is discarded; every file completely
     /// received stays and is indexed), and joins every thread.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        let Some(thread) = self.thread.take() else { return };
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the blocking accept with a connection of our own.
-        let wake = match self.local.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.local.port())
-            }
-            IpAddr::V6(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), self.local.port())
-            }
-            _ => self.local,
-        };
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        let sessions = thread.join().unwrap_or_default();
-        let deadline = Instant::now() + self.shared.config.grace;
-        while self.shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let left = {
-            let sockets = self.shared.sockets.lock().unwrap_or_else(|e| e.into_inner());
-            for s in sockets.values() {
-                let _ = s.shutdown(std::net::Shutdown::Both);
-            }
-            sockets.len()
-        };
-        if left > 0 {
-            tracing::warn!(
-                "shutdown: aborted {left} association(s) still running after the grace period"
-            );
-        }
-        for s in sessions {
-            let _ = s.join();
-        }
-        tracing::info!("stopped listening on {}", self.local);
-    }
-}
-
-impl Drop for ScpHandle {
-    fn drop(&mut self) {
-        self.stop();
+    pub fn shutdown(self) {
+        self.listener.shutdown();
     }
 }

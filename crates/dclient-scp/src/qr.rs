@@ -16,18 +16,16 @@
 //!   information model is 0xA900 "identifier does not match SOP class", both with an Error
 //!   Comment.
 
-use std::io::ErrorKind;
-use std::net::TcpStream;
 use std::str::FromStr;
 use std::time::Instant;
 
-use dclient_proto::dimse::command::{
+use dclient::proto::dimse::command::{
     CFindRq, CFindRsp, CGetRq, CGetRsp, CMoveRq, CMoveRsp, Command, SubOperations,
 };
-use dclient_proto::dimse::message::DimseEvent;
-use dclient_proto::dimse::status::Status;
-use dclient_proto::uids;
-use dclient_proto::ul::negotiation::RequestorConfig;
+use dclient::proto::dimse::message::DimseEvent;
+use dclient::proto::dimse::status::Status;
+use dclient::proto::uids;
+use dclient::proto::ul::negotiation::RequestorConfig;
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
@@ -36,14 +34,15 @@ use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use super::header;
-use super::index::{self, Level, Narrow, Row, StoredFile};
+use super::index::{self, Narrow, Row, StoredFile};
 use super::matching::{Kind, MatchOptions, Matcher, Pattern};
 use super::send;
 use super::Shared;
-use crate::error::Error;
-use crate::services::echo::unexpected;
-use crate::services::store::StoreError;
-use crate::transport::Connection;
+use dclient::exchange::unexpected;
+use dclient::store::StoreError;
+use dclient::Connection;
+use dclient::Error;
+use dclient::{InformationModel, QueryLevel};
 
 /// Largest identifier we accept (real ones are a few hundred bytes).
 pub const MAX_IDENTIFIER: usize = 1 << 20;
@@ -68,44 +67,6 @@ fn does_not_match(comment: impl Into<String>) -> QrFailure {
     fail(Status::DOES_NOT_MATCH_SOP_CLASS, comment)
 }
 
-/// The information model of a Q/R SOP class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    /// Patient Root.
-    PatientRoot,
-    /// Study Root.
-    StudyRoot,
-}
-
-impl Model {
-    /// The model of a FIND/GET/MOVE SOP class UID.
-    pub fn of(sop_class: &str) -> Option<Model> {
-        match sop_class {
-            uids::PATIENT_ROOT_FIND | uids::PATIENT_ROOT_GET | uids::PATIENT_ROOT_MOVE => {
-                Some(Model::PatientRoot)
-            }
-            uids::STUDY_ROOT_FIND | uids::STUDY_ROOT_GET | uids::STUDY_ROOT_MOVE => {
-                Some(Model::StudyRoot)
-            }
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Model::PatientRoot => "Patient Root",
-            Model::StudyRoot => "Study Root",
-        }
-    }
-
-    fn top(self) -> Level {
-        match self {
-            Model::PatientRoot => Level::Patient,
-            Model::StudyRoot => Level::Study,
-        }
-    }
-}
-
 /// One key of a query.
 #[derive(Debug, Clone)]
 pub struct Key {
@@ -118,7 +79,7 @@ pub struct Key {
     /// The parsed value.
     pub matcher: Matcher,
     /// The level of the index attribute (None: not in the index).
-    pub level: Option<Level>,
+    pub level: Option<QueryLevel>,
     /// A sequence key (returned empty).
     pub sequence: bool,
 }
@@ -126,10 +87,10 @@ pub struct Key {
 /// A parsed C-FIND/C-GET/C-MOVE identifier.
 #[derive(Debug, Clone)]
 pub struct Query {
-    /// Query/Retrieve Level.
-    pub level: Level,
+    /// Query/Retrieve QueryLevel.
+    pub level: QueryLevel,
     /// Information model.
-    pub model: Model,
+    pub model: InformationModel,
     /// The keys, in the order given.
     pub keys: Vec<Key>,
     /// A key we cannot match had a value (answered with 0xFF01).
@@ -175,18 +136,18 @@ fn printable(s: &str) -> String {
 /// (PS3.4 C.4.1.2.1 for C-FIND, C.4.2.2.1 for retrieval).
 pub fn parse_query(
     obj: &InMemDicomObject,
-    model: Model,
+    model: InformationModel,
     opts: MatchOptions,
     retrieve: bool,
 ) -> Result<Query, QrFailure> {
     let level_text = header::text(obj, tags::QUERY_RETRIEVE_LEVEL);
     if level_text.is_empty() {
-        return Err(does_not_match("no Query/Retrieve Level (0008,0052)"));
+        return Err(does_not_match("no Query/Retrieve QueryLevel (0008,0052)"));
     }
-    let level = Level::parse(&level_text).ok_or_else(|| {
-        does_not_match(format!("unknown Query/Retrieve Level {:?}", printable(&level_text)))
+    let level = QueryLevel::parse(&level_text).ok_or_else(|| {
+        does_not_match(format!("unknown Query/Retrieve QueryLevel {:?}", printable(&level_text)))
     })?;
-    if level < model.top() {
+    if level < model.top_level() {
         return Err(does_not_match(format!(
             "{} level is not part of the {} model",
             level.as_str(),
@@ -244,8 +205,8 @@ pub fn parse_query(
         }
     } else {
         // Each level above the query level needs its unique key as a single value.
-        for upper in [Level::Patient, Level::Study, Level::Series] {
-            if upper < model.top() || upper >= level {
+        for upper in [QueryLevel::Patient, QueryLevel::Study, QueryLevel::Series] {
+            if upper < model.top_level() || upper >= level {
                 continue;
             }
             let unique = upper.unique_key();
@@ -348,40 +309,25 @@ pub fn encode(obj: &InMemDicomObject, ts: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Looks for a C-CANCEL-RQ without waiting: in what the connection has already read, and,
-/// through a clone of the association's socket, with a non-blocking peek; only when either
-/// has something is the association read.
-#[derive(Debug)]
-pub struct CancelWatch {
-    probe: Option<TcpStream>,
-}
+/// Looks for a C-CANCEL-RQ without waiting: only when the connection has something
+/// already read or waiting on its stream is the association read.
+#[derive(Debug, Default)]
+pub(crate) struct CancelWatch;
 
 impl CancelWatch {
-    /// Watches the socket `probe` (a clone of the association's; None: never cancelled).
-    pub fn new(probe: Option<TcpStream>) -> CancelWatch {
-        CancelWatch { probe }
-    }
-
-    fn data_waiting(&self) -> bool {
-        let Some(p) = &self.probe else { return false };
-        // The flag is shared with the association's descriptor; this thread is its only
-        // user, so switching it for one peek is safe.
-        if p.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut b = [0u8; 1];
-        let r = p.peek(&mut b);
-        let _ = p.set_nonblocking(false);
-        match r {
-            Ok(_) => true, // data, or the peer closed (the read will tell)
-            Err(e) => e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::Interrupted,
-        }
+    /// A watch for one association.
+    pub(crate) fn new() -> CancelWatch {
+        CancelWatch
     }
 
     /// True when a C-CANCEL-RQ for `message_id` has arrived. Anything else arriving now is
     /// a protocol violation (no asynchronous operations were negotiated).
-    pub fn cancelled(&mut self, conn: &mut Connection, message_id: u16) -> Result<bool, Error> {
-        if !conn.has_buffered_input()? && !self.data_waiting() {
+    pub(crate) fn cancelled(
+        &mut self,
+        conn: &mut Connection,
+        message_id: u16,
+    ) -> Result<bool, Error> {
+        if !conn.has_input_now()? {
             return Ok(false);
         }
         match conn.next_event("a C-CANCEL-RQ")? {
@@ -447,7 +393,7 @@ pub(crate) fn find(
     };
     let opts = shared.config.matching;
     let prepared = (|| {
-        let model = Model::of(&rq.affected_sop_class_uid).ok_or_else(|| {
+        let model = InformationModel::of(&rq.affected_sop_class_uid).ok_or_else(|| {
             fail(Status::SOP_CLASS_NOT_SUPPORTED, "not a Patient or Study Root FIND class")
         })?;
         let obj = decode_identifier(conn, context_id, identifier)?;
@@ -575,14 +521,14 @@ fn retrieval(
     identifier: Option<Vec<u8>>,
     shared: &Shared,
 ) -> Result<(Query, Vec<StoredFile>), QrFailure> {
-    let model = Model::of(sop_class)
+    let model = InformationModel::of(sop_class)
         .ok_or_else(|| fail(Status::SOP_CLASS_NOT_SUPPORTED, "not a Q/R retrieve class"))?;
     let obj = decode_identifier(conn, context_id, identifier)?;
     let q = parse_query(&obj, model, shared.config.matching, true)?;
     // Retrieval goes by the unique keys only (lists of values), down to the instances.
     let rows = shared
         .index
-        .rows(Level::Image, &q.narrow())
+        .rows(QueryLevel::Image, &q.narrow())
         .map_err(|e| fail(Status::UNABLE_TO_PROCESS, e.to_string()))?;
     Ok((q, rows.into_iter().filter_map(|r| r.file).collect()))
 }
@@ -690,7 +636,7 @@ fn finish_retrieval(
     context_id: u8,
     p: &Progress,
     ts: &str,
-    make: impl Fn(Status, bool) -> dclient_proto::dimse::command::CommandSet,
+    make: impl Fn(Status, bool) -> dclient::proto::dimse::command::CommandSet,
 ) -> Result<(), Error> {
     let status = p.final_status();
     let data = if status == Status::SUCCESS { None } else { p.failed_identifier(ts) };
@@ -757,7 +703,7 @@ pub(crate) fn move_(
         let timeouts = shared.config.timeouts;
         let opened = match &shared.config.move_tls {
             None => Connection::connect(&host, port, &cfg, timeouts),
-            Some(tls) => crate::tls::connect(&host, port, &cfg, timeouts, tls),
+            Some(tls) => dclient::tls::connect(&host, port, &cfg, timeouts, tls),
         };
         let mut sub = match opened {
             Ok(c) => c,
@@ -847,7 +793,8 @@ mod tests {
     fn hierarchical_rules_of_both_models() {
         let o = MatchOptions::default();
         let series = obj(&[(tags::QUERY_RETRIEVE_LEVEL, VR::CS, "SERIES")]);
-        let f = parse_query(&series, Model::StudyRoot, o, false).expect_err("needs study");
+        let f =
+            parse_query(&series, InformationModel::StudyRoot, o, false).expect_err("needs study");
         assert_eq!(f.status, Status::DOES_NOT_MATCH_SOP_CLASS);
         assert!(f.comment.contains("StudyInstanceUID"), "{}", f.comment);
         let ok = obj(&[
@@ -855,23 +802,24 @@ mod tests {
             (tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3"),
             (tags::MODALITY, VR::CS, ""),
         ]);
-        assert!(parse_query(&ok, Model::StudyRoot, o, false).is_ok());
+        assert!(parse_query(&ok, InformationModel::StudyRoot, o, false).is_ok());
         // Patient root also wants the patient.
-        let f = parse_query(&ok, Model::PatientRoot, o, false).expect_err("needs patient");
+        let f =
+            parse_query(&ok, InformationModel::PatientRoot, o, false).expect_err("needs patient");
         assert!(f.comment.contains("PatientID"), "{}", f.comment);
         let patient = obj(&[(tags::QUERY_RETRIEVE_LEVEL, VR::CS, "PATIENT")]);
-        assert!(parse_query(&patient, Model::StudyRoot, o, false).is_err());
-        assert!(parse_query(&patient, Model::PatientRoot, o, false).is_ok());
+        assert!(parse_query(&patient, InformationModel::StudyRoot, o, false).is_err());
+        assert!(parse_query(&patient, InformationModel::PatientRoot, o, false).is_ok());
         let wild =
             obj(&[(tags::QUERY_RETRIEVE_LEVEL, VR::CS, "STUDY"), (tags::PATIENT_ID, VR::LO, "P*")]);
-        assert!(parse_query(&wild, Model::PatientRoot, o, false).is_err());
+        assert!(parse_query(&wild, InformationModel::PatientRoot, o, false).is_err());
         let none = obj(&[(tags::PATIENT_ID, VR::LO, "P1")]);
-        assert!(parse_query(&none, Model::PatientRoot, o, false).is_err());
+        assert!(parse_query(&none, InformationModel::PatientRoot, o, false).is_err());
         let bad = obj(&[(tags::QUERY_RETRIEVE_LEVEL, VR::CS, "FRAME")]);
-        assert!(parse_query(&bad, Model::StudyRoot, o, false).is_err());
+        assert!(parse_query(&bad, InformationModel::StudyRoot, o, false).is_err());
         // Retrieval needs the level's unique key.
         let study = obj(&[(tags::QUERY_RETRIEVE_LEVEL, VR::CS, "STUDY")]);
-        assert!(parse_query(&study, Model::StudyRoot, o, true).is_err());
+        assert!(parse_query(&study, InformationModel::StudyRoot, o, true).is_err());
     }
 
     #[test]
@@ -885,7 +833,7 @@ mod tests {
                 (tags::SERIES_DESCRIPTION, VR::LO, ""),
                 (Tag(0x0009, 0x0010), VR::LO, ""),
             ]),
-            Model::StudyRoot,
+            InformationModel::StudyRoot,
             o,
             false,
         )

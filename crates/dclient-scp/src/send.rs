@@ -1,7 +1,7 @@
 //! Sending stored files as C-STORE sub-operations: C-MOVE on an association to the
 //! destination, C-GET on the requestor's own association.
 //!
-//! Both use the C-STORE SCU of [`crate::services::store`]: its presentation contexts
+//! Both use the C-STORE SCU of [`dclient::store`]: its presentation contexts
 //! ([`contexts_for`]), its choice of context and transcoding fallback. A C-MOVE
 //! sub-operation is exactly [`store::store_file`]. A C-GET sub-operation differs in one
 //! way: while we wait for the C-STORE-RSP, the requestor may send a C-CANCEL-RQ for the
@@ -11,16 +11,16 @@
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 
-use dclient_proto::dimse::command::{CStoreRq, Command, Priority};
-use dclient_proto::dimse::message::DimseEvent;
-use dclient_proto::dimse::status::Status;
-use dclient_proto::ul::negotiation::ProposedContext;
+use dclient::proto::dimse::command::{CStoreRq, Command, Priority};
+use dclient::proto::dimse::message::DimseEvent;
+use dclient::proto::dimse::status::Status;
+use dclient::proto::ul::negotiation::ProposedContext;
 
 use super::index::StoredFile;
-use crate::error::Error;
-use crate::services::echo::unexpected;
-use crate::services::store::{self, choose_context, PreparedFile, StoreError};
-use crate::transport::Connection;
+use dclient::exchange::unexpected;
+use dclient::store::{self as store, choose_context, PreparedFile, StoreError};
+use dclient::Connection;
+use dclient::Error;
 
 /// The file as the C-STORE SCU sees it. The index holds what `PreparedFile::open` would
 /// read (the header was checked when the file was indexed); `store_file` checks again
@@ -43,7 +43,7 @@ pub fn prepared(f: &StoredFile) -> PreparedFile {
 pub fn contexts_for(files: &[StoredFile]) -> Vec<ProposedContext> {
     let prepared: Vec<PreparedFile> = files.iter().map(prepared).collect();
     let mut v = store::contexts_for(&prepared);
-    v.truncate(dclient_proto::ul::negotiation::MAX_PRESENTATION_CONTEXTS);
+    v.truncate(dclient::proto::ul::negotiation::MAX_PRESENTATION_CONTEXTS);
     v
 }
 
@@ -80,13 +80,13 @@ pub fn store_for_get(
         return Err(StoreError::NotAccepted(format!(
             "the requestor did not take the SCP role for {} (role selection), so it cannot \
              receive it",
-            crate::names::describe_uid(&f.sop_class_uid)
+            dclient::names::describe_uid(&f.sop_class_uid)
         )));
     }
     let file = prepared(f);
     let choice = choose_context(conn.negotiated(), &file)?;
     let data = if choice.transcode {
-        Some(store::transcode::transcode(&file, &choice.transfer_syntax)?)
+        Some(store::transcode(&file, &choice.transfer_syntax)?)
     } else {
         None
     };

@@ -9,221 +9,109 @@
 //! either side, nothing lost, and compressed images stay compressed. Query/retrieve and
 //! verification prefer Explicit VR Little Endian.
 
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use dclient_proto::dimse::command::{CStoreRq, Command};
-use dclient_proto::dimse::message::DimseEvent;
-use dclient_proto::dimse::status::Status;
-use dclient_proto::uids;
-use dclient_proto::ul::negotiation::AcceptorPolicy;
-use dclient_proto::ul::pdu::{AssociateRj, AssociateRq};
+use dclient::exchange::unexpected;
+use dclient::names::printable;
+use dclient::proto::dimse::command::{CStoreRq, Command};
+use dclient::proto::dimse::message::DimseEvent;
+use dclient::proto::dimse::status::Status;
+use dclient::proto::uids;
+use dclient::proto::ul::pdu::{AssociateRj, AssociateRq};
+use dclient::receive::{answer_store, receive_data_set};
+use dclient::server::{
+    acceptor_policy, answer_echo, check_called_ae, is_storage_class, Accept, Handler, Peer,
+};
+use dclient::{Connection, Error, Incoming};
 
 use super::header;
 use super::qr::{self, CancelWatch};
 use super::Shared;
-use crate::error::Error;
-use crate::names::printable;
-use crate::services::echo::{answer_echo, unexpected};
-use crate::storage::{answer_store, receive_data_set};
-use crate::transport::{Connection, Incoming};
-
-/// A-ASSOCIATE-RJ: rejected-permanent, service-user, called AE title not recognized.
-pub const RJ_CALLED_AE: AssociateRj = AssociateRj { result: 1, source: 1, reason: 7 };
 
 /// Status for a data set we cannot index (no valid Study Instance UID, unreadable).
-pub const STATUS_CANNOT_UNDERSTAND: Status = Status(0xC000);
+pub(crate) const STATUS_CANNOT_UNDERSTAND: Status = Status(0xC000);
 
-/// Query/retrieve SOP classes we serve.
-pub const QR_CLASSES: [&str; 6] = uids::QUERY_RETRIEVE;
+/// A-ASSOCIATE-RJ for a missing or wrong user identity: rejected-permanent, service-user,
+/// no reason given. PS3.8 Table 9-21 has no reason for identities; the real one is logged.
+pub(crate) const RJ_IDENTITY: AssociateRj = AssociateRj { result: 1, source: 1, reason: 1 };
 
-/// Transfer syntaxes we accept for storage (stored as received, never decoded).
-pub const STORAGE_SYNTAXES: &[&str] = &[
-    uids::EXPLICIT_VR_LE,
-    uids::IMPLICIT_VR_LE,
-    uids::DEFLATED_EXPLICIT_VR_LE,
-    uids::EXPLICIT_VR_BE,
-    uids::JPEG_BASELINE,
-    uids::JPEG_EXTENDED,
-    "1.2.840.10008.1.2.4.57", // JPEG Lossless, Non-Hierarchical (Process 14)
-    uids::JPEG_LOSSLESS_SV1,
-    uids::JPEG_LS_LOSSLESS,
-    uids::JPEG_LS_NEAR_LOSSLESS,
-    uids::JPEG_2000_LOSSLESS,
-    uids::JPEG_2000,
-    uids::RLE_LOSSLESS,
-];
+/// The SCP's association handler: one per listener, shared by its associations.
+#[derive(Debug)]
+pub(crate) struct Session(pub(crate) Arc<Shared>);
 
-/// Storage SOP class UID roots besides the Image Storage root 1.2.840.10008.5.1.4.1.1.
-const STORAGE_ROOTS: &[&str] = &[
-    "1.2.840.10008.5.1.4.1.1.",
-    "1.2.840.10008.5.1.4.34.",
-    "1.2.840.10008.5.1.4.38.",
-    "1.2.840.10008.5.1.4.39.",
-    "1.2.840.10008.5.1.4.43.",
-    "1.2.840.10008.5.1.4.44.",
-    "1.2.840.10008.5.1.4.45.",
-];
-
-/// Whether `uid` is a storage SOP class: under a storage root, or a standard class whose
-/// name ends in "Storage".
-pub fn is_storage_class(uid: &str) -> bool {
-    STORAGE_ROOTS.iter().any(|r| uid.starts_with(r))
-        || crate::names::uid_name(uid).is_some_and(|n| n.ends_with(" Storage"))
-}
-
-/// How we answer this A-ASSOCIATE-RQ (see the module documentation).
-/// `query_retrieve` false: Verification and storage only.
-pub fn policy_for(
-    rq: &AssociateRq,
-    our_ae: &str,
-    accept_any_ae: bool,
-    max_pdu: u32,
-    query_retrieve: bool,
-) -> Result<AcceptorPolicy, AssociateRj> {
-    if !accept_any_ae && rq.called_ae.trim() != our_ae.trim() {
-        return Err(RJ_CALLED_AE);
-    }
-    let le = vec![uids::EXPLICIT_VR_LE.to_owned(), uids::IMPLICIT_VR_LE.to_owned()];
-    let mut policy = AcceptorPolicy { max_pdu, ..AcceptorPolicy::default() };
-    policy.supported.insert(uids::VERIFICATION.to_owned(), le.clone());
-    if query_retrieve {
-        for c in QR_CLASSES {
-            policy.supported.insert(c.to_owned(), le.clone());
-        }
-    }
-    for pc in &rq.presentation_contexts {
-        if !is_storage_class(&pc.abstract_syntax) {
-            continue;
-        }
-        // The requestor's order among the syntaxes we take (see the module docs); later
-        // contexts of the same class add their syntaxes behind.
-        let list = policy.supported.entry(pc.abstract_syntax.clone()).or_default();
-        for ts in &pc.transfer_syntaxes {
-            if STORAGE_SYNTAXES.contains(&ts.as_str()) && !list.contains(ts) {
-                list.push(ts.clone());
-            }
-        }
-        if list.is_empty() {
-            // An empty list means "anything"; make it refuse instead.
-            list.push(uids::EXPLICIT_VR_LE.to_owned());
-        }
-    }
-    for r in &rq.user_info.role_selections {
-        if is_storage_class(&r.sop_class_uid) {
-            policy.grant_scp_role.insert(r.sop_class_uid.clone());
-        }
-    }
-    Ok(policy)
-}
-
-/// How long an A-ASSOCIATE-RQ waits for a slot when all are taken, before the rejection
-/// (at most half the ACSE timeout).
-const SLOT_WAIT: Duration = Duration::from_millis(500);
-
-/// Runs connection `id` to its end: the handshake, then (holding one of the
-/// `max_associations` slots from the A-ASSOCIATE-RQ to the association's end) the
-/// association. Never panics on peer input; logs one line when the association starts and
-/// one when it ends.
-pub(crate) fn run(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared, id: u64) {
-    run_connection(stream, peer_addr, shared, id);
-    shared.end_handshake(id);
-}
-
-fn run_connection(stream: TcpStream, peer_addr: SocketAddr, shared: &Shared, id: u64) {
-    let peer = peer_addr.to_string();
-    let probe = stream.try_clone().ok();
-    let cfg = &shared.config;
-    let Some(stream) =
-        super::secure::open_stream(stream, &peer, cfg, cfg.timeouts.acse, cfg.timeouts.network)
-    else {
-        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    let mut user = None;
-    let mut slot = None;
-    let accepted = Connection::accept(stream, peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
-        shared.end_handshake(id);
+impl Handler for Session {
+    fn negotiate(&self, rq: &AssociateRq, peer: &str) -> Result<Accept, AssociateRj> {
+        let shared = &self.0;
+        let cfg = &shared.config;
         let calling_ae = printable(rq.calling_ae.trim());
-        let r = policy_for(rq, &cfg.ae, cfg.accept_any_ae, cfg.max_pdu, !cfg.store_only);
-        if r.is_err() {
+        if let Err(rj) = check_called_ae(rq, &cfg.ae, cfg.accept_any_ae) {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
-                "association from {}@{peer} rejected: called AE title {:?} is not ours ({})",
-                calling_ae,
+                "association from {calling_ae}@{peer} rejected: called AE title {:?} is not ours ({})",
                 rq.called_ae.trim(),
                 cfg.ae
             );
+            return Err(rj);
         }
-        let mut policy = r?;
-        match super::secure::check_identity(rq, cfg) {
-            Ok(None) => {}
-            Ok(Some((name, response))) => {
-                policy.user_identity_response = Some(response);
-                user = Some(name);
+        let mut policy = acceptor_policy(rq, cfg.max_pdu, &uids::QUERY_RETRIEVE);
+        let mut user = None;
+        if let Some(users) = &cfg.users {
+            match users.check(rq.user_info.user_identity_rq.as_ref()) {
+                Ok(name) => {
+                    // Empty for user names and passwords (PS3.7 D.3.3.7.2).
+                    policy.user_identity_response = Some(Vec::new());
+                    user = Some(name);
+                }
+                Err(why) => {
+                    shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("association from {calling_ae}@{peer} rejected: {why}");
+                    return Err(RJ_IDENTITY);
+                }
             }
-            Err(why) => {
-                shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "association from {}@{peer} rejected: {why}",
-                    printable(rq.calling_ae.trim())
-                );
-                return Err(super::secure::RJ_IDENTITY);
+        }
+        Ok(Accept { policy, user })
+    }
+
+    fn refused(&self) {
+        self.0.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn serve(&self, conn: &mut Connection, _rq: &AssociateRq, peer: &Peer) -> Result<(), Error> {
+        let shared = &self.0;
+        shared.stats.associations.fetch_add(1, Ordering::Relaxed);
+        let calling = &peer.calling_ae;
+        let n = conn.negotiated();
+        tracing::info!(
+            "association from {calling}@{} accepted ({} of {} presentation contexts){}",
+            peer.addr,
+            n.accepted_contexts().count(),
+            n.contexts.len(),
+            peer.user.as_ref().map(|u| format!(" for user {u:?}")).unwrap_or_default()
+        );
+        let started = Instant::now();
+        let mut watch = CancelWatch::new();
+        let mut counts = SessionCounts::default();
+        let end = serve(conn, &mut watch, shared, calling, &mut counts);
+        let summary = format!(
+            "{} stored, {} find, {} get, {} move, {} echo in {:.1} s",
+            counts.stored,
+            counts.find,
+            counts.get,
+            counts.mv,
+            counts.echo,
+            started.elapsed().as_secs_f64()
+        );
+        match &end {
+            Ok(()) => {
+                tracing::info!("association from {calling}@{} released: {summary}", peer.addr)
+            }
+            Err(e) => {
+                tracing::warn!("association from {calling}@{} ended: {e} ({summary})", peer.addr)
             }
         }
-        slot = shared.take_slot(SLOT_WAIT.min(cfg.timeouts.acse / 2));
-        if slot.is_none() {
-            shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                "association from {}@{peer} rejected: {} associations already in progress \
-                 (local limit exceeded)",
-                calling_ae,
-                cfg.max_associations
-            );
-            return Err(super::listener::RJ_LIMIT);
-        }
-        Ok(policy)
-    });
-    let (mut conn, rq) = match accepted {
-        Ok(Some(x)) => x,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::info!("association attempt from {peer} failed: {e}");
-            return;
-        }
-    };
-    shared.stats.associations.fetch_add(1, Ordering::Relaxed);
-    let calling = printable(rq.calling_ae.trim());
-    let n = conn.negotiated();
-    tracing::info!(
-        "association from {calling}@{peer} accepted ({} of {} presentation contexts){}",
-        n.accepted_contexts().count(),
-        n.contexts.len(),
-        user.map(|u| format!(" for user {u:?}")).unwrap_or_default()
-    );
-    let started = Instant::now();
-    let mut watch = CancelWatch::new(probe);
-    let mut counts = SessionCounts::default();
-    let end = serve(&mut conn, &mut watch, shared, &calling, &mut counts);
-    // The association is over (released, aborted or failed): its slot is free before the
-    // connection closes, so the client's next association finds it.
-    drop(slot);
-    let summary = format!(
-        "{} stored, {} find, {} get, {} move, {} echo in {:.1} s",
-        counts.stored,
-        counts.find,
-        counts.get,
-        counts.mv,
-        counts.echo,
-        started.elapsed().as_secs_f64()
-    );
-    match end {
-        Ok(()) => tracing::info!("association from {calling}@{peer} released: {summary}"),
-        Err(e) => {
-            conn.abort();
-            tracing::warn!("association from {calling}@{peer} ended: {e} ({summary})");
-        }
+        end
     }
 }
 
@@ -357,7 +245,7 @@ fn receive(
     }
     // The built-in SCP files by study and indexes; a store-only receiver (move --receive)
     // keeps C-GET's flat `<SOPInstanceUID>.dcm` and no index.
-    let index = !shared.config.store_only;
+    let index = true;
     let dir = shared.storage.dir().to_path_buf();
     let mut record = None;
     let mut why = None;

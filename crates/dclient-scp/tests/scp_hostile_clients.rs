@@ -19,9 +19,9 @@ use dclient::proto::uids;
 use dclient::proto::ul::codec::encode_pdu_to_vec;
 use dclient::proto::ul::negotiation::{ProposedContext, RequestorConfig};
 use dclient::proto::ul::pdu::{pdu_type, Pdu, RoleSelection};
-use dclient::scp::{Scp, ScpConfig, ScpHandle};
-use dclient::synth::{DatasetSpec, ImageSize, Synth};
 use dclient::{ClientOptions, DClient, Timeouts};
+use dclient_scp::{Scp, ScpConfig, ScpHandle};
+use dclient_synth::{DatasetSpec, ImageSize, Synth};
 use dclient_testkit::fake_peer::{message_bytes, FakeClient, Session, Step, Transcript};
 
 /// The SCP's ACSE and network timeouts in these tests.

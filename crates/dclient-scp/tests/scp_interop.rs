@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use dclient::scp::{Scp, ScpConfig, ScpHandle};
 use dclient::{ClientOptions, DClient, Timeouts};
+use dclient_scp::{Scp, ScpConfig, ScpHandle};
 use dclient_testkit::*;
 
 const TOOL: Duration = Duration::from_secs(60);
@@ -370,7 +370,7 @@ fn pynetdicom_scus_echo_store_find_get_and_move() {
 }
 
 fn text_of(obj: &dicom_object::InMemDicomObject, tag: dicom_core::Tag) -> String {
-    dclient::scp::header::text(obj, tag)
+    dclient_scp::header::text(obj, tag)
 }
 
 #[test]

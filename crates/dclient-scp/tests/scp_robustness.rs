@@ -13,10 +13,10 @@ use dclient::proto::dimse::status::Status;
 use dclient::proto::uids;
 use dclient::proto::ul::negotiation::{ProposedContext, RequestorConfig};
 use dclient::proto::ul::pdu::RoleSelection;
-use dclient::scp::{Scp, ScpConfig, ScpHandle};
-use dclient::storage::{receive_store, StorageDir};
-use dclient::transport::Connection;
+use dclient::receive::{receive_store, StorageDir};
+use dclient::Connection;
 use dclient::{ClientOptions, DClient, Timeouts};
+use dclient_scp::{Scp, ScpConfig, ScpHandle};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
@@ -238,8 +238,8 @@ fn find_honours_cancel_and_get_respects_role_selection() {
                 break;
             }
             DimseEvent::Data { data, .. } => {
-                let o = dclient::scp::header::parse_dataset(&data, uids::EXPLICIT_VR_LE).unwrap();
-                found.push(dclient::scp::header::text(&o, tags::SOP_INSTANCE_UID));
+                let o = dclient_scp::header::parse_dataset(&data, uids::EXPLICIT_VR_LE).unwrap();
+                found.push(dclient_scp::header::text(&o, tags::SOP_INSTANCE_UID));
             }
             other => panic!("{other:?}"),
         }
@@ -273,10 +273,9 @@ fn find_honours_cancel_and_get_respects_role_selection() {
                         if let DimseEvent::Data { data, .. } =
                             conn.next_event("identifier").unwrap()
                         {
-                            let o =
-                                dclient::scp::header::parse_dataset(&data, uids::EXPLICIT_VR_LE)
-                                    .unwrap();
-                            failed_list = Some(dclient::scp::header::text(
+                            let o = dclient_scp::header::parse_dataset(&data, uids::EXPLICIT_VR_LE)
+                                .unwrap();
+                            failed_list = Some(dclient_scp::header::text(
                                 &o,
                                 tags::FAILED_SOP_INSTANCE_UID_LIST,
                             ));

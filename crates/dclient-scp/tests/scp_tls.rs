@@ -7,11 +7,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dclient::identity::{UserIdentity, UserList};
 use dclient::proto::ul::pdu::AssociateRj;
-use dclient::scp::{Scp, ScpConfig, ScpHandle};
-use dclient::synth::{write_instance, ImageSize, Modality, Syntax, Synth};
+use dclient::UserIdentity;
 use dclient::{ClientOptions, DClient, Error, TlsClientConfig, TlsServerConfig};
+use dclient_scp::UserList;
+use dclient_scp::{Scp, ScpConfig, ScpHandle};
+use dclient_synth::{write_instance, ImageSize, Modality, Syntax, Synth};
 use dclient_testkit::{dcmtk, dcmtk_storescp, free_port, run_bounded, StoreScpOpts, TestPki};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,8 +86,7 @@ fn c_move_over_tls_to_dcmtk_storescp_and_to_our_own_receiver() {
     node.options_mut().receiver_tls =
         Some(TlsServerConfig::builder(&pki.server.cert, &pki.server.key).build().unwrap());
     let out = tempfile::tempdir().unwrap();
-    let req = dclient::services::retrieve::RetrieveRequest::new(dclient::QueryLevel::Study, keys)
-        .unwrap();
+    let req = dclient::RetrieveRequest::new(dclient::QueryLevel::Study, keys).unwrap();
     let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
     let (r, received) =
         node.move_and_receive(&req, loopback, receiver_port, out.path(), &mut |_| {}).unwrap();
@@ -111,7 +111,7 @@ fn c_move_over_tls_to_dcmtk_storescp_and_to_our_own_receiver() {
 
 /// The data set of a Part 10 file (the bytes after its meta group).
 fn data_set(file: &Path) -> Vec<u8> {
-    let prepared = dclient::services::store::PreparedFile::open(file).unwrap();
+    let prepared = dclient::store::PreparedFile::open(file).unwrap();
     std::fs::read(file).unwrap()[prepared.data_offset as usize..].to_vec()
 }
 

@@ -1,4 +1,4 @@
-//! Writes synthetic DICOM files with [`dclient::synth`] (for benchmarks and manual tests).
+//! Writes synthetic DICOM files with [`dclient_synth`] (for benchmarks and manual tests).
 //!
 //! ```text
 //! cargo run --release --example synth -- OUT_DIR [--studies N] [--series N] [--instances N]
@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dclient::synth::{DatasetSpec, ImageSize, Modality, Syntax, Synth};
+use dclient_synth::{DatasetSpec, ImageSize, Modality, Syntax, Synth};
 
 fn main() -> ExitCode {
     match run() {

@@ -8,14 +8,14 @@
 //! frame by frame, so a 1 GiB multi-frame file needs one frame of memory, not 1 GiB.
 //!
 //! ```no_run
-//! use dclient::synth::{DatasetSpec, Synth, Syntax};
+//! use dclient_synth::{DatasetSpec, Synth, Syntax};
 //!
 //! let mut synth = Synth::new(42);
 //! let spec = DatasetSpec { studies: 2, series_per_study: 1, instances_per_series: 3,
 //!                          syntax: Syntax::ExplicitLe, ..DatasetSpec::default() };
 //! let files = synth.generate(std::path::Path::new("/tmp/synth"), &spec)?;
 //! assert_eq!(files.len(), 6);
-//! # Ok::<(), dclient::synth::SynthError>(())
+//! # Ok::<(), dclient_synth::SynthError>(())
 //! ```
 
 use std::fs::File;

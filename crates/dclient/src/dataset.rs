@@ -28,6 +28,10 @@ mod read;
 
 use dicom_core::{Tag, VR};
 
+pub use crate::model::{
+    unique_key, FAILED_SOP_INSTANCE_UID_LIST, PATIENT_ID, QUERY_RETRIEVE_LEVEL,
+    SERIES_INSTANCE_UID, SOP_CLASS_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
+};
 pub use charset::CharacterSet;
 pub use json::{display_value, to_json};
 pub use query::{

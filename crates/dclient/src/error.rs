@@ -34,6 +34,15 @@ pub enum Error {
         /// What the OS said, in words.
         reason: String,
     },
+    /// A listener (the C-MOVE receiver, the SCP) could not bind its address.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The peer stayed silent past a timeout. An A-ABORT was sent and the socket closed.
     #[error("timed out after {} s waiting for {what} from {peer}", after.as_secs_f64())]
     Timeout {

@@ -3,7 +3,9 @@
 //! A library modelled on ruby-dicom's `DICOM::DClient`: C-ECHO, association tests, C-FIND at
 //! the four query levels, C-GET and C-MOVE, and C-STORE of files, against any PACS (DCMTK,
 //! pynetdicom, Orthanc, dcm4chee). The protocol itself lives in the sans-IO crate
-//! [`dclient_proto`]; this crate adds the blocking transport, the services and the facade.
+//! [`dclient_proto`] (re-exported as [`proto`]); this crate adds the blocking driver
+//! ([`Connection`]), one thin module per DIMSE service, the C-STORE receiver, data sets,
+//! TLS (feature `tls`, on by default) and the [`DClient`] facade.
 //!
 //! ```no_run
 //! use dclient::DClient;
@@ -16,27 +18,85 @@
 //! }
 //! # Ok::<(), dclient::Error>(())
 //! ```
+//!
+//! The layering of the workspace is described in `ARCHITECTURE.md` at its root.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod client;
+mod client;
+pub mod contexts;
 pub mod dataset;
-pub mod error;
-pub mod identity;
+mod error;
+mod identity;
+mod model;
 pub mod names;
-pub mod scp;
-pub mod send;
-pub mod services;
-pub mod storage;
-pub mod synth;
+mod receiver;
+mod services;
+#[cfg(feature = "tls")]
 pub mod tls;
-pub mod transport;
+mod transport;
 
-pub use client::{ClientOptions, DClient};
 pub use dclient_proto as proto;
+
+pub use client::{AssociationReport, ClientOptions, DClient, GetOptions};
+pub use client::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
 pub use error::{Error, Result};
 pub use identity::UserIdentity;
-pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport};
-pub use services::find::{FindRequest, FindStream, FindSummary, InformationModel, QueryLevel};
+pub use model::{InformationModel, QueryLevel};
+pub use services::find::{FindRequest, FindStream, FindSummary, IntoQuery, KeyValue};
+pub use services::retrieve::{
+    ClassSource, FoundInstance, GetBatch, GetPlan, Progress, RetrieveRequest, RetrieveResult,
+};
+#[cfg(feature = "tls")]
 pub use tls::{TlsClientConfig, TlsServerConfig};
-pub use transport::Timeouts;
+pub use transport::{Connection, Incoming, Stream, Timeouts};
+
+/// The C-STORE SCU's building blocks: a file prepared from its meta group, the contexts
+/// to propose for files, the choice among accepted contexts, transcoding between the
+/// uncompressed syntaxes, and one C-STORE of one file.
+pub mod store {
+    pub use crate::services::store::transcode::{is_uncompressed, transcode};
+    pub use crate::services::store::{
+        choose_context, contexts_for, contexts_for_sop_class, store_file, store_file_with,
+        ContextChoice, PrepareError, PreparedFile, StoreError, StoreOutcome, TranscodeError,
+    };
+}
+
+/// Receiving C-STORE requests into files, and the storage receiver of
+/// [`DClient::move_and_receive`].
+pub mod receive {
+    pub use crate::receiver::storage::{
+        answer_store, receive_data_set, receive_store, Incoming, Received, StorageDir,
+        STATUS_CANNOT_WRITE, STATUS_INVALID_UID,
+    };
+    pub use crate::receiver::StoreReceiver;
+}
+
+/// The acceptor side: a listener running each association on its own thread through a
+/// [`server::Handler`], and how an acceptor answers an A-ASSOCIATE-RQ.
+pub mod server {
+    pub use crate::contexts::{
+        acceptor_policy, check_called_ae, is_storage_class, LITTLE_ENDIAN, RJ_CALLED_AE,
+        STORAGE_SYNTAXES,
+    };
+    pub use crate::services::echo::answer_echo;
+    pub use crate::transport::acceptor::{
+        listen, Accept, AcceptorConfig, AcceptorHandle, Handler, Peer, MAX_HANDSHAKES, RJ_LIMIT,
+    };
+}
+
+/// Helpers shared by the service exchanges of both sides (errors for unexpected messages,
+/// failure statuses, message ID checks).
+pub mod exchange {
+    pub use crate::services::echo::{c_echo, check_responded_to, status_error, unexpected};
+}
+
+/// C-GET and C-MOVE as functions over a [`Connection`], for programs that manage their own
+/// associations, and the storage contexts a C-GET proposes.
+pub mod retrieve {
+    pub use crate::services::retrieve::{
+        c_get, c_move, check_get_roles, discover_instances, get_association, storage_contexts,
+        GET_COMPRESSED, GET_UNCOMPRESSED, PRESET_IMAGE_CLASSES, PRESET_OTHER_CLASSES,
+    };
+}

@@ -653,6 +653,10 @@ impl Stream for TlsStream {
     fn shutdown(&self) {
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
+    fn readable_now(&self) -> bool {
+        // Decrypted bytes already buffered count too: rustls then stops wanting to read.
+        !self.conn.wants_read() || crate::transport::tcp_readable_now(&self.sock)
+    }
     fn close_notify(&mut self) {
         self.conn.send_close_notify();
         let _ = self.send_tls();

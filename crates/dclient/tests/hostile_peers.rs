@@ -12,7 +12,6 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dclient::client::GetOptions;
 use dclient::proto::dimse::command::{CEchoRq, CFindRq, Command, Priority};
 use dclient::proto::dimse::status::Status;
 use dclient::proto::uids;
@@ -20,11 +19,12 @@ use dclient::proto::ul::codec::{encode_pdu_to_vec, pdata_header};
 use dclient::proto::ul::pdu::{
     pdu_type, AbortReason, AbortSource, AssociateAc, AssociateRq, Pdu, PresentationContextResult,
 };
-use dclient::services::retrieve::RetrieveRequest;
-use dclient::services::store::{store_file, PreparedFile, StoreError};
-use dclient::storage::StorageDir;
-use dclient::synth::{DatasetSpec, ImageSize, Synth};
+use dclient::receive::StorageDir;
+use dclient::store::{store_file, PreparedFile, StoreError};
+use dclient::GetOptions;
+use dclient::RetrieveRequest;
 use dclient::{Error, FileOutcome, FindRequest, QueryLevel};
+use dclient_synth::{DatasetSpec, ImageSize, Synth};
 use dclient_testkit::fake_peer::{accept_all, message_bytes, FakePeer, Session, Step, Transcript};
 use hostile::*;
 
@@ -71,7 +71,7 @@ fn find_patients(
     (r, c)
 }
 
-fn get_into(port: u16, dir: &Path) -> dclient::Result<dclient::services::retrieve::RetrieveResult> {
+fn get_into(port: u16, dir: &Path) -> dclient::Result<dclient::RetrieveResult> {
     let mut c = client(port);
     let req = RetrieveRequest::new(QueryLevel::Study, [("StudyInstanceUID", "1.2.3")]).unwrap();
     let storage = StorageDir::new(dir).unwrap();
@@ -80,7 +80,7 @@ fn get_into(port: u16, dir: &Path) -> dclient::Result<dclient::services::retriev
     bounded("get", || c.get(&req, &storage, &opts, &mut |_| {}))
 }
 
-fn move_to(port: u16) -> dclient::Result<dclient::services::retrieve::RetrieveResult> {
+fn move_to(port: u16) -> dclient::Result<dclient::RetrieveResult> {
     let mut c = client(port);
     bounded("move", || c.move_study("DEST", [("StudyInstanceUID", "1.2.3")]))
 }
@@ -90,8 +90,7 @@ fn move_to(port: u16) -> dclient::Result<dclient::services::retrieve::RetrieveRe
 fn store_error(port: u16, file: &Path) -> Error {
     let prepared = PreparedFile::open(file).unwrap();
     let c = client(port);
-    let mut conn =
-        c.associate(dclient::services::store::contexts_for([&prepared]), vec![]).unwrap();
+    let mut conn = c.associate(dclient::store::contexts_for([&prepared]), vec![]).unwrap();
     match bounded("store", || store_file(&mut conn, &prepared, None)) {
         Err(StoreError::Association(e)) => e,
         other => panic!("expected the association to fail, got {other:?}"),

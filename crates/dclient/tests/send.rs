@@ -12,9 +12,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dclient::services::store::PreparedFile;
-use dclient::synth::{write_instance, ImageSize, Instance, Modality, Syntax, Synth};
+use dclient::store::PreparedFile;
 use dclient::{ClientOptions, DClient, FileOutcome, SendOptions, SendReport, Timeouts};
+use dclient_synth::{write_instance, ImageSize, Instance, Modality, Syntax, Synth};
 use dclient_testkit::{
     dcmtk, dcmtk_storescp, orthanc, orthanc_get_file, orthanc_instances, pynetdicom_storescp,
     run_bounded, OrthancOpts, Peer, PyStoreScpOpts, StoreScpOpts,

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use dclient::synth::{write_instance, ImageSize, Modality, Syntax, Synth};
 use dclient::{ClientOptions, DClient, Error, TlsClientConfig, TlsServerConfig};
+use dclient_synth::{write_instance, ImageSize, Modality, Syntax, Synth};
 use dclient_testkit::{dcmtk_storescp, CertFiles, Peer, StoreScpOpts, TestPki};
 
 const TIMEOUT: Duration = Duration::from_secs(5);

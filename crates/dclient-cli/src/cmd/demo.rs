@@ -6,7 +6,7 @@
 //! study, and checks that what arrived equals what was sent. Exit 0 only when every step
 //! succeeded.
 //!
-//! The studies come from [`dclient::synth`] (one CT study of four slices, one MR study of
+//! The studies come from [`dclient_synth`] (one CT study of four slices, one MR study of
 //! two series of three slices: a phantom image with plausible metadata), every step uses
 //! the same library calls a user would.
 
@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use dclient::scp::header::{read_instance, text};
-use dclient::scp::{Scp, ScpConfig, ScpHandle};
-use dclient::synth::{DatasetSpec, ImageSize, Modality, Synth};
 use dclient::{ClientOptions, DClient, Timeouts};
+use dclient_scp::header::{read_instance, text};
+use dclient_scp::{Scp, ScpConfig, ScpHandle};
+use dclient_synth::{DatasetSpec, ImageSize, Modality, Synth};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -116,7 +116,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         Ok(Step::Ok(format!("{} files of 128x128 phantom images", files.len())))
     });
     r.step("test (associate, release)", || {
-        let report = client.try_test(vec![dclient::client::verification_context()])?;
+        let report = client.try_test(vec![dclient::contexts::verification_context()])?;
         let accepted = report.negotiated.accepted_contexts().count();
         Ok(Step::Ok(format!("association accepted, {accepted} context(s)")))
     });
@@ -259,7 +259,7 @@ fn list(matches: &[InMemDicomObject], keys: &[Tag]) -> String {
 fn pacs_files(pacs: &ScpHandle) -> anyhow::Result<Vec<PathBuf>> {
     Ok(pacs
         .index()
-        .rows(dclient::scp::Level::Image, &Default::default())?
+        .rows(dclient::QueryLevel::Image, &Default::default())?
         .into_iter()
         .filter_map(|r| r.file.map(|f| f.path))
         .collect())
@@ -300,7 +300,7 @@ fn mr_study(studies: &[InMemDicomObject]) -> String {
 /// The generated files of a series or a study.
 fn sent_where(
     files: &[PathBuf],
-    keep: impl Fn(&dclient::scp::header::InstanceRecord) -> bool,
+    keep: impl Fn(&dclient_scp::header::InstanceRecord) -> bool,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut v = Vec::new();
     for f in files {
@@ -320,7 +320,7 @@ fn sent_of_study(files: &[PathBuf], uid: &str) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Two patients: a CT study (one series of four slices) and an MR study (two series of
-/// three slices), from [`dclient::synth`].
+/// three slices), from [`dclient_synth`].
 fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut synth = Synth::from_entropy();
     let mut files = Vec::new();

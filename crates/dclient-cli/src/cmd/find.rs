@@ -5,8 +5,8 @@ use std::io::{self, BufWriter, Write};
 use std::ops::ControlFlow;
 
 use anyhow::Context;
+use dclient::dataset::QUERY_RETRIEVE_LEVEL;
 use dclient::dataset::{display_value, tag_name, to_json, SPECIFIC_CHARACTER_SET};
-use dclient::services::find::QUERY_RETRIEVE_LEVEL;
 use dclient::{FindRequest, InformationModel, QueryLevel};
 use dicom_core::Tag;
 use dicom_object::InMemDicomObject;

@@ -39,6 +39,6 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     if password.is_empty() {
         return Err(bad("no password on standard input").into());
     }
-    outln!("{name}:{}", dclient::identity::hash_password(password)?);
+    outln!("{name}:{}", dclient_scp::hash_password(password)?);
     Ok(Outcome::Success)
 }

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use dclient::client::GetOptions;
-use dclient::services::retrieve::{Progress, RetrieveRequest, RetrieveResult};
-use dclient::storage::StorageDir;
+use dclient::receive::StorageDir;
+use dclient::GetOptions;
 use dclient::{InformationModel, QueryLevel};
+use dclient::{Progress, RetrieveRequest, RetrieveResult};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::{parse_keys, Common, Outcome};
@@ -42,7 +42,7 @@ impl Target {
             Some(l) => l,
             None => [QueryLevel::Image, QueryLevel::Series, QueryLevel::Study, QueryLevel::Patient]
                 .into_iter()
-                .find(|l| query.get(dclient::services::retrieve::unique_key(*l)).is_some())
+                .find(|l| query.get(dclient::dataset::unique_key(*l)).is_some())
                 .unwrap_or(QueryLevel::Study),
         };
         let mut req = RetrieveRequest::new(level, query)?;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use dclient::scp::{Scp, ScpConfig};
 use dclient::Timeouts;
+use dclient_scp::{Scp, ScpConfig};
 
 use crate::common::{Common, Outcome};
 
@@ -87,7 +87,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         config.move_tls = a.common.tls_client()?;
     }
     if let Some(f) = &a.users {
-        config.users = Some(dclient::identity::UserList::load(f)?);
+        config.users = Some(dclient_scp::UserList::load(f)?);
     }
     for (ae, host, port) in &a.peers {
         if config.peers.insert(ae.clone(), (host.clone(), *port)).is_some() {

@@ -1,7 +1,7 @@
 //! `dclient test HOST PORT`: negotiate an association, print each presentation context's
 //! outcome, release.
 
-use dclient::client::verification_context;
+use dclient::contexts::verification_context;
 use dclient::names::describe_uid;
 use dclient::proto::uids;
 use dclient::proto::ul::negotiation::ProposedContext;

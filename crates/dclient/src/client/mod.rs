@@ -4,6 +4,10 @@
 //! performs its exchange and releases the association, as the original does. The response
 //! command sets of the last operation are kept in [`DClient::command_results`].
 
+mod send;
+
+pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,16 +18,21 @@ use dclient_proto::ul::pdu::{RoleSelection, UserIdentityRq};
 
 use dicom_object::InMemDicomObject;
 
+use crate::contexts::{accepted_context, verification_context};
 use crate::error::{Error, Result};
 use crate::identity::UserIdentity;
+use crate::model::QueryLevel;
+use crate::receiver::storage::StorageDir;
+use crate::receiver::StoreReceiver;
 use crate::services::echo;
-use crate::services::find::{FindRequest, FindStream, FindSummary, IntoQuery, QueryLevel};
+use crate::services::find::{FindRequest, FindStream, FindSummary, IntoQuery};
 use crate::services::retrieve::{
     self, check_get_roles, get_association, ClassSource, GetPlan, Progress, RetrieveRequest,
     RetrieveResult,
 };
-use crate::storage::StorageDir;
+#[cfg(feature = "tls")]
 use crate::tls::TlsClientConfig;
+use crate::transport::acceptor::{self, AcceptorConfig};
 use crate::transport::{Connection, Timeouts};
 
 /// Options of a [`DClient`], with the seed's names and defaults.
@@ -44,10 +53,12 @@ pub struct ClientOptions {
     /// [`Error::IdentityNotConfirmed`].
     pub user_identity: Option<UserIdentityRq>,
     /// TLS: run every association over TLS with this configuration. Default: plain TCP.
+    #[cfg(feature = "tls")]
     pub tls: Option<TlsClientConfig>,
     /// TLS for the storage receiver that [`DClient::move_and_receive`] runs: the peer's
     /// C-MOVE sub-associations to it then start with a TLS handshake, with this certificate
     /// (and client-certificate policy). Default: plain TCP.
+    #[cfg(feature = "tls")]
     pub receiver_tls: Option<crate::tls::TlsServerConfig>,
 }
 
@@ -59,7 +70,9 @@ impl Default for ClientOptions {
             max_package_size: 32768,
             timeouts: Timeouts::default(),
             user_identity: None,
+            #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
             receiver_tls: None,
         }
     }
@@ -196,6 +209,7 @@ impl DClient {
         roles: Vec<RoleSelection>,
     ) -> Result<Connection> {
         let cfg = self.requestor_config(contexts, roles);
+        #[cfg(feature = "tls")]
         let conn = match &self.options.tls {
             None => Connection::connect(&self.host, self.port, &cfg, self.options.timeouts)
                 .map_err(crate::tls::hint_plain_failure)?,
@@ -203,6 +217,8 @@ impl DClient {
                 crate::tls::connect(&self.host, self.port, &cfg, self.options.timeouts, tls)?
             }
         };
+        #[cfg(not(feature = "tls"))]
+        let conn = Connection::connect(&self.host, self.port, &cfg, self.options.timeouts)?;
         check_identity_response(conn, cfg.user_identity.as_ref())
     }
 
@@ -519,8 +535,8 @@ impl DClient {
         self.move_to(destination, &req, &mut |_| {})
     }
 
-    /// Moves the instances matching `req` to ourselves: runs a storage receiver (the
-    /// built-in SCP in store-only mode, AE title [`ClientOptions::ae`]) on `bind:port` for the
+    /// Moves the instances matching `req` to ourselves: runs a storage receiver
+    /// ([`StoreReceiver`], AE title [`ClientOptions::ae`]) on `bind:port` for the
     /// duration, asks the peer to move to our AE, and returns when the move has ended. The
     /// peer must know our AE title at that host and port. Files are written into `dir` as
     /// `<SOPInstanceUID>.dcm`, atomically and with the UID checks of C-GET; the number
@@ -533,23 +549,22 @@ impl DClient {
         dir: impl Into<std::path::PathBuf>,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(RetrieveResult, u64)> {
-        let mut cfg = crate::scp::ScpConfig::new(dir);
-        cfg.ae = self.options.ae.clone();
+        let storage = StorageDir::new(dir.into())?;
+        let mut cfg = AcceptorConfig::new(port);
         cfg.bind = bind;
-        cfg.port = port;
-        cfg.accept_any_ae = true;
-        cfg.store_only = true;
         cfg.timeouts = self.options.timeouts;
-        cfg.tls = self.options.receiver_tls.clone();
-        let receiver = crate::scp::Scp::start(cfg).map_err(|e| match e {
-            crate::scp::ScpError::Storage(e) => e,
-            e => Error::InvalidInput(format!("cannot start the receiver: {e}")),
-        })?;
+        #[cfg(feature = "tls")]
+        {
+            cfg.tls = self.options.receiver_tls.clone();
+        }
+        let receiver = acceptor::listen(cfg, StoreReceiver::new(&self.options.ae, true, storage))?;
+        tracing::info!("receiving on {} as AE {}", receiver.local_addr(), self.options.ae);
         let ae = self.options.ae.clone();
         let result = self.move_to(&ae, req, progress);
         // The final C-MOVE-RSP comes after the last sub-operation's C-STORE-RSP; the
-        // receiver's associations end right after. Give them the grace period to close.
-        let stored = receiver.stats().stored.load(std::sync::atomic::Ordering::SeqCst);
+        // receiver's associations end right after. Shutting down gives them the grace
+        // period to close.
+        let stored = receiver.handler().stored();
         receiver.shutdown();
         result.map(|r| (r, stored))
     }
@@ -624,39 +639,4 @@ fn check_identity_response(conn: Connection, asked: Option<&UserIdentityRq>) -> 
         tracing::debug!("releasing the association with {peer}: {e}");
     }
     Err(Error::IdentityNotConfirmed { peer })
-}
-
-/// The Verification context with the two little-endian syntaxes.
-pub fn verification_context() -> ProposedContext {
-    ProposedContext::new(uids::VERIFICATION, &[uids::EXPLICIT_VR_LE, uids::IMPLICIT_VR_LE])
-}
-
-/// The ID of the accepted context for `abstract_syntax`, or [`Error::NoAcceptedContext`]
-/// describing what the peer answered for every context.
-pub fn accepted_context(conn: &Connection, abstract_syntax: &str) -> Result<u8> {
-    if let Some(c) = conn.negotiated().find_accepted(abstract_syntax) {
-        return Ok(c.id);
-    }
-    Err(Error::NoAcceptedContext {
-        peer: conn.peer().to_owned(),
-        details: describe_contexts(conn.negotiated()),
-    })
-}
-
-/// "1.2.840.10008.1.1 (Verification): rejected: abstract syntax not supported; ..."
-pub fn describe_contexts(n: &Negotiated) -> String {
-    n.contexts
-        .values()
-        .map(|c| {
-            if c.is_accepted() {
-                format!(
-                    "context {} {}: accepted with {}",
-                    c.id, c.abstract_syntax, c.transfer_syntax
-                )
-            } else {
-                format!("context {} {}: {}", c.id, c.abstract_syntax, c.result)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }

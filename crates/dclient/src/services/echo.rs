@@ -37,12 +37,7 @@ pub fn answer_echo(conn: &mut Connection, context_id: u8, rq: &CEchoRq) -> Resul
 }
 
 /// The response must answer our request's Message ID (PS3.7 9.3.1.2).
-pub(crate) fn check_responded_to(
-    conn: &mut Connection,
-    sent: u16,
-    got: u16,
-    what: &str,
-) -> Result<()> {
+pub fn check_responded_to(conn: &mut Connection, sent: u16, got: u16, what: &str) -> Result<()> {
     if sent != got {
         let e = Error::PeerViolation {
             peer: conn.peer().to_owned(),
@@ -55,7 +50,7 @@ pub(crate) fn check_responded_to(
 }
 
 /// The error for a failure status, with its meaning and the Error Comment if any.
-pub(crate) fn status_error(
+pub fn status_error(
     operation: &'static str,
     status: Status,
     service: Service,
@@ -73,7 +68,7 @@ pub(crate) fn status_error(
 
 /// The error for a DIMSE event that is not what the exchange allows at this point; the
 /// association is aborted.
-pub(crate) fn unexpected(conn: &mut Connection, expected: &str, got: &DimseEvent) -> Error {
+pub fn unexpected(conn: &mut Connection, expected: &str, got: &DimseEvent) -> Error {
     let what = match got {
         DimseEvent::Command { command, .. } => format!("a {}", command.command_field().name()),
         DimseEvent::Data { .. } => "a data set fragment".to_owned(),

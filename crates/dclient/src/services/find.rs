@@ -8,7 +8,6 @@
 //! sent are read and dropped until its final response, within the DIMSE timeout.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Instant;
 
 use dclient_proto::dimse::command::{CCancelRq, CFindRq, Command, CommandSet, Priority};
@@ -20,146 +19,9 @@ use dicom_object::InMemDicomObject;
 
 use crate::dataset::{read_dataset, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
 use crate::error::{Error, Result};
+use crate::model::{InformationModel, QueryLevel};
 use crate::services::echo::{check_responded_to, status_error, unexpected};
 use crate::transport::Connection;
-
-/// The level of a query (0008,0052) Query/Retrieve Level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QueryLevel {
-    /// PATIENT.
-    Patient,
-    /// STUDY.
-    Study,
-    /// SERIES.
-    Series,
-    /// IMAGE (composite object instances).
-    Image,
-}
-
-impl QueryLevel {
-    /// The value of (0008,0052): `PATIENT`, `STUDY`, `SERIES` or `IMAGE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueryLevel::Patient => "PATIENT",
-            QueryLevel::Study => "STUDY",
-            QueryLevel::Series => "SERIES",
-            QueryLevel::Image => "IMAGE",
-        }
-    }
-
-    /// The keys ruby-dicom always sends at this level (empty values: return keys), with
-    /// (0008,0052).
-    pub fn default_keys(self) -> Query {
-        let keys: &[(u16, u16)] = match self {
-            // PatientName, PatientID
-            QueryLevel::Patient => &[(0x0010, 0x0010), (0x0010, 0x0020)],
-            // StudyDate, StudyTime, AccessionNumber, PatientName, PatientID,
-            // StudyInstanceUID, StudyID
-            QueryLevel::Study => &[
-                (0x0008, 0x0020),
-                (0x0008, 0x0030),
-                (0x0008, 0x0050),
-                (0x0010, 0x0010),
-                (0x0010, 0x0020),
-                (0x0020, 0x000D),
-                (0x0020, 0x0010),
-            ],
-            // Modality, SeriesInstanceUID, SeriesNumber
-            QueryLevel::Series => &[(0x0008, 0x0060), (0x0020, 0x000E), (0x0020, 0x0011)],
-            // SOPInstanceUID, InstanceNumber
-            QueryLevel::Image => &[(0x0008, 0x0018), (0x0020, 0x0013)],
-        };
-        let mut q = Query::new();
-        for &(g, e) in keys {
-            q.set_tag(dicom_core::Tag(g, e), "");
-        }
-        q.set_tag(QUERY_RETRIEVE_LEVEL, self.as_str());
-        q
-    }
-
-    /// The information model ruby-dicom uses at this level: Patient Root for PATIENT,
-    /// Study Root for the others.
-    pub fn default_model(self) -> InformationModel {
-        match self {
-            QueryLevel::Patient => InformationModel::PatientRoot,
-            _ => InformationModel::StudyRoot,
-        }
-    }
-}
-
-impl fmt::Display for QueryLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for QueryLevel {
-    type Err = Error;
-    /// `patient`, `study`, `series`, `image` (any case; `instance` for image).
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "patient" => Ok(QueryLevel::Patient),
-            "study" => Ok(QueryLevel::Study),
-            "series" => Ok(QueryLevel::Series),
-            "image" | "instance" => Ok(QueryLevel::Image),
-            _ => Err(Error::InvalidInput(format!(
-                "unknown query level {s:?}: use patient, study, series or image"
-            ))),
-        }
-    }
-}
-
-/// (0008,0052) Query/Retrieve Level.
-pub const QUERY_RETRIEVE_LEVEL: dicom_core::Tag = dicom_core::Tag(0x0008, 0x0052);
-
-/// A Query/Retrieve information model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InformationModel {
-    /// Patient Root (PATIENT, STUDY, SERIES, IMAGE levels).
-    PatientRoot,
-    /// Study Root (STUDY, SERIES, IMAGE levels).
-    StudyRoot,
-}
-
-impl InformationModel {
-    /// The C-FIND SOP class: 1.2.840.10008.5.1.4.1.2.1.1 or 1.2.840.10008.5.1.4.1.2.2.1.
-    pub fn find_sop_class(self) -> &'static str {
-        match self {
-            InformationModel::PatientRoot => uids::PATIENT_ROOT_FIND,
-            InformationModel::StudyRoot => uids::STUDY_ROOT_FIND,
-        }
-    }
-
-    /// Whether this model has `level` (Study Root has no PATIENT level).
-    pub fn supports(self, level: QueryLevel) -> bool {
-        !(self == InformationModel::StudyRoot && level == QueryLevel::Patient)
-    }
-
-    /// [`supports`](Self::supports) as the [`Error::InvalidInput`] a request gives.
-    pub fn check_level(self, level: QueryLevel) -> Result<()> {
-        if self.supports(level) {
-            Ok(())
-        } else {
-            Err(Error::InvalidInput(
-                "the Study Root model has no PATIENT level: use the Patient Root model".into(),
-            ))
-        }
-    }
-}
-
-impl FromStr for InformationModel {
-    type Err = Error;
-    /// `patient` or `study` (also `patient-root`, `study-root`), any case.
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().trim_end_matches("-root").trim_end_matches("root") {
-            "patient" => Ok(InformationModel::PatientRoot),
-            "study" => Ok(InformationModel::StudyRoot),
-            _ => Err(Error::InvalidInput(format!(
-                "unknown information model {s:?}: use patient or study"
-            ))),
-        }
-    }
-}
 
 /// Anything that gives query keys: a [`Query`], or (key, value) pairs such as
 /// `[("PatientName", "Smith*")]`, `&[("0010,0020", "123")]`, a `Vec<(String, String)>` or
@@ -354,7 +216,7 @@ impl FindStream {
         let ctx = match conn.negotiated().find_accepted(sop) {
             Some(c) => (c.id, c.transfer_syntax.clone()),
             None => {
-                let e = crate::client::accepted_context(&conn, sop).err();
+                let e = crate::contexts::accepted_context(&conn, sop).err();
                 conn.abort();
                 return Err(e.unwrap_or_else(|| Error::InvalidInput("no context".into())));
             }

@@ -1,6 +1,6 @@
 //! The DIMSE services, one module each, over an established [`Connection`](crate::transport::Connection).
 
-pub mod echo;
-pub mod find;
-pub mod retrieve;
-pub mod store;
+pub(crate) mod echo;
+pub(crate) mod find;
+pub(crate) mod retrieve;
+pub(crate) mod store;

@@ -24,55 +24,16 @@ use dicom_object::InMemDicomObject;
 
 use crate::dataset::{read_dataset, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
 use crate::error::{Error, Result};
+use crate::model::{
+    unique_key, InformationModel, QueryLevel, FAILED_SOP_INSTANCE_UID_LIST, PATIENT_ID,
+    QUERY_RETRIEVE_LEVEL, SERIES_INSTANCE_UID, SOP_CLASS_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
+};
 use crate::names::printable;
+use crate::receiver::storage::{
+    answer_store, receive_data_set, receive_store, Received, StorageDir,
+};
 use crate::services::echo::{check_responded_to, status_error, unexpected};
-use crate::services::find::{InformationModel, QueryLevel, QUERY_RETRIEVE_LEVEL};
-use crate::storage::{answer_store, receive_data_set, receive_store, Received, StorageDir};
 use crate::transport::Connection;
-
-/// (0008,0016) SOP Class UID.
-pub const SOP_CLASS_UID: Tag = Tag(0x0008, 0x0016);
-/// (0008,0018) SOP Instance UID.
-pub const SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x0018);
-/// (0020,000D) Study Instance UID.
-pub const STUDY_INSTANCE_UID: Tag = Tag(0x0020, 0x000D);
-/// (0020,000E) Series Instance UID.
-pub const SERIES_INSTANCE_UID: Tag = Tag(0x0020, 0x000E);
-/// (0010,0020) Patient ID.
-pub const PATIENT_ID: Tag = Tag(0x0010, 0x0020);
-/// (0008,0058) Failed SOP Instance UID List.
-pub const FAILED_SOP_INSTANCE_UID_LIST: Tag = Tag(0x0008, 0x0058);
-
-/// Status for a C-STORE sub-operation on a context whose SOP class is not the one sent.
-const STATUS_NOT_MATCHING_SOP_CLASS: Status = Status(0xA900);
-
-impl InformationModel {
-    /// The C-GET SOP class of this model.
-    pub fn get_sop_class(self) -> &'static str {
-        match self {
-            InformationModel::PatientRoot => uids::PATIENT_ROOT_GET,
-            InformationModel::StudyRoot => uids::STUDY_ROOT_GET,
-        }
-    }
-
-    /// The C-MOVE SOP class of this model.
-    pub fn move_sop_class(self) -> &'static str {
-        match self {
-            InformationModel::PatientRoot => uids::PATIENT_ROOT_MOVE,
-            InformationModel::StudyRoot => uids::STUDY_ROOT_MOVE,
-        }
-    }
-}
-
-/// The unique key of each level (PS3.4 C.4.1.2.1.1 / C.6.1.1 and C.6.2.1).
-pub fn unique_key(level: QueryLevel) -> Tag {
-    match level {
-        QueryLevel::Patient => PATIENT_ID,
-        QueryLevel::Study => STUDY_INSTANCE_UID,
-        QueryLevel::Series => SERIES_INSTANCE_UID,
-        QueryLevel::Image => SOP_INSTANCE_UID,
-    }
-}
 
 /// A C-GET or C-MOVE to perform: model, level and the identifier (the unique keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -478,7 +439,7 @@ pub fn check_get_roles(conn: &Connection, classes: &[String]) -> Result<Vec<Stri
         } else {
             format!(
                 "it accepted none of the storage contexts: {}",
-                crate::client::describe_contexts(n)
+                crate::contexts::describe_contexts(n)
             )
         };
         return Err(Error::NoAcceptedContext { peer: conn.peer().to_owned(), details: detail });
@@ -552,7 +513,7 @@ fn retrieve_context(conn: &mut Connection, sop: &str) -> Result<(u8, DatasetEnco
     let (id, ts) = match conn.negotiated().find_accepted(sop) {
         Some(c) => (c.id, c.transfer_syntax.clone()),
         None => {
-            return Err(crate::client::accepted_context(conn, sop)
+            return Err(crate::contexts::accepted_context(conn, sop)
                 .err()
                 .unwrap_or(Error::InvalidInput("no context".into())))
         }
@@ -599,13 +560,19 @@ fn run_retrieve(
                     let mut inc = refused.begin(&rq, uids::IMPLICIT_VR_LE, "");
                     receive_data_set(conn, &mut inc)?;
                     let why = "SOP class differs from the presentation context's abstract syntax";
-                    answer_store(conn, context_id, &rq, STATUS_NOT_MATCHING_SOP_CLASS, Some(why))?;
+                    answer_store(
+                        conn,
+                        context_id,
+                        &rq,
+                        Status::DOES_NOT_MATCH_SOP_CLASS,
+                        Some(why),
+                    )?;
                     result.warnings.push(format!(
                         "refused {}: {why}",
                         printable(&rq.affected_sop_instance_uid)
                     ));
                     let mut r = inc.finish();
-                    r.status = STATUS_NOT_MATCHING_SOP_CLASS;
+                    r.status = Status::DOES_NOT_MATCH_SOP_CLASS;
                     r.error = Some(why.into());
                     result.received.push(r);
                     continue;

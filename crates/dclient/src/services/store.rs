@@ -14,8 +14,8 @@
 //! The same [`store_file`] serves the multi-file `send` and the C-GET/C-MOVE sub-operations
 //! of the built-in SCP (with the Move Originator fields).
 
-pub mod prepare;
-pub mod transcode;
+pub(crate) mod prepare;
+pub(crate) mod transcode;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};

@@ -17,6 +17,8 @@ use dclient_proto::ul::negotiation::{AcceptorPolicy, Negotiated, RequestorConfig
 use dclient_proto::ul::pdu::{Abort, AssociateRj, AssociateRq};
 use dclient_proto::ProtoError;
 
+pub(crate) mod acceptor;
+
 use crate::error::{Error, Result};
 
 /// The timeouts of one association. The seed's single `timeout` sets all four.
@@ -56,6 +58,12 @@ pub trait Stream: Read + Write + Send {
     /// Says goodbye at the stream's own layer before [`shutdown`](Stream::shutdown) (TLS:
     /// a `close_notify` alert). Nothing by default.
     fn close_notify(&mut self) {}
+    /// True when a read would not block: bytes (or the end of the stream) are waiting.
+    /// Used to look for a C-CANCEL-RQ between responses without waiting. False by default
+    /// (never looked at).
+    fn readable_now(&self) -> bool {
+        false
+    }
 }
 
 impl Stream for TcpStream {
@@ -67,6 +75,25 @@ impl Stream for TcpStream {
     }
     fn shutdown(&self) {
         let _ = TcpStream::shutdown(self, Shutdown::Both);
+    }
+    fn readable_now(&self) -> bool {
+        tcp_readable_now(self)
+    }
+}
+
+/// A non-blocking peek at a TCP socket: true when bytes, or the end of the stream, wait.
+pub(crate) fn tcp_readable_now(s: &TcpStream) -> bool {
+    // The flag is shared with every clone of the descriptor; the association's thread is
+    // its only user, so switching it for one peek is safe.
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut b = [0u8; 1];
+    let r = s.peek(&mut b);
+    let _ = s.set_nonblocking(false);
+    match r {
+        Ok(_) => true, // data, or the peer closed (the read will tell)
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted,
     }
 }
 
@@ -89,7 +116,7 @@ pub enum Incoming {
 
 /// Opens a TCP connection to `host:port` with a timeout, trying each resolved address, and
 /// sets `TCP_NODELAY`.
-pub fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
+pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
     let addr = crate::names::host_port(host, port);
     let addrs = (host, port).to_socket_addrs().map_err(|e| Error::Connect {
         addr: addr.clone(),
@@ -503,6 +530,16 @@ impl Connection {
     pub fn has_buffered_input(&mut self) -> Result<bool> {
         self.pump_events()?;
         Ok(!self.incoming.is_empty())
+    }
+
+    /// True when [`next_incoming`](Connection::next_incoming) would return at once:
+    /// something already arrived, or bytes wait on the stream (a server looks for a
+    /// C-CANCEL-RQ between responses this way, without waiting).
+    pub fn has_input_now(&mut self) -> Result<bool> {
+        if self.has_buffered_input()? || self.deferred.is_some() {
+            return Ok(true);
+        }
+        Ok(!self.closed && self.stream.readable_now())
     }
 
     /// Turns association events into DIMSE events and a release request (answered when

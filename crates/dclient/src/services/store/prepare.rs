@@ -25,7 +25,7 @@ const MAX_DEPTH: u32 = 64;
 /// SOP Class / Instance UID values longer than this are not UIDs.
 const MAX_UID_VALUE: u32 = 256;
 /// Media Storage Directory Storage: a DICOMDIR, not something to store.
-pub const MEDIA_STORAGE_DIRECTORY: &str = "1.2.840.10008.1.3.10";
+pub(crate) const MEDIA_STORAGE_DIRECTORY: &str = "1.2.840.10008.1.3.10";
 
 /// A file ready to be stored: what it is, in which syntax, and where its data set lies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -718,9 +718,9 @@ impl<S: Source> Walker<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::{write_instance, ImageSize, Modality, Syntax, Synth};
+    use dclient_synth::{write_instance, ImageSize, Modality, Syntax, Synth};
 
-    fn one(dir: &Path, syntax: Syntax, name: &str) -> (PathBuf, crate::synth::Instance) {
+    fn one(dir: &Path, syntax: Syntax, name: &str) -> (PathBuf, dclient_synth::Instance) {
         let mut s = Synth::new(3);
         let p = s.patient();
         let st = s.study(Modality::Ct);

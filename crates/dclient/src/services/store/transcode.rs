@@ -122,7 +122,7 @@ pub fn transcode(file: &PreparedFile, to: &str) -> Result<Vec<u8>, TranscodeErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::{write_instance, ImageSize, Modality, Syntax, Synth};
+    use dclient_synth::{write_instance, ImageSize, Modality, Syntax, Synth};
     use dicom_dictionary_std::tags;
 
     /// Every pair of uncompressed syntaxes: the output parses in the target syntax with the
