@@ -20,4 +20,4 @@ pub mod error;
 pub mod uids;
 pub mod ul;
 
-pub use error::{DecodeError, EncodeError, ProtoError};
+pub use error::{DecodeError, EncodeError, ProtoError, Violation, ViolationKind};

@@ -18,18 +18,22 @@
 //! ```
 //!
 //! Layout: the client crate's listener ([`dclient::server::listen`]) accepts (one thread
-//! per association, bounded); [`session`] negotiates and runs one association; [`qr`]
-//! answers C-FIND/C-GET/C-MOVE from the [`index`] with the [`matching`] rules; [`send`]
-//! performs the C-STORE sub-operations; [`header`] reads stored files with bounded lengths;
+//! per association, bounded); `session` negotiates and runs one association over the
+//! protocol core's request exchange; `qr` answers C-FIND/C-GET/C-MOVE over the SCP halves
+//! of its exchanges. What is stored, matched and sent is the [`Archive`]'s business:
+//! [`FolderArchive`] keeps Part 10 files with a SQLite [`index`], matches with the C.2.2.2
+//! rules of [`matching`], and reads stored files with bounded lengths ([`header`]).
 //! [`users`] checks user identities.
 
 #![forbid(unsafe_code)]
 
+mod archive;
+mod folder;
 pub mod header;
 pub mod index;
 pub mod matching;
 mod qr;
-mod send;
+mod query;
 mod session;
 pub mod users;
 
@@ -40,10 +44,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dclient::receive::StorageDir;
 use dclient::server::{AcceptorConfig, AcceptorHandle};
 use dclient::Timeouts;
 
+pub use archive::{Archive, Failure, FindAnswer, RetrieveAnswer, StoreRequest, StoreSink, Stored};
+pub use folder::{FolderArchive, STATUS_CANNOT_UNDERSTAND};
 pub use index::{Index, IndexError, RepairReport};
 pub use matching::MatchOptions;
 pub use users::{hash_password, UserList, PBKDF2_ITERATIONS};
@@ -189,12 +194,16 @@ pub struct Stats {
 }
 
 /// State shared by the sessions.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ScpConfig,
-    pub(crate) index: Index,
-    pub(crate) storage: StorageDir,
+    pub(crate) archive: Arc<dyn Archive>,
     pub(crate) stats: Stats,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 /// The built-in SCP.
@@ -202,13 +211,11 @@ pub(crate) struct Shared {
 pub struct Scp;
 
 impl Scp {
-    /// Opens (and repairs) the storage folder's index, binds the port and starts accepting
-    /// associations on a background thread.
-    pub fn start(config: ScpConfig) -> Result<ScpHandle, ScpError> {
+    /// Opens (and repairs) the storage folder `config.dir` as a [`FolderArchive`], binds
+    /// the port and starts accepting associations on a background thread.
+    pub fn start(config: ScpConfig) -> Result<ScpHandle<FolderArchive>, ScpError> {
         config.check()?;
-        let storage = StorageDir::new(&config.dir)?;
-        let index = Index::open(&config.dir)?;
-        let report = index.repair()?;
+        let (archive, report) = FolderArchive::open(&config.dir, &config.ae, config.matching)?;
         if report != RepairReport::default() {
             tracing::info!(
                 "index of {}: {} files indexed, {} unchanged, {} rows of vanished files \
@@ -221,6 +228,15 @@ impl Scp {
                 report.temp_deleted
             );
         }
+        let mut handle = Scp::start_with(config, archive)?;
+        handle.repair = report;
+        Ok(handle)
+    }
+
+    /// Starts accepting associations that `archive` answers (`config.dir` is not used).
+    pub fn start_with<A: Archive>(config: ScpConfig, archive: A) -> Result<ScpHandle<A>, ScpError> {
+        config.check()?;
+        let archive = Arc::new(archive);
         let mut acceptor = AcceptorConfig::new(config.port);
         acceptor.bind = config.bind;
         acceptor.max_associations = config.max_associations;
@@ -228,7 +244,8 @@ impl Scp {
         acceptor.timeouts = config.timeouts;
         acceptor.grace = config.grace;
         acceptor.tls = config.tls.clone();
-        let shared = Arc::new(Shared { config, index, storage, stats: Stats::default() });
+        let dyn_archive: Arc<dyn Archive> = archive.clone();
+        let shared = Arc::new(Shared { config, archive: dyn_archive, stats: Stats::default() });
         let listener = dclient::server::listen(acceptor, session::Session(shared.clone()))?;
         tracing::info!(
             "listening on {} as AE {}{}{}",
@@ -237,19 +254,27 @@ impl Scp {
             if shared.config.tls.is_some() { ", TLS" } else { "" },
             if shared.config.users.is_some() { ", user identity required" } else { "" }
         );
-        Ok(ScpHandle { shared, listener, repair: report })
+        Ok(ScpHandle { shared, archive, listener, repair: RepairReport::default() })
     }
 }
 
 /// A running SCP. Dropping it shuts it down (as [`shutdown`](ScpHandle::shutdown)).
 #[derive(Debug)]
-pub struct ScpHandle {
+pub struct ScpHandle<A: Archive = FolderArchive> {
     shared: Arc<Shared>,
+    archive: Arc<A>,
     listener: AcceptorHandle<session::Session>,
     repair: RepairReport,
 }
 
-impl ScpHandle {
+impl ScpHandle<FolderArchive> {
+    /// The storage index (read it to see what was stored).
+    pub fn index(&self) -> &Index {
+        self.archive.index()
+    }
+}
+
+impl<A: Archive> ScpHandle<A> {
     /// The bound port (the real one when 0 was asked for).
     pub fn port(&self) -> u16 {
         self.listener.port()
@@ -265,9 +290,9 @@ impl ScpHandle {
         &self.shared.config.ae
     }
 
-    /// The storage index (read it to see what was stored).
-    pub fn index(&self) -> &Index {
-        &self.shared.index
+    /// The archive.
+    pub fn archive(&self) -> &A {
+        &self.archive
     }
 
     /// Counters.

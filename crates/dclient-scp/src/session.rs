@@ -13,25 +13,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dclient::exchange::unexpected;
 use dclient::names::printable;
-use dclient::proto::dimse::command::{CStoreRq, Command};
-use dclient::proto::dimse::message::DimseEvent;
+use dclient::proto::dimse::command::CStoreRq;
+use dclient::proto::dimse::exchange::echo::echo_response;
+use dclient::proto::dimse::exchange::requests::{Request, Requests};
+use dclient::proto::dimse::exchange::store::store_response;
 use dclient::proto::dimse::status::Status;
 use dclient::proto::uids;
 use dclient::proto::ul::pdu::{AssociateRj, AssociateRq};
-use dclient::receive::{answer_store, receive_data_set};
-use dclient::server::{
-    acceptor_policy, answer_echo, check_called_ae, is_storage_class, Accept, Handler, Peer,
-};
-use dclient::{Connection, Error, Incoming};
+use dclient::receive::not_provided;
+use dclient::server::{acceptor_policy, check_called_ae, is_storage_class, Accept, Handler, Peer};
+use dclient::{Connection, Error, Step};
 
-use super::header;
-use super::qr::{self, CancelWatch};
-use super::Shared;
-
-/// Status for a data set we cannot index (no valid Study Instance UID, unreadable).
-pub(crate) const STATUS_CANNOT_UNDERSTAND: Status = Status(0xC000);
+use crate::archive::{StoreRequest, StoreSink};
+use crate::qr;
+use crate::Shared;
 
 /// A-ASSOCIATE-RJ for a missing or wrong user identity: rejected-permanent, service-user,
 /// no reason given. PS3.8 Table 9-21 has no reason for identities; the real one is logged.
@@ -91,9 +87,8 @@ impl Handler for Session {
             peer.user.as_ref().map(|u| format!(" for user {u:?}")).unwrap_or_default()
         );
         let started = Instant::now();
-        let mut watch = CancelWatch::new();
         let mut counts = SessionCounts::default();
-        let end = serve(conn, &mut watch, shared, calling, &mut counts);
+        let end = serve(conn, shared, calling, &mut counts);
         let summary = format!(
             "{} stored, {} find, {} get, {} move, {} echo in {:.1} s",
             counts.stored,
@@ -124,188 +119,143 @@ struct SessionCounts {
     echo: u64,
 }
 
+/// A C-STORE whose data set is arriving: into the archive, or drained when refused.
+struct Storing<'a> {
+    context_id: u8,
+    rq: CStoreRq,
+    sink: Option<Box<dyn StoreSink + 'a>>,
+    refusal: Option<(Status, &'static str)>,
+    started: Instant,
+    bytes: u64,
+}
+
 /// The request loop. Ok when the peer released.
 fn serve(
     conn: &mut Connection,
-    watch: &mut CancelWatch,
     shared: &Shared,
     calling: &str,
     counts: &mut SessionCounts,
 ) -> Result<(), Error> {
-    // Bounded by the idle timeout per turn; the association ends on release, abort or
-    // error (at shutdown, the listener cuts it off after the grace period).
+    let t = conn.timeouts();
+    let mut requests =
+        Requests::new(shared.config.idle_timeout, t.dimse, qr::MAX_IDENTIFIER, Instant::now());
+    let mut storing: Option<Storing<'_>> = None;
+    // Each turn is bounded by the idle timeout (between requests) or the DIMSE timeout
+    // (within one); the association ends on release, abort or error (at shutdown, the
+    // listener cuts it off after the grace period).
     loop {
-        let ev = match conn.next_incoming("the next request", shared.config.idle_timeout)? {
-            Incoming::Released => return Ok(()),
-            Incoming::Dimse(ev) => ev,
+        let request = match conn.step(&mut requests)? {
+            Step::Event(r) => r,
+            Step::Done | Step::Released => return Ok(()),
         };
-        let DimseEvent::Command { context_id, command, .. } = ev else {
-            return Err(unexpected(conn, "a request", &ev));
-        };
-        match command {
-            Command::CEchoRq(rq) => {
-                answer_echo(conn, context_id, &rq)?;
+        match request {
+            Request::Echo { context_id, rq } => {
+                conn.send(&echo_response(context_id, &rq, Status::SUCCESS))?;
                 counts.echo += 1;
                 tracing::info!("C-ECHO from {calling}: success");
             }
-            Command::CStoreRq(rq) => {
-                if receive(conn, context_id, &rq, shared, calling)? {
-                    counts.stored += 1;
-                }
+            Request::Store { context_id, rq } => {
+                storing = Some(begin_store(conn, context_id, rq, shared, calling));
+                continue;
             }
-            Command::CFindRq(rq) => {
-                let id = read_identifier(conn)?;
-                qr::find(conn, watch, context_id, &rq, id, shared, calling)?;
-                counts.find += 1;
-            }
-            Command::CGetRq(rq) => {
-                let id = read_identifier(conn)?;
-                qr::get(conn, watch, context_id, &rq, id, shared, calling)?;
-                counts.get += 1;
-            }
-            Command::CMoveRq(rq) => {
-                let id = read_identifier(conn)?;
-                qr::move_(conn, watch, context_id, &rq, id, shared, calling)?;
-                counts.mv += 1;
-            }
-            Command::CCancelRq(c) => {
-                // A cancel for a request already answered: nothing to do (PS3.7 9.3.2.3).
-                tracing::debug!(
-                    "C-CANCEL from {calling} for message {} after its final response; ignored",
-                    c.message_id_being_responded_to
-                );
-            }
-            other => {
-                let e = Error::PeerViolation {
-                    peer: conn.peer().to_owned(),
-                    detail: format!(
-                        "sent a {}, which this SCP does not provide",
-                        other.command_field().name()
-                    ),
+            Request::StoreData { data, last } => {
+                let Some(s) = storing.as_mut() else {
+                    return Err(Error::Internal("C-STORE data without its request"));
                 };
-                conn.abort();
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// The identifier that follows a C-FIND/C-GET/C-MOVE-RQ: its bytes, or None when it was
-/// larger than we take (drained, then refused by the caller).
-fn read_identifier(conn: &mut Connection) -> Result<Option<Vec<u8>>, Error> {
-    let mut buf = Vec::new();
-    let mut too_big = false;
-    loop {
-        match conn.next_event("the identifier")? {
-            DimseEvent::Data { data, is_last, .. } => {
-                if !too_big {
-                    if buf.len() + data.len() > qr::MAX_IDENTIFIER {
-                        too_big = true;
-                        buf = Vec::new();
-                    } else {
-                        buf.extend_from_slice(&data);
+                s.bytes += data.len() as u64;
+                if let Some(sink) = s.sink.as_mut() {
+                    sink.write(&data);
+                }
+                if !last {
+                    continue;
+                }
+                if let Some(s) = storing.take() {
+                    if finish_store(conn, s, shared, calling)? {
+                        counts.stored += 1;
                     }
                 }
-                if is_last {
-                    return Ok((!too_big).then_some(buf));
-                }
             }
-            other => return Err(unexpected(conn, "the identifier", &other)),
+            Request::Find { context_id, rq, identifier } => {
+                qr::find(conn, context_id, rq, identifier, shared, calling)?;
+                counts.find += 1;
+            }
+            Request::Get { context_id, rq, identifier } => {
+                qr::get(conn, context_id, rq, identifier, shared, calling)?;
+                counts.get += 1;
+            }
+            Request::Move { context_id, rq, identifier } => {
+                qr::move_(conn, context_id, rq, identifier, shared, calling)?;
+                counts.mv += 1;
+            }
+            Request::StaleCancel { message_id } => {
+                // A cancel for a request already answered: nothing to do (PS3.7 9.3.2.3).
+                tracing::debug!(
+                    "C-CANCEL from {calling} for message {message_id} after its final response; ignored"
+                );
+            }
+            other => return Err(not_provided(conn, &other, "this SCP")),
         }
+        requests.ready(Instant::now());
     }
 }
 
-/// Receives one C-STORE into `DIR/<StudyInstanceUID>/<SOPInstanceUID>.dcm`, indexes it,
-/// answers. True when stored.
-fn receive(
-    conn: &mut Connection,
+/// Starts receiving one C-STORE: into the archive when it came on a storage context,
+/// drained and refused otherwise.
+fn begin_store<'a>(
+    conn: &Connection,
     context_id: u8,
-    rq: &CStoreRq,
+    rq: CStoreRq,
+    shared: &'a Shared,
+    calling: &str,
+) -> Storing<'a> {
+    let accepted = conn.negotiated().accepted(context_id);
+    let ts = accepted
+        .map(|c| c.transfer_syntax.clone())
+        .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
+    let storage_context = accepted.is_some_and(|c| is_storage_class(&c.abstract_syntax));
+    let (sink, refusal) = if storage_context {
+        let req = StoreRequest { rq: &rq, transfer_syntax: &ts, calling_ae: calling };
+        (Some(shared.archive.store(&req)), None)
+    } else {
+        let why = "C-STORE on a presentation context that is not a storage SOP class";
+        (None, Some((Status::SOP_CLASS_NOT_SUPPORTED, why)))
+    };
+    Storing { context_id, rq, sink, refusal, started: Instant::now(), bytes: 0 }
+}
+
+/// The data set is complete: the archive keeps it (or not); answers. True when stored.
+fn finish_store(
+    conn: &mut Connection,
+    s: Storing<'_>,
     shared: &Shared,
     calling: &str,
 ) -> Result<bool, Error> {
-    let started = Instant::now();
-    let ts = conn
-        .negotiated()
-        .accepted(context_id)
-        .map(|c| c.transfer_syntax.clone())
-        .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
-    let storage_context = conn
-        .negotiated()
-        .accepted(context_id)
-        .is_some_and(|c| is_storage_class(&c.abstract_syntax));
-    let mut inc = shared.storage.begin(rq, &ts, calling);
-    receive_data_set(conn, &mut inc)?;
-    if !storage_context {
-        drop(inc); // the temporary file goes
-        let why = "C-STORE on a presentation context that is not a storage SOP class";
-        tracing::warn!("C-STORE from {calling}: refused: {why}");
-        answer_store(conn, context_id, rq, Status::SOP_CLASS_NOT_SUPPORTED, Some(why))?;
-        return Ok(false);
-    }
-    // The built-in SCP files by study and indexes; a store-only receiver (move --receive)
-    // keeps C-GET's flat `<SOPInstanceUID>.dcm` and no index.
-    let index = true;
-    let dir = shared.storage.dir().to_path_buf();
-    let mut record = None;
-    let mut why = None;
-    let received = inc.finish_to(|tmp, default| {
-        if !index {
-            return Ok(default.to_path_buf());
+    let uid = printable(&s.rq.affected_sop_instance_uid);
+    let (status, comment) = match (s.sink, s.refusal) {
+        (_, Some((status, why))) => {
+            tracing::warn!("C-STORE from {calling}: refused: {why}");
+            (status, Some(why.to_owned()))
         }
-        match header::read_instance(tmp) {
-            Ok(r) if uids::is_valid_uid(&r.study_uid) => {
-                let p =
-                    dir.join(&r.study_uid).join(format!("{}.dcm", rq.affected_sop_instance_uid));
-                record = Some(r);
-                Ok(p)
+        (Some(sink), None) => {
+            let stored = sink.finish();
+            if stored.status.is_success() || stored.status.is_warning() {
+                shared.stats.stored.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "C-STORE from {calling}: {uid} ({} bytes) stored{} in {:.1} ms",
+                    s.bytes,
+                    stored.location.as_ref().map(|l| format!(" as {l}")).unwrap_or_default(),
+                    s.started.elapsed().as_secs_f64() * 1000.0
+                );
+            } else {
+                tracing::warn!(
+                    "C-STORE from {calling}: {uid} refused: {}",
+                    stored.comment.as_deref().unwrap_or("no reason given")
+                );
             }
-            Ok(r) => {
-                let w =
-                    format!("Study Instance UID {:?} missing or invalid", printable(&r.study_uid));
-                why = Some(w.clone());
-                Err(std::io::Error::other(w))
-            }
-            Err(e) => {
-                why = Some(e.to_string());
-                Err(std::io::Error::other(e.to_string()))
-            }
+            (stored.status, stored.comment)
         }
-    });
-    let uid = printable(&rq.affected_sop_instance_uid);
-    let stored = |path: &std::path::Path| {
-        shared.stats.stored.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            "C-STORE from {calling}: {uid} ({} bytes) stored as {} in {:.1} ms",
-            received.bytes,
-            path.display(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-        (Status::SUCCESS, None)
+        (None, None) => (Status::UNABLE_TO_PROCESS, Some("not stored".to_owned())),
     };
-    let (status, comment) = match (received.path.as_ref(), record) {
-        (Some(path), _) if !index => stored(path),
-        (Some(path), Some(rec)) => match shared.index.insert(&rec, path) {
-            Ok(()) => stored(path),
-            Err(e) => {
-                let _ = std::fs::remove_file(path);
-                tracing::warn!("C-STORE from {calling}: {uid} not stored: {e}");
-                (Status::OUT_OF_RESOURCES, Some(format!("cannot index: {e}")))
-            }
-        },
-        (Some(path), None) => {
-            // Landed at the default path because it could not be read: take it back.
-            let _ = std::fs::remove_file(path);
-            let w = why.unwrap_or_else(|| "unreadable data set".into());
-            tracing::warn!("C-STORE from {calling}: {uid} refused: {w}");
-            (STATUS_CANNOT_UNDERSTAND, Some(w))
-        }
-        (None, _) => {
-            let w = received.error.clone().unwrap_or_else(|| "not stored".into());
-            tracing::warn!("C-STORE from {calling}: {uid} refused: {w}");
-            (received.status, Some(w))
-        }
-    };
-    answer_store(conn, context_id, rq, status, comment.as_deref())?;
-    Ok(status.is_success())
+    conn.send(&store_response(s.context_id, &s.rq, status, comment.as_deref()))?;
+    Ok(status.is_success() || status.is_warning())
 }

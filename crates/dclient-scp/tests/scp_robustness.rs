@@ -13,7 +13,7 @@ use dclient::proto::dimse::status::Status;
 use dclient::proto::uids;
 use dclient::proto::ul::negotiation::{ProposedContext, RequestorConfig};
 use dclient::proto::ul::pdu::RoleSelection;
-use dclient::receive::{receive_store, StorageDir};
+use dclient::receive::{StorageDir, StoreInProgress};
 use dclient::Connection;
 use dclient::{ClientOptions, DClient, Timeouts};
 use dclient_scp::{Scp, ScpConfig, ScpHandle};
@@ -284,7 +284,19 @@ fn find_honours_cancel_and_get_respects_role_selection() {
                     break r;
                 }
                 DimseEvent::Command { context_id, command: Command::CStoreRq(s), .. } => {
-                    receive_store(&mut conn, context_id, &s, recv.unwrap()).unwrap();
+                    let mut inc = StoreInProgress::begin(&conn, context_id, s, recv.unwrap());
+                    loop {
+                        match conn.next_event("the data set").unwrap() {
+                            DimseEvent::Data { data, is_last, .. } => {
+                                inc.write(&data);
+                                if is_last {
+                                    break;
+                                }
+                            }
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    inc.finish_and_answer(&mut conn).unwrap();
                     stored += 1;
                 }
                 other => panic!("{other:?}"),

@@ -1,18 +1,28 @@
-//! The library's error type, named by who is at fault: our caller's input, the network,
-//! the peer's violation of the protocol, or the peer's refusal.
+//! The library's error type, named by who is at fault: our caller's input, the network or
+//! the local system, the peer's refusal, the peer's violation of the protocol, or a bug of
+//! ours.
+//!
+//! | Who | Variants |
+//! |-----|----------|
+//! | the caller's input (exit 2 in the CLI) | [`InvalidTag`](Error::InvalidTag), [`InvalidInput`](Error::InvalidInput) |
+//! | the network, the local system | [`Connect`](Error::Connect), [`Listen`](Error::Listen), [`Timeout`](Error::Timeout), [`Io`](Error::Io), [`File`](Error::File), [`Tls`](Error::Tls) |
+//! | the peer's refusal | [`Rejected`](Error::Rejected), [`NoAcceptedContext`](Error::NoAcceptedContext), [`Aborted`](Error::Aborted), [`Status`](Error::Status), [`IdentityNotConfirmed`](Error::IdentityNotConfirmed) |
+//! | the peer's violation | [`PeerViolation`](Error::PeerViolation), with a typed [`Violation`] |
+//! | our misuse, our bug | [`Protocol`](Error::Protocol), [`Internal`](Error::Internal) |
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use dclient_proto::dimse::status::Status;
 use dclient_proto::ul::pdu::{Abort, AssociateRj};
-use dclient_proto::ProtoError;
+use dclient_proto::{ProtoError, Violation};
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong talking to a DICOM peer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     // ------------------------------------------------------------ caller's input
     /// A query key that is neither 'GGGG,EEEE' nor a dictionary keyword.
@@ -21,18 +31,22 @@ pub enum Error {
         /// The key as given.
         key: String,
     },
-    /// An invalid argument (AE title, value, option) found before any network traffic.
+    /// An invalid argument (AE title, value, option, file or folder given) found before any
+    /// network traffic.
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
-    // ------------------------------------------------------------ network / I/O
+    // ------------------------------------------------------------ network / local system
     /// The TCP connection could not be made.
     #[error("cannot connect to {addr}: {reason}")]
     Connect {
         /// host:port.
         addr: String,
-        /// What the OS said, in words.
+        /// What went wrong, in words.
         reason: String,
+        /// The OS error, when there was one.
+        #[source]
+        source: Option<std::io::Error>,
     },
     /// A listener (the C-MOVE receiver, the SCP) could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
@@ -131,18 +145,21 @@ pub enum Error {
 
     // ------------------------------------------------------------ the peer's violation
     /// The peer broke the protocol (malformed PDU, unexpected message...). An A-ABORT was sent.
-    #[error("{peer} violated the DICOM protocol: {detail}")]
+    #[error("{peer} violated the DICOM protocol: {violation}")]
     PeerViolation {
         /// host:port.
         peer: String,
-        /// What it did.
-        detail: String,
+        /// Which rule, and what it did.
+        violation: Violation,
     },
 
-    // ------------------------------------------------------------ our misuse
+    // ------------------------------------------------------------ our misuse, our bug
     /// A call that is not allowed in the current state (a bug in the caller or in us).
     #[error("{0}")]
     Protocol(ProtoError),
+    /// An invariant of ours did not hold (a bug: please report it).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl Error {
@@ -150,13 +167,24 @@ impl Error {
     pub fn from_proto(peer: &str, e: ProtoError) -> Error {
         match e {
             ProtoError::Decode(d) => {
-                Error::PeerViolation { peer: peer.into(), detail: d.to_string() }
+                Error::PeerViolation { peer: peer.into(), violation: Violation::from(d) }
             }
-            ProtoError::PeerViolation(detail) => Error::PeerViolation { peer: peer.into(), detail },
+            ProtoError::PeerViolation(violation) => {
+                Error::PeerViolation { peer: peer.into(), violation }
+            }
             ProtoError::Rejected(rj) => Error::Rejected { peer: peer.into(), rj },
             ProtoError::Aborted(abort) => Error::Aborted { peer: peer.into(), abort },
             other => Error::Protocol(other),
         }
+    }
+
+    /// The error for the peer's violation `detail` of `kind`.
+    pub fn violation(
+        peer: &str,
+        kind: dclient_proto::ViolationKind,
+        detail: impl Into<String>,
+    ) -> Error {
+        Error::PeerViolation { peer: peer.into(), violation: Violation::new(kind, detail) }
     }
 
     /// True when the fault lies with our caller's input (exit status 2 in the CLI).

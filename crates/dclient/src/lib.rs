@@ -44,13 +44,15 @@ pub use client::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MA
 pub use error::{Error, Result};
 pub use identity::UserIdentity;
 pub use model::{InformationModel, QueryLevel};
+pub use services::echo::c_echo;
 pub use services::find::{FindRequest, FindStream, FindSummary, IntoQuery, KeyValue};
 pub use services::retrieve::{
     ClassSource, FoundInstance, GetBatch, GetPlan, Progress, RetrieveRequest, RetrieveResult,
 };
+pub use services::status_error;
 #[cfg(feature = "tls")]
 pub use tls::{TlsClientConfig, TlsServerConfig};
-pub use transport::{Connection, Incoming, Stream, Timeouts};
+pub use transport::{Connection, Incoming, Step, Stream, Timeouts};
 
 /// The C-STORE SCU's building blocks: a file prepared from its meta group, the contexts
 /// to propose for files, the choice among accepted contexts, transcoding between the
@@ -59,7 +61,8 @@ pub mod store {
     pub use crate::services::store::transcode::{is_uncompressed, transcode};
     pub use crate::services::store::{
         choose_context, contexts_for, contexts_for_sop_class, store_file, store_file_with,
-        ContextChoice, PrepareError, PreparedFile, StoreError, StoreOutcome, TranscodeError,
+        store_for_get, ContextChoice, PrepareError, PreparedFile, StoreError, StoreOutcome,
+        TranscodeError,
     };
 }
 
@@ -67,10 +70,9 @@ pub mod store {
 /// [`DClient::move_and_receive`].
 pub mod receive {
     pub use crate::receiver::storage::{
-        answer_store, receive_data_set, receive_store, Incoming, Received, StorageDir,
-        STATUS_CANNOT_WRITE, STATUS_INVALID_UID,
+        Incoming, Received, StorageDir, STATUS_CANNOT_WRITE, STATUS_INVALID_UID,
     };
-    pub use crate::receiver::StoreReceiver;
+    pub use crate::receiver::{not_provided, StoreInProgress, StoreReceiver};
 }
 
 /// The acceptor side: a listener running each association on its own thread through a
@@ -80,16 +82,9 @@ pub mod server {
         acceptor_policy, check_called_ae, is_storage_class, LITTLE_ENDIAN, RJ_CALLED_AE,
         STORAGE_SYNTAXES,
     };
-    pub use crate::services::echo::answer_echo;
     pub use crate::transport::acceptor::{
         listen, Accept, AcceptorConfig, AcceptorHandle, Handler, Peer, MAX_HANDSHAKES, RJ_LIMIT,
     };
-}
-
-/// Helpers shared by the service exchanges of both sides (errors for unexpected messages,
-/// failure statuses, message ID checks).
-pub mod exchange {
-    pub use crate::services::echo::{c_echo, check_responded_to, status_error, unexpected};
 }
 
 /// C-GET and C-MOVE as functions over a [`Connection`], for programs that manage their own

@@ -330,14 +330,15 @@ pub fn hint_plain_failure(e: Error) -> Error {
             let source = io::Error::new(source.kind(), format!("{source} ({HINT})"));
             Error::Io { peer, source }
         }
-        Error::PeerViolation { peer, detail }
-            if detail.contains("type 0x15") || detail.contains("type 0x16") =>
+        Error::PeerViolation { peer, violation }
+            if violation.detail.contains("type 0x15") || violation.detail.contains("type 0x16") =>
         {
-            tracing::debug!("plain association attempt: {detail}");
-            Error::PeerViolation {
-                peer,
-                detail: format!("it answered with a TLS record, not a DICOM PDU ({HINT})"),
-            }
+            tracing::debug!("plain association attempt: {violation}");
+            Error::violation(
+                &peer,
+                violation.kind,
+                format!("it answered with a TLS record, not a DICOM PDU ({HINT})"),
+            )
         }
         other => other,
     }

@@ -75,7 +75,7 @@ fn closed_port_test_is_false_and_echo_is_a_connect_error() {
     let start = Instant::now();
     assert!(!node.test());
     match node.echo() {
-        Err(Error::Connect { addr, reason }) => {
+        Err(Error::Connect { addr, reason, .. }) => {
             assert_eq!(addr, format!("127.0.0.1:{port}"));
             assert!(reason.contains("connection refused"), "{reason}");
         }

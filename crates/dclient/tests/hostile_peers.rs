@@ -34,7 +34,8 @@ use hostile::*;
 
 fn violation<T: std::fmt::Debug>(r: dclient::Result<T>, needle: &str) -> String {
     match r {
-        Err(Error::PeerViolation { detail, .. }) => {
+        Err(Error::PeerViolation { violation, .. }) => {
+            let detail = violation.detail;
             assert!(detail.contains(needle), "expected {needle:?} in {detail:?}");
             detail
         }

@@ -7,7 +7,7 @@
 //! a large data set can go to disk without ever being whole in memory.
 
 use super::command::{Command, CommandSet};
-use crate::error::ProtoError;
+use crate::error::{ProtoError, Violation, ViolationKind};
 use crate::ul::association::Association;
 use crate::ul::pdu::Pdv;
 
@@ -102,11 +102,14 @@ impl Assembler {
             }
             Expect::Data { context_id, started } => {
                 if pdv.is_command {
-                    return Err(violation(format!(
-                        "a new command arrived on context {ctx} while the data set announced \
+                    return Err(violation_of(
+                        ViolationKind::DataSet,
+                        format!(
+                            "a new command arrived on context {ctx} while the data set announced \
                          by the previous command was {}",
-                        if started { "incomplete" } else { "never sent" }
-                    )));
+                            if started { "incomplete" } else { "never sent" }
+                        ),
+                    ));
                 }
                 if ctx != context_id {
                     return Err(violation(format!(
@@ -152,7 +155,11 @@ impl Assembler {
 }
 
 fn violation(s: String) -> ProtoError {
-    ProtoError::PeerViolation(s)
+    violation_of(ViolationKind::Fragmentation, s)
+}
+
+fn violation_of(kind: ViolationKind, s: String) -> ProtoError {
+    ProtoError::PeerViolation(Violation::new(kind, s))
 }
 
 /// Sends a command set, and the whole data set if given, on `context_id`, fragmented to the
@@ -227,7 +234,7 @@ mod tests {
 
     fn peer_violation(e: ProtoError) -> String {
         match e {
-            ProtoError::PeerViolation(s) => s,
+            ProtoError::PeerViolation(v) => v.detail,
             other => panic!("expected a peer violation, got {other:?}"),
         }
     }

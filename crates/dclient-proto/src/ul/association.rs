@@ -19,7 +19,7 @@ use super::codec::{self, Deframer, PDATA_OVERHEAD};
 use super::fsm::{self, Action, Event, State};
 use super::negotiation::{Negotiated, RequestorConfig};
 use super::pdu::*;
-use crate::error::ProtoError;
+use crate::error::{ProtoError, Violation, ViolationKind};
 
 /// Room offered to each read from the transport: large reads mean fewer system calls
 /// when the peer streams faster than we consume.
@@ -89,7 +89,7 @@ enum Input {
     None,
     Pdu(Pdu),
     /// Evt19 and the cause.
-    Invalid(AbortReason, String),
+    Invalid(AbortReason, Violation),
 }
 
 impl Association {
@@ -192,6 +192,12 @@ impl Association {
         self.rq.as_ref()
     }
 
+    /// True when part of a PDU has arrived and the rest has not (a driver bounds the wait
+    /// for the rest with its network timeout).
+    pub fn has_partial_input(&self) -> bool {
+        self.deframer.buffered() > 0
+    }
+
     /// The largest PDV payload per P-DATA-TF PDU towards this peer.
     pub fn max_pdv_data(&self) -> usize {
         self.negotiated.as_ref().map_or(0, Negotiated::max_pdv_data)
@@ -283,7 +289,7 @@ impl Association {
                     self.input_poisoned = true;
                     let reason = AbortReason::InvalidPduParameterValue;
                     tracing::debug!(target: "dclient::pdu", "received an invalid PDU: {e}");
-                    self.fire(Event::Evt19, Input::Invalid(reason, e.to_string()))?;
+                    self.fire(Event::Evt19, Input::Invalid(reason, Violation::from(e)))?;
                 }
             }
         }
@@ -300,9 +306,13 @@ impl Association {
                 };
                 match Negotiated::from_exchange(rq, &ac) {
                     Ok(_) => (Event::Evt3, Input::Pdu(Pdu::AssociateAc(ac))),
-                    Err(why) => {
-                        (Event::Evt19, Input::Invalid(AbortReason::InvalidPduParameterValue, why))
-                    }
+                    Err(why) => (
+                        Event::Evt19,
+                        Input::Invalid(
+                            AbortReason::InvalidPduParameterValue,
+                            Violation::new(ViolationKind::Negotiation, why),
+                        ),
+                    ),
                 }
             }
             Pdu::AssociateAc(_) => (Event::Evt3, Input::Pdu(pdu)),
@@ -318,7 +328,10 @@ impl Association {
                     );
                     return (
                         Event::Evt19,
-                        Input::Invalid(AbortReason::InvalidPduParameterValue, why),
+                        Input::Invalid(
+                            AbortReason::InvalidPduParameterValue,
+                            Violation::new(ViolationKind::UnacceptedContext, why),
+                        ),
                     );
                 }
                 (Event::Evt10, Input::Pdu(pdu))
@@ -331,7 +344,10 @@ impl Association {
                 Event::Evt19,
                 Input::Invalid(
                     AbortReason::UnrecognizedPdu,
-                    format!("unknown PDU type 0x{pdu_type:02X}"),
+                    Violation::new(
+                        ViolationKind::Malformed,
+                        format!("unknown PDU type 0x{pdu_type:02X}"),
+                    ),
                 ),
             ),
         }
@@ -593,9 +609,10 @@ impl Association {
                         self.events.push_back(AssocEvent::Aborted(a))
                     }
                     (Event::Evt18, _) if before == State::Sta2 => self.events.push_back(
-                        AssocEvent::ProviderAborted(ProtoError::PeerViolation(
-                            "no A-ASSOCIATE-RQ arrived before the ARTIM timer expired".into(),
-                        )),
+                        AssocEvent::ProviderAborted(ProtoError::PeerViolation(Violation::new(
+                            ViolationKind::ArtimExpired,
+                            "no A-ASSOCIATE-RQ arrived before the ARTIM timer expired",
+                        ))),
                     ),
                     _ => {}
                 }
@@ -607,7 +624,10 @@ impl Association {
             }
             Action::Aa4 => {
                 self.events.push_back(AssocEvent::ProviderAborted(ProtoError::PeerViolation(
-                    format!("the connection closed while {}", before.description()),
+                    Violation::new(
+                        ViolationKind::ConnectionClosed,
+                        format!("the connection closed while {}", before.description()),
+                    ),
                 )));
             }
             Action::Aa5 => self.artim = false,
@@ -635,12 +655,14 @@ impl Association {
 fn violation(event: Event, state: State, input: &Input) -> ProtoError {
     match input {
         Input::Invalid(_, why) => ProtoError::PeerViolation(why.clone()),
-        Input::Pdu(p) => ProtoError::PeerViolation(format!(
-            "unexpected {} while {}",
-            p.name(),
-            state.description()
+        Input::Pdu(p) => ProtoError::PeerViolation(Violation::new(
+            ViolationKind::UnexpectedPdu,
+            format!("unexpected {} while {}", p.name(), state.description()),
         )),
-        Input::None => ProtoError::PeerViolation(format!("{event} while {}", state.description())),
+        Input::None => ProtoError::PeerViolation(Violation::new(
+            ViolationKind::UnexpectedPdu,
+            format!("{event} while {}", state.description()),
+        )),
     }
 }
 

@@ -11,18 +11,23 @@
 pub(crate) mod storage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use dclient_proto::dimse::command::Command;
-use dclient_proto::dimse::message::DimseEvent;
+use dclient_proto::dimse::command::CStoreRq;
+use dclient_proto::dimse::exchange::echo::echo_response;
+use dclient_proto::dimse::exchange::requests::{Request, Requests};
+use dclient_proto::dimse::exchange::store::store_response;
+use dclient_proto::dimse::exchange::MAX_IDENTIFIER_LEN;
+use dclient_proto::dimse::status::Status;
+use dclient_proto::uids;
 use dclient_proto::ul::pdu::{AssociateRj, AssociateRq};
+use dclient_proto::ViolationKind;
 
 use crate::contexts::{acceptor_policy, check_called_ae};
 use crate::error::Error;
-use crate::services::echo::{answer_echo, unexpected};
 use crate::transport::acceptor::{Accept, Handler, Peer};
-use crate::transport::{Connection, Incoming};
-use storage::{receive_store, StorageDir};
+use crate::transport::{Connection, Step};
+use storage::{Incoming, Received, StorageDir};
 
 /// A storage SCP that only receives: Verification and every storage SOP class (in the
 /// syntaxes of [`STORAGE_SYNTAXES`](crate::contexts::STORAGE_SYNTAXES)), files written
@@ -80,35 +85,122 @@ impl Handler for StoreReceiver {
     fn serve(&self, conn: &mut Connection, _rq: &AssociateRq, peer: &Peer) -> Result<(), Error> {
         let calling = &peer.calling_ae;
         tracing::info!("association from {calling}@{} accepted", peer.addr);
+        let t = conn.timeouts();
+        let mut requests =
+            Requests::new(self.idle_timeout, t.dimse, MAX_IDENTIFIER_LEN, Instant::now());
+        let mut store: Option<StoreInProgress> = None;
         loop {
-            let ev = match conn.next_incoming("the next request", self.idle_timeout)? {
-                Incoming::Released => return Ok(()),
-                Incoming::Dimse(ev) => ev,
+            let request = match conn.step(&mut requests)? {
+                Step::Event(r) => r,
+                Step::Done | Step::Released => return Ok(()),
             };
-            let DimseEvent::Command { context_id, command, .. } = ev else {
-                return Err(unexpected(conn, "a request", &ev));
-            };
-            match command {
-                Command::CEchoRq(rq) => answer_echo(conn, context_id, &rq)?,
-                Command::CStoreRq(rq) => {
-                    let r = receive_store(conn, context_id, &rq, &self.storage)?;
+            match request {
+                Request::Echo { context_id, rq } => {
+                    conn.send(&echo_response(context_id, &rq, Status::SUCCESS))?;
+                }
+                Request::Store { context_id, rq } => {
+                    store = Some(StoreInProgress::begin(conn, context_id, rq, &self.storage));
+                    continue;
+                }
+                Request::StoreData { data, last } => {
+                    let Some(s) = store.as_mut() else {
+                        return Err(Error::Internal("C-STORE data without its request"));
+                    };
+                    s.write(&data);
+                    if !last {
+                        continue;
+                    }
+                    let Some(s) = store.take() else { continue };
+                    let r = s.finish_and_answer(conn)?;
                     if r.path.is_some() {
                         self.stored.fetch_add(1, Ordering::SeqCst);
                         tracing::info!("C-STORE from {calling}: {} stored", r.sop_instance_uid);
                     }
                 }
+                Request::StaleCancel { .. } => {}
                 other => {
-                    let e = Error::PeerViolation {
-                        peer: conn.peer().to_owned(),
-                        detail: format!(
-                            "sent a {}, which this storage receiver does not provide",
-                            other.command_field().name()
-                        ),
-                    };
-                    conn.abort();
-                    return Err(e);
+                    return Err(not_provided(conn, &other, "this storage receiver"));
                 }
             }
+            requests.ready(Instant::now());
         }
+    }
+}
+
+/// The error for a request a handler does not provide; the association is aborted.
+pub fn not_provided(conn: &mut Connection, request: &Request, what: &str) -> Error {
+    let name = match request {
+        Request::Find { .. } => "C-FIND-RQ",
+        Request::Get { .. } => "C-GET-RQ",
+        Request::Move { .. } => "C-MOVE-RQ",
+        Request::Other { command, .. } => command.command_field().name(),
+        _ => "request",
+    };
+    let e = Error::violation(
+        conn.peer(),
+        ViolationKind::UnexpectedMessage,
+        format!("sent a {name}, which {what} does not provide"),
+    );
+    conn.abort();
+    e
+}
+
+/// A C-STORE-RQ whose data set is arriving into a file of a [`StorageDir`].
+#[derive(Debug)]
+pub struct StoreInProgress {
+    context_id: u8,
+    rq: CStoreRq,
+    incoming: Incoming,
+}
+
+impl StoreInProgress {
+    /// Starts receiving `rq`, which came on `context_id` of `conn`, into `storage`.
+    pub fn begin(
+        conn: &Connection,
+        context_id: u8,
+        rq: CStoreRq,
+        storage: &StorageDir,
+    ) -> StoreInProgress {
+        let ts = conn
+            .negotiated()
+            .accepted(context_id)
+            .map(|c| c.transfer_syntax.clone())
+            .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
+        let source_ae = conn.negotiated().peer_ae.clone();
+        let incoming = storage.begin(&rq, &ts, &source_ae);
+        StoreInProgress { context_id, rq, incoming }
+    }
+
+    /// The request.
+    pub fn request(&self) -> &CStoreRq {
+        &self.rq
+    }
+
+    /// The presentation context it came on.
+    pub fn context_id(&self) -> u8 {
+        self.context_id
+    }
+
+    /// Appends a fragment of the data set.
+    pub fn write(&mut self, data: &[u8]) {
+        self.incoming.write(data);
+    }
+
+    /// The data set is complete: the file is put in place (see [`Incoming::finish`]).
+    pub fn finish(self) -> (u8, CStoreRq, Received) {
+        (self.context_id, self.rq, self.incoming.finish())
+    }
+
+    /// Puts the file in place and answers the C-STORE with what became of it.
+    pub fn finish_and_answer(self, conn: &mut Connection) -> Result<Received, Error> {
+        let (context_id, rq, received) = self.finish();
+        if let Some(e) = &received.error {
+            tracing::warn!(
+                "refused C-STORE of {}: {e}",
+                crate::names::printable(&received.sop_instance_uid)
+            );
+        }
+        conn.send(&store_response(context_id, &rq, received.status, received.error.as_deref()))?;
+        Ok(received)
     }
 }

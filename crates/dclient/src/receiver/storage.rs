@@ -14,15 +14,12 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dclient_proto::dimse::command::{CStoreRq, CStoreRsp, Command};
-use dclient_proto::dimse::message::DimseEvent;
+use dclient_proto::dimse::command::CStoreRq;
 use dclient_proto::dimse::status::Status;
 use dclient_proto::uids;
 use dicom_object::meta::FileMetaTableBuilder;
 
 use crate::error::{Error, Result};
-use crate::services::echo::unexpected;
-use crate::transport::Connection;
 
 /// Status we answer when the SOP Instance or Class UID of a C-STORE-RQ is not a valid UID
 /// (a "refused" class status, with an Error Comment saying why).
@@ -274,74 +271,6 @@ impl Drop for TempFile {
             let _ = fs::remove_file(&self.path);
         }
     }
-}
-
-/// Handles one incoming C-STORE on `conn`: drains the data set that follows `rq` into
-/// `storage`, answers with the C-STORE-RSP, and reports what happened. Errors are the
-/// connection's (timeout, abort, violation); a refused or failed store is a `Received` with
-/// a failure status, already answered.
-pub fn receive_store(
-    conn: &mut Connection,
-    context_id: u8,
-    rq: &CStoreRq,
-    storage: &StorageDir,
-) -> Result<Received> {
-    let ts = conn
-        .negotiated()
-        .accepted(context_id)
-        .map(|c| c.transfer_syntax.clone())
-        .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
-    let source_ae = conn.negotiated().peer_ae.clone();
-    let mut inc = storage.begin(rq, &ts, &source_ae);
-    receive_data_set(conn, &mut inc)?;
-    let received = inc.finish();
-    if let Some(e) = &received.error {
-        tracing::warn!(
-            "refused C-STORE of {}: {e}",
-            crate::names::printable(&received.sop_instance_uid)
-        );
-    }
-    answer_store(conn, context_id, rq, received.status, received.error.as_deref())?;
-    Ok(received)
-}
-
-/// Reads the data set that follows a C-STORE-RQ on `conn`, fragment by fragment, into
-/// `inc` (the connection's DIMSE timeout applies to each fragment).
-pub fn receive_data_set(conn: &mut Connection, inc: &mut Incoming) -> Result<()> {
-    loop {
-        match conn.next_event("the C-STORE data set")? {
-            DimseEvent::Data { data, is_last, .. } => {
-                inc.write(&data);
-                if is_last {
-                    return Ok(());
-                }
-            }
-            other @ DimseEvent::Command { .. } => {
-                return Err(unexpected(conn, "the C-STORE data set", &other))
-            }
-        }
-    }
-}
-
-/// Sends the C-STORE-RSP for `rq`.
-pub fn answer_store(
-    conn: &mut Connection,
-    context_id: u8,
-    rq: &CStoreRq,
-    status: Status,
-    comment: Option<&str>,
-) -> Result<()> {
-    let rsp = CStoreRsp {
-        message_id_being_responded_to: rq.message_id,
-        affected_sop_class_uid: Some(rq.affected_sop_class_uid.clone())
-            .filter(|u| uids::is_valid_uid(u)),
-        affected_sop_instance_uid: Some(rq.affected_sop_instance_uid.clone())
-            .filter(|u| uids::is_valid_uid(u)),
-        status,
-        error_comment: comment.map(|c| c.chars().take(64).collect()),
-        offending_elements: None,
-    };
-    conn.send_message(context_id, &Command::CStoreRsp(rsp).to_command_set(), None)
 }
 
 #[cfg(test)]

@@ -10,17 +10,19 @@
 use std::fmt;
 use std::time::Instant;
 
-use dclient_proto::dimse::command::{CCancelRq, CFindRq, Command, CommandSet, Priority};
-use dclient_proto::dimse::message::DimseEvent;
+use dclient_proto::dimse::command::{CommandSet, Priority};
+use dclient_proto::dimse::exchange::find::{FindEvent, FindScu};
+use dclient_proto::dimse::exchange::Exchange;
 use dclient_proto::dimse::status::{Service, Status};
 use dclient_proto::uids;
 use dclient_proto::ul::negotiation::ProposedContext;
+use dclient_proto::ViolationKind;
 use dicom_object::InMemDicomObject;
 
+use super::status_error;
 use crate::dataset::{read_dataset, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
 use crate::error::{Error, Result};
 use crate::model::{InformationModel, QueryLevel};
-use crate::services::echo::{check_responded_to, status_error, unexpected};
 use crate::transport::Connection;
 
 /// Anything that gives query keys: a [`Query`], or (key, value) pairs such as
@@ -177,18 +179,10 @@ pub struct FindSummary {
 /// [`cancel`]: FindStream::cancel
 pub struct FindStream {
     conn: Option<Connection>,
-    context_id: u8,
-    message_id: u16,
+    exchange: FindScu,
     encoding: DatasetEncoding,
     limit: Option<usize>,
     matches: usize,
-    cancel_sent: Option<Instant>,
-    /// Identifier bytes of the current response, when it came in several fragments.
-    data: Vec<u8>,
-    /// A data set is announced by the last command.
-    awaiting_data: bool,
-    /// The final response came and announced a data set (kept until it is read).
-    final_rsp: Option<(Status, CommandSet)>,
     pending_warning_seen: bool,
     warnings: Vec<String>,
     keep_commands: bool,
@@ -202,7 +196,7 @@ impl fmt::Debug for FindStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FindStream")
             .field("matches", &self.matches)
-            .field("cancelled", &self.cancel_sent.is_some())
+            .field("cancelled", &self.exchange.cancel_sent())
             .field("done", &self.summary.is_some())
             .finish()
     }
@@ -213,36 +207,27 @@ impl FindStream {
     /// context; the association is released (or aborted on error) when the C-FIND ends.
     pub fn start(mut conn: Connection, req: &FindRequest) -> Result<FindStream> {
         let sop = req.model.find_sop_class();
-        let ctx = match conn.negotiated().find_accepted(sop) {
-            Some(c) => (c.id, c.transfer_syntax.clone()),
-            None => {
-                let e = crate::contexts::accepted_context(&conn, sop).err();
-                conn.abort();
-                return Err(e.unwrap_or_else(|| Error::InvalidInput("no context".into())));
-            }
-        };
-        let encoding = match DatasetEncoding::from_uid(&ctx.1) {
-            Ok(e) => e,
-            Err(e) => {
-                conn.abort();
-                return Err(Error::PeerViolation {
-                    peer: conn.peer().to_owned(),
-                    detail: format!(
-                        "accepted C-FIND with a transfer syntax we did not propose: {e}"
-                    ),
-                });
-            }
-        };
-        let identifier = match req.identifier.encode(encoding) {
-            Ok(b) => b,
+        let started = (|| {
+            let ctx = crate::contexts::accepted_context(&conn, sop)?;
+            let ts = conn.negotiated().accepted(ctx).map(|c| c.transfer_syntax.clone());
+            let encoding =
+                DatasetEncoding::from_uid(ts.as_deref().unwrap_or_default()).map_err(|e| {
+                    Error::violation(
+                        conn.peer(),
+                        ViolationKind::Negotiation,
+                        format!("accepted C-FIND with a transfer syntax we did not propose: {e}"),
+                    )
+                })?;
+            let identifier = req.identifier.encode(encoding)?;
+            Ok::<_, Error>((ctx, encoding, identifier))
+        })();
+        let (ctx, encoding, identifier) = match started {
+            Ok(x) => x,
             Err(e) => {
                 conn.abort();
                 return Err(e);
             }
         };
-        let message_id = conn.next_message_id();
-        let rq =
-            CFindRq { message_id, affected_sop_class_uid: sop.to_owned(), priority: req.priority };
         tracing::debug!(
             "C-FIND-RQ {} level {} ({} keys, {} bytes)",
             crate::names::describe_uid(sop),
@@ -250,25 +235,37 @@ impl FindStream {
             req.identifier.len(),
             identifier.len()
         );
-        conn.send_message(ctx.0, &rq.to_command_set(), Some(&identifier))?;
-        Ok(FindStream {
+        let id = conn.next_message_id();
+        let exchange = FindScu::new(
+            ctx,
+            id,
+            sop,
+            req.priority,
+            identifier,
+            conn.timeouts().dimse,
+            Instant::now(),
+        );
+        let mut stream = FindStream {
             conn: Some(conn),
-            context_id: ctx.0,
-            message_id,
+            exchange,
             encoding,
             limit: req.limit,
             matches: 0,
-            cancel_sent: None,
-            data: Vec::new(),
-            awaiting_data: false,
-            final_rsp: None,
             pending_warning_seen: false,
             warnings: Vec::new(),
             keep_commands: false,
             commands: Vec::new(),
             summary: None,
             keep_open: false,
-        })
+        };
+        // The request goes out now, not at the first read.
+        if let Some(conn) = stream.conn.as_mut() {
+            while let Some(out) = stream.exchange.poll_transmit() {
+                conn.queue_outgoing(&out)?;
+            }
+            conn.flush()?;
+        }
+        Ok(stream)
     }
 
     /// Like [`start`](Self::start), but the association stays open when the C-FIND has
@@ -314,14 +311,16 @@ impl FindStream {
     /// Sends a C-CANCEL-RQ (once). Matches still arriving are dropped; the next call to
     /// [`next_match`](Self::next_match) reads up to the final response and returns `None`.
     pub fn cancel(&mut self) -> Result<()> {
-        if self.cancel_sent.is_some() || self.summary.is_some() {
+        if self.exchange.cancel_sent() || self.summary.is_some() {
             return Ok(());
         }
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
         tracing::debug!("C-CANCEL-RQ after {} matches", self.matches);
-        let rq = CCancelRq { message_id_being_responded_to: self.message_id };
-        self.cancel_sent = Some(Instant::now());
-        conn.send_message(self.context_id, &rq.to_command_set(), None)
+        self.exchange.cancel(Instant::now());
+        while let Some(out) = self.exchange.poll_transmit() {
+            conn.queue_outgoing(&out)?;
+        }
+        conn.flush()
     }
 
     /// The next match, or `None` once the peer's final response has come (and the
@@ -338,19 +337,62 @@ impl FindStream {
         r
     }
 
+    fn warn(&mut self, w: String) {
+        if !self.warnings.contains(&w) {
+            tracing::warn!("{w}");
+            self.warnings.push(w);
+        }
+    }
+
     fn next_inner(&mut self) -> Result<Option<InMemDicomObject>> {
-        // Every pass reads one DIMSE event (bounded by the DIMSE timeout) or returns; after
-        // a C-CANCEL the whole drain is also bounded by one DIMSE timeout.
         loop {
             if self.summary.is_some() {
                 return Ok(None);
             }
-            if self.cancel_sent.is_none() && self.limit.is_some_and(|l| self.matches >= l) {
+            if !self.exchange.cancel_sent() && self.limit.is_some_and(|l| self.matches >= l) {
                 self.cancel()?;
             }
             let Some(conn) = self.conn.as_mut() else { return Ok(None) };
-            if let Some(at) = self.cancel_sent {
-                if at.elapsed() > conn.timeouts().dimse {
+            let Some(ev) = conn.run(&mut self.exchange)? else {
+                return Err(Error::Internal("C-FIND ended without a final response"));
+            };
+            match ev {
+                FindEvent::Match { status, command_set, identifier } => {
+                    if self.keep_commands {
+                        self.commands.push(command_set);
+                    }
+                    let obj = read_dataset(&identifier, self.encoding, MAX_IDENTIFIER_LEN)
+                        .map_err(|e| {
+                            Error::violation(
+                                conn.peer(),
+                                ViolationKind::Malformed,
+                                format!(
+                                    "malformed C-FIND identifier (match {}): {e}",
+                                    self.matches + 1
+                                ),
+                            )
+                        })?;
+                    self.matches += 1;
+                    if status == Status::PENDING_WARNING && !self.pending_warning_seen {
+                        self.pending_warning_seen = true;
+                        self.warn(format!("status {status}: {}", status.meaning(Service::Find)));
+                    }
+                    return Ok(Some(obj));
+                }
+                FindEvent::EmptyPending { command_set, .. } => {
+                    if self.keep_commands {
+                        self.commands.push(command_set);
+                    }
+                    let w = "a pending C-FIND-RSP without identifier (ignored)".to_owned();
+                    self.warn(w);
+                }
+                FindEvent::Final { status, command_set, .. } => {
+                    if self.keep_commands {
+                        self.commands.push(command_set.clone());
+                    }
+                    return self.finish_final(status, command_set);
+                }
+                FindEvent::CancelUnanswered => {
                     let w = format!(
                         "the peer did not end the C-FIND within {} s of our C-CANCEL; association aborted",
                         conn.timeouts().dimse.as_secs_f64()
@@ -362,98 +404,6 @@ impl FindStream {
                     self.finish_with(Status::CANCEL, None);
                     return Ok(None);
                 }
-            }
-            let ev = conn.next_event("a C-FIND-RSP")?;
-            match ev {
-                DimseEvent::Command { command: Command::CFindRsp(rsp), command_set, .. } => {
-                    check_responded_to(
-                        conn,
-                        self.message_id,
-                        rsp.message_id_being_responded_to,
-                        "C-FIND-RSP",
-                    )?;
-                    if self.awaiting_data {
-                        return Err(unexpected(
-                            conn,
-                            "the identifier announced by the previous C-FIND-RSP",
-                            &DimseEvent::Command {
-                                context_id: self.context_id,
-                                command: Command::CFindRsp(rsp),
-                                command_set,
-                            },
-                        ));
-                    }
-                    if self.keep_commands {
-                        self.commands.push(command_set.clone());
-                    }
-                    let status = rsp.status;
-                    if status.is_pending() {
-                        if status == Status::PENDING_WARNING && !self.pending_warning_seen {
-                            self.pending_warning_seen = true;
-                            let w = format!("status {status}: {}", status.meaning(Service::Find));
-                            tracing::warn!("{w}");
-                            self.warnings.push(w);
-                        }
-                        if rsp.has_data_set {
-                            self.awaiting_data = true;
-                        } else {
-                            let w = "a pending C-FIND-RSP without identifier (ignored)".to_owned();
-                            if !self.warnings.contains(&w) {
-                                tracing::warn!("{w}");
-                                self.warnings.push(w);
-                            }
-                        }
-                        continue;
-                    }
-                    if rsp.has_data_set {
-                        // A final response with a data set: read it, then finish.
-                        self.awaiting_data = true;
-                        self.final_rsp = Some((status, command_set));
-                        continue;
-                    }
-                    return self.finish_final(status, command_set);
-                }
-                DimseEvent::Data { data, is_last, .. } => {
-                    if self.data.len() + data.len() > MAX_IDENTIFIER_LEN {
-                        let peer = conn.peer().to_owned();
-                        return Err(Error::PeerViolation {
-                            peer,
-                            detail: format!(
-                                "C-FIND identifier larger than {MAX_IDENTIFIER_LEN} bytes"
-                            ),
-                        });
-                    }
-                    if !is_last {
-                        self.data.extend_from_slice(&data);
-                        continue;
-                    }
-                    self.awaiting_data = false;
-                    let bytes = if self.data.is_empty() {
-                        data
-                    } else {
-                        self.data.extend_from_slice(&data);
-                        std::mem::take(&mut self.data)
-                    };
-                    if let Some((status, cs)) = self.final_rsp.take() {
-                        return self.finish_final(status, cs);
-                    }
-                    if self.cancel_sent.is_some() {
-                        continue; // a match the peer sent before it saw our C-CANCEL
-                    }
-                    let obj =
-                        read_dataset(&bytes, self.encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
-                            Error::PeerViolation {
-                                peer: conn.peer().to_owned(),
-                                detail: format!(
-                                    "malformed C-FIND identifier (match {}): {e}",
-                                    self.matches + 1
-                                ),
-                            }
-                        })?;
-                    self.matches += 1;
-                    return Ok(Some(obj));
-                }
-                other => return Err(unexpected(conn, "a C-FIND-RSP", &other)),
             }
         }
     }
@@ -475,7 +425,7 @@ impl FindStream {
             tracing::warn!("{w}");
             self.warnings.push(w);
         }
-        if status.is_cancel() && self.cancel_sent.is_none() {
+        if status.is_cancel() && !self.exchange.cancel_sent() {
             self.warnings.push("the peer cancelled the C-FIND".into());
         }
         self.finish_with(status, Some(cs));
@@ -486,7 +436,7 @@ impl FindStream {
         self.summary = Some(FindSummary {
             matches: self.matches,
             status,
-            cancelled: self.cancel_sent.is_some(),
+            cancelled: self.exchange.cancel_sent(),
             warnings: std::mem::take(&mut self.warnings),
             final_response: cs,
         });
@@ -495,9 +445,7 @@ impl FindStream {
     /// Reads to the end (dropping further matches) and returns the summary.
     pub fn finish(mut self) -> Result<FindSummary> {
         while self.next_match()?.is_some() {}
-        self.summary
-            .take()
-            .ok_or_else(|| Error::InvalidInput("C-FIND ended without a summary".into()))
+        self.summary.take().ok_or(Error::Internal("C-FIND ended without a summary"))
     }
 }
 

@@ -11,17 +11,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dclient_proto::dimse::command::{
-    CGetRq, CMoveRq, Command, CommandSet, Priority, SubOperations,
-};
-use dclient_proto::dimse::message::DimseEvent;
+use std::time::Instant;
+
+use dclient_proto::dimse::command::{CommandSet, Priority, SubOperations};
+use dclient_proto::dimse::exchange::retrieve::{RetrieveEvent, RetrieveKind, RetrieveScu};
 use dclient_proto::dimse::status::{Service, Status};
 use dclient_proto::uids;
 use dclient_proto::ul::negotiation::{ProposedContext, MAX_PRESENTATION_CONTEXTS};
 use dclient_proto::ul::pdu::RoleSelection;
+use dclient_proto::ViolationKind;
 use dicom_core::Tag;
 use dicom_object::InMemDicomObject;
 
+use super::status_error;
 use crate::dataset::{read_dataset, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -29,10 +31,7 @@ use crate::model::{
     QUERY_RETRIEVE_LEVEL, SERIES_INSTANCE_UID, SOP_CLASS_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
 };
 use crate::names::printable;
-use crate::receiver::storage::{
-    answer_store, receive_data_set, receive_store, Received, StorageDir,
-};
-use crate::services::echo::{check_responded_to, status_error, unexpected};
+use crate::receiver::storage::{Received, StorageDir};
 use crate::transport::Connection;
 
 /// A C-GET or C-MOVE to perform: model, level and the identifier (the unique keys).
@@ -466,12 +465,20 @@ pub fn c_get(
 ) -> Result<RetrieveResult> {
     let sop = req.model.get_sop_class();
     let (ctx, encoding) = retrieve_context(conn, sop)?;
-    let message_id = conn.next_message_id();
-    let rq = CGetRq { message_id, affected_sop_class_uid: sop.to_owned(), priority: req.priority };
     let identifier = req.identifier.encode(encoding)?;
     tracing::debug!("C-GET-RQ level {} ({} keys)", req.level, req.identifier.len());
-    conn.send_message(ctx, &rq.to_command_set(), Some(&identifier))?;
-    run_retrieve(conn, "C-GET", Service::Get, message_id, encoding, Some(storage), progress)
+    let id = conn.next_message_id();
+    let mut ex = RetrieveScu::new(
+        RetrieveKind::Get,
+        ctx,
+        id,
+        sop,
+        req.priority,
+        identifier,
+        conn.timeouts().dimse,
+        Instant::now(),
+    );
+    run_retrieve(conn, &mut ex, "C-GET", Service::Get, encoding, Some(storage), progress)
 }
 
 /// Sends the C-MOVE-RQ of `req` to move the matching instances to the AE `destination`,
@@ -484,21 +491,24 @@ pub fn c_move(
 ) -> Result<RetrieveResult> {
     let sop = req.model.move_sop_class();
     let (ctx, encoding) = retrieve_context(conn, sop)?;
-    let message_id = conn.next_message_id();
-    let rq = CMoveRq {
-        message_id,
-        affected_sop_class_uid: sop.to_owned(),
-        priority: req.priority,
-        move_destination: destination.to_owned(),
-    };
     let identifier = req.identifier.encode(encoding)?;
     tracing::debug!(
         "C-MOVE-RQ to {destination}, level {} ({} keys)",
         req.level,
         req.identifier.len()
     );
-    conn.send_message(ctx, &rq.to_command_set(), Some(&identifier))?;
-    run_retrieve(conn, "C-MOVE", Service::Move, message_id, encoding, None, progress).map_err(|e| match e {
+    let id = conn.next_message_id();
+    let mut ex = RetrieveScu::new(
+        RetrieveKind::Move { destination: destination.to_owned() },
+        ctx,
+        id,
+        sop,
+        req.priority,
+        identifier,
+        conn.timeouts().dimse,
+        Instant::now(),
+    );
+    run_retrieve(conn, &mut ex, "C-MOVE", Service::Move, encoding, None, progress).map_err(|e| match e {
         Error::Status { operation, status, comment, .. } if status == Status::MOVE_DESTINATION_UNKNOWN => Error::Status {
             operation,
             status,
@@ -510,27 +520,32 @@ pub fn c_move(
 }
 
 fn retrieve_context(conn: &mut Connection, sop: &str) -> Result<(u8, DatasetEncoding)> {
-    let (id, ts) = match conn.negotiated().find_accepted(sop) {
-        Some(c) => (c.id, c.transfer_syntax.clone()),
-        None => {
-            return Err(crate::contexts::accepted_context(conn, sop)
-                .err()
-                .unwrap_or(Error::InvalidInput("no context".into())))
-        }
-    };
-    let enc = DatasetEncoding::from_uid(&ts).map_err(|e| Error::PeerViolation {
-        peer: conn.peer().to_owned(),
-        detail: format!("accepted {sop} with a transfer syntax we did not propose: {e}"),
+    let id = crate::contexts::accepted_context(conn, sop)?;
+    let ts = conn.negotiated().accepted(id).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+    let enc = DatasetEncoding::from_uid(&ts).map_err(|e| {
+        Error::violation(
+            conn.peer(),
+            ViolationKind::Negotiation,
+            format!("accepted {sop} with a transfer syntax we did not propose: {e}"),
+        )
     })?;
     Ok((id, enc))
 }
 
-/// The response loop shared by C-GET and C-MOVE.
+/// A C-STORE sub-operation being received.
+struct SubOperation {
+    context_id: u8,
+    incoming: crate::receiver::storage::Incoming,
+    /// Refused before its data set came (drained, then answered with this).
+    refused: Option<(Status, &'static str)>,
+}
+
+/// The response loop shared by C-GET and C-MOVE, over the exchange.
 fn run_retrieve(
     conn: &mut Connection,
+    ex: &mut RetrieveScu,
     operation: &'static str,
     service: Service,
-    message_id: u16,
     encoding: DatasetEncoding,
     storage: Option<&StorageDir>,
     progress: &mut dyn FnMut(&Progress),
@@ -538,51 +553,62 @@ fn run_retrieve(
     let mut result = RetrieveResult::default();
     // SOP Instance UIDs stored so far: a second copy replaces the file, and is reported.
     let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let rsp_name = if service == Service::Get { "C-GET-RSP" } else { "C-MOVE-RSP" };
+    let mut sub: Option<SubOperation> = None;
+    let discard = StorageDir::discarding();
     loop {
-        let ev = conn.next_event(if storage.is_some() {
-            "a C-GET-RSP or C-STORE-RQ"
-        } else {
-            "a C-MOVE-RSP"
-        })?;
+        let Some(ev) = conn.run(ex)? else {
+            return Err(Error::Internal("C-GET or C-MOVE ended without a final response"));
+        };
         match ev {
-            DimseEvent::Command { command: Command::CStoreRq(rq), context_id, .. }
-                if storage.is_some() =>
-            {
-                let storage = storage.ok_or_else(|| Error::InvalidInput("no storage".into()))?;
-                let matches = conn
-                    .negotiated()
-                    .accepted(context_id)
-                    .map(|c| c.abstract_syntax == rq.affected_sop_class_uid);
-                if matches == Some(false) {
+            RetrieveEvent::StoreRequest { context_id, rq } => {
+                let storage = storage.ok_or(Error::Internal("a C-STORE-RQ on a C-MOVE"))?;
+                let accepted = conn.negotiated().accepted(context_id);
+                let ts = accepted
+                    .map(|c| c.transfer_syntax.clone())
+                    .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
+                if accepted.is_some_and(|c| c.abstract_syntax != rq.affected_sop_class_uid) {
                     // Drain and refuse: the instance is not of the context's class.
-                    let refused = StorageDir::discarding();
-                    let mut inc = refused.begin(&rq, uids::IMPLICIT_VR_LE, "");
-                    receive_data_set(conn, &mut inc)?;
-                    let why = "SOP class differs from the presentation context's abstract syntax";
-                    answer_store(
-                        conn,
+                    sub = Some(SubOperation {
                         context_id,
-                        &rq,
-                        Status::DOES_NOT_MATCH_SOP_CLASS,
-                        Some(why),
-                    )?;
-                    result.warnings.push(format!(
-                        "refused {}: {why}",
-                        printable(&rq.affected_sop_instance_uid)
-                    ));
-                    let mut r = inc.finish();
-                    r.status = Status::DOES_NOT_MATCH_SOP_CLASS;
-                    r.error = Some(why.into());
-                    result.received.push(r);
+                        incoming: discard.begin(&rq, &ts, ""),
+                        refused: Some((
+                            Status::DOES_NOT_MATCH_SOP_CLASS,
+                            "SOP class differs from the presentation context's abstract syntax",
+                        )),
+                    });
                     continue;
                 }
-                let r = receive_store(conn, context_id, &rq, storage)?;
+                let source_ae = conn.negotiated().peer_ae.clone();
+                sub = Some(SubOperation {
+                    context_id,
+                    incoming: storage.begin(&rq, &ts, &source_ae),
+                    refused: None,
+                });
+            }
+            RetrieveEvent::StoreData { data, last } => {
+                let Some(s) = sub.as_mut() else {
+                    return Err(Error::Internal("sub-operation data without its request"));
+                };
+                s.incoming.write(&data);
+                if !last {
+                    continue;
+                }
+                let Some(s) = sub.take() else { continue };
+                let _ = s.context_id;
+                let mut r = s.incoming.finish();
+                if let Some((status, why)) = s.refused {
+                    r.status = status;
+                    r.error = Some(why.into());
+                    r.path = None;
+                }
                 if let Some(e) = &r.error {
+                    tracing::warn!("refused C-STORE of {}: {e}", printable(&r.sop_instance_uid));
                     result
                         .warnings
                         .push(format!("refused {}: {e}", printable(&r.sop_instance_uid)));
                 }
+                ex.answer_store(r.status, r.error.as_deref(), Instant::now())
+                    .map_err(Error::Protocol)?;
                 if r.path.is_some() && !stored.insert(r.sop_instance_uid.clone()) {
                     result.warnings.push(format!(
                         "{} was received more than once; the later copy replaced the earlier one",
@@ -591,41 +617,25 @@ fn run_retrieve(
                 }
                 result.received.push(r);
             }
-            DimseEvent::Command { command, command_set, .. }
-                if matches!(
-                    (&command, service),
-                    (Command::CGetRsp(_), Service::Get) | (Command::CMoveRsp(_), Service::Move)
-                ) =>
-            {
-                let (responded_to, status, subs, has_data) = match &command {
-                    Command::CGetRsp(r) => (
-                        r.message_id_being_responded_to,
-                        r.status,
-                        r.sub_operations,
-                        r.has_data_set,
-                    ),
-                    Command::CMoveRsp(r) => (
-                        r.message_id_being_responded_to,
-                        r.status,
-                        r.sub_operations,
-                        r.has_data_set,
-                    ),
-                    _ => unreachable!("matched above"),
-                };
-                check_responded_to(conn, message_id, responded_to, rsp_name)?;
+            RetrieveEvent::Pending { sub_operations, command_set } => {
+                result.responses.push(command_set);
+                result.sub_operations = sub_operations;
+                progress(&result.sub_operations);
+            }
+            RetrieveEvent::Final { status, sub_operations, command_set, identifier } => {
                 result.responses.push(command_set.clone());
-                let identifier =
-                    if has_data { Some(read_identifier(conn, encoding)?) } else { None };
-                if status.is_pending() {
-                    result.sub_operations = merge_counts(result.sub_operations, subs);
-                    progress(&result.sub_operations);
-                    continue;
-                }
-                // Final response.
                 result.status = status;
-                result.sub_operations = merge_counts(result.sub_operations, subs);
-                result.sub_operations.remaining = Some(0);
-                if let Some(obj) = identifier {
+                result.sub_operations = sub_operations;
+                if let Some(bytes) = identifier {
+                    let obj = read_dataset(&bytes, encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
+                        let err = Error::violation(
+                            conn.peer(),
+                            ViolationKind::Malformed,
+                            format!("malformed response identifier: {e}"),
+                        );
+                        conn.abort();
+                        err
+                    })?;
                     if let Ok(e) = obj.element(FAILED_SOP_INSTANCE_UID_LIST) {
                         if let Ok(v) = e.to_multi_str() {
                             result.failed_sop_instance_uids = v
@@ -647,91 +657,53 @@ fn run_retrieve(
                     }
                 }
                 progress(&result.sub_operations);
-                let done_something = result.sub_operations.completed.unwrap_or(0) > 0
-                    || result.received.iter().any(|r| r.path.is_some());
-                if status.is_failure() && done_something {
-                    // Some instances did arrive: report them with the failure, do not lose them.
-                    result.warnings.push(format!(
-                        "{operation} ended with failure status {status} ({}){}",
-                        status.meaning(service),
-                        command_set
-                            .string(dclient_proto::dimse::command::tags::ERROR_COMMENT)
-                            .filter(|c| !c.is_empty())
-                            .map(|c| format!(", error comment: {c}"))
-                            .unwrap_or_default()
-                    ));
-                    return Ok(result);
-                }
-                if status.is_failure() {
-                    let mut e = status_error(operation, status, service, &command_set);
-                    if let Error::Status { comment, .. } = &mut e {
-                        if comment.is_none() && !result.failed_sop_instance_uids.is_empty() {
-                            *comment = Some(format!(
-                                "failed instances: {}",
-                                result.failed_sop_instance_uids.join(", ")
-                            ));
-                        }
-                    }
-                    return Err(e);
-                }
-                if status.is_warning() || status.is_cancel() {
-                    result.warnings.push(format!(
-                        "{operation} ended with status {status} ({})",
-                        status.meaning(service)
-                    ));
-                }
-                return Ok(result);
-            }
-            other => {
-                let expected =
-                    if storage.is_some() { "a C-GET-RSP or C-STORE-RQ" } else { "a C-MOVE-RSP" };
-                return Err(unexpected(conn, expected, &other));
+                return finish_retrieve(result, operation, service, status, &command_set);
             }
         }
     }
 }
 
-/// Counts from a response, keeping the previous value where it omits one.
-fn merge_counts(old: SubOperations, new: SubOperations) -> SubOperations {
-    SubOperations {
-        remaining: new.remaining.or(old.remaining),
-        completed: new.completed.or(old.completed),
-        failed: new.failed.or(old.failed),
-        warning: new.warning.or(old.warning),
+/// What the final status of a retrieve means for its caller.
+fn finish_retrieve(
+    mut result: RetrieveResult,
+    operation: &'static str,
+    service: Service,
+    status: Status,
+    command_set: &CommandSet,
+) -> Result<RetrieveResult> {
+    let done_something = result.sub_operations.completed.unwrap_or(0) > 0
+        || result.received.iter().any(|r| r.path.is_some());
+    if status.is_failure() && done_something {
+        // Some instances did arrive: report them with the failure, do not lose them.
+        result.warnings.push(format!(
+            "{operation} ended with failure status {status} ({}){}",
+            status.meaning(service),
+            command_set
+                .string(dclient_proto::dimse::command::tags::ERROR_COMMENT)
+                .filter(|c| !c.is_empty())
+                .map(|c| format!(", error comment: {c}"))
+                .unwrap_or_default()
+        ));
+        return Ok(result);
     }
-}
-
-fn read_identifier(conn: &mut Connection, encoding: DatasetEncoding) -> Result<InMemDicomObject> {
-    let mut buf = Vec::new();
-    loop {
-        match conn.next_event("the response identifier")? {
-            DimseEvent::Data { data, is_last, .. } => {
-                if buf.len() + data.len() > MAX_IDENTIFIER_LEN {
-                    let e = Error::PeerViolation {
-                        peer: conn.peer().to_owned(),
-                        detail: format!(
-                            "response identifier larger than {MAX_IDENTIFIER_LEN} bytes"
-                        ),
-                    };
-                    conn.abort();
-                    return Err(e);
-                }
-                buf.extend_from_slice(&data);
-                if is_last {
-                    break;
-                }
+    if status.is_failure() {
+        let mut e = status_error(operation, status, service, command_set);
+        if let Error::Status { comment, .. } = &mut e {
+            if comment.is_none() && !result.failed_sop_instance_uids.is_empty() {
+                *comment = Some(format!(
+                    "failed instances: {}",
+                    result.failed_sop_instance_uids.join(", ")
+                ));
             }
-            other => return Err(unexpected(conn, "the response identifier", &other)),
         }
+        return Err(e);
     }
-    read_dataset(&buf, encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
-        let err = Error::PeerViolation {
-            peer: conn.peer().to_owned(),
-            detail: format!("malformed response identifier: {e}"),
-        };
-        conn.abort();
-        err
-    })
+    if status.is_warning() || status.is_cancel() {
+        result
+            .warnings
+            .push(format!("{operation} ended with status {status} ({})", status.meaning(service)));
+    }
+    Ok(result)
 }
 
 // ------------------------------------------------------------------------------ discovery

@@ -20,8 +20,11 @@ pub(crate) mod transcode;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use dclient_proto::dimse::command::{CStoreRq, Command, CommandSet, Priority};
-use dclient_proto::dimse::message::DimseEvent;
+use std::time::Instant;
+
+use dclient_proto::dimse::command::{CStoreRq, CommandSet, Priority};
+use dclient_proto::dimse::exchange::store::StoreScu;
+use dclient_proto::dimse::exchange::Exchange;
 use dclient_proto::dimse::status::{Service, Status, StatusCategory};
 use dclient_proto::uids;
 use dclient_proto::ul::negotiation::{Negotiated, ProposedContext};
@@ -29,7 +32,6 @@ use dclient_proto::ul::negotiation::{Negotiated, ProposedContext};
 pub use prepare::{PrepareError, PreparedFile};
 pub use transcode::TranscodeError;
 
-use super::echo::{check_responded_to, unexpected};
 use crate::error::Error;
 use crate::names::describe_uid;
 use crate::transport::Connection;
@@ -153,6 +155,9 @@ pub struct StoreOutcome {
     pub bytes: u64,
     /// The whole response command set.
     pub command_set: CommandSet,
+    /// True when, as a C-GET sub-operation, a C-CANCEL-RQ for the C-GET arrived while we
+    /// waited for the response.
+    pub cancel_seen: bool,
 }
 
 impl StoreOutcome {
@@ -217,6 +222,35 @@ pub fn store_file_with(
     move_originator: Option<(&str, u16)>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<StoreOutcome, StoreError> {
+    store(conn, file, move_originator, None, progress)
+}
+
+/// Stores `file` as a sub-operation of the C-GET with message ID `get_message_id` on the
+/// requestor's own association: only for a SOP class whose SCP role the requestor took
+/// (role selection); a C-CANCEL-RQ for the C-GET arriving before the C-STORE-RSP is noted
+/// in [`StoreOutcome::cancel_seen`].
+pub fn store_for_get(
+    conn: &mut Connection,
+    file: &PreparedFile,
+    get_message_id: u16,
+) -> Result<StoreOutcome, StoreError> {
+    if !conn.negotiated().scp_role_granted(&file.sop_class_uid) {
+        return Err(StoreError::NotAccepted(format!(
+            "the requestor did not take the SCP role for {} (role selection), so it cannot \
+             receive it",
+            describe_uid(&file.sop_class_uid)
+        )));
+    }
+    store(conn, file, None, Some(get_message_id), &mut |_| {})
+}
+
+fn store(
+    conn: &mut Connection,
+    file: &PreparedFile,
+    move_originator: Option<(&str, u16)>,
+    get_message_id: Option<u16>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<StoreOutcome, StoreError> {
     let choice = choose_context(conn.negotiated(), file)?;
     let transcoded = if choice.transcode {
         tracing::info!(
@@ -234,17 +268,20 @@ pub fn store_file_with(
         None => Some(open_data_set(file).map_err(StoreError::File)?),
     };
 
-    let message_id = conn.next_message_id();
     let rq = CStoreRq {
-        message_id,
+        message_id: conn.next_message_id(),
         affected_sop_class_uid: file.sop_class_uid.clone(),
         affected_sop_instance_uid: file.sop_instance_uid.clone(),
         priority: Priority::Medium,
         move_originator_ae: move_originator.map(|m| m.0.to_owned()),
         move_originator_message_id: move_originator.map(|m| m.1),
     };
-    let cs = rq.to_command_set();
     let ctx = choice.context_id;
+    let mut ex = StoreScu::new(ctx, rq, conn.timeouts().dimse);
+    if let Some(id) = get_message_id {
+        ex = ex.for_get(id);
+    }
+    let cs = ex.poll_transmit().map(|o| o.command).ok_or(Error::Internal("no C-STORE-RQ"))?;
     let bytes = match (transcoded, source) {
         (Some(data), _) => {
             if let Err(e) = conn.send_message(ctx, &cs, Some(&data)) {
@@ -271,22 +308,18 @@ pub fn store_file_with(
         }
         (None, None) => return Err(StoreError::File(io::ErrorKind::NotFound.into())),
     };
-
-    match conn.next_event("the C-STORE-RSP")? {
-        DimseEvent::Command { command: Command::CStoreRsp(rsp), command_set, .. } => {
-            check_responded_to(conn, message_id, rsp.message_id_being_responded_to, "C-STORE-RSP")?;
-            Ok(StoreOutcome {
-                status: rsp.status,
-                error_comment: rsp.error_comment.filter(|c| !c.trim().is_empty()),
-                context_id: ctx,
-                transfer_syntax: choice.transfer_syntax,
-                transcoded: choice.transcode,
-                bytes,
-                command_set,
-            })
-        }
-        other => Err(unexpected(conn, "a C-STORE-RSP", &other).into()),
-    }
+    ex.sent(Instant::now());
+    let rsp = conn.run(&mut ex)?.ok_or(Error::Internal("C-STORE ended without a response"))?;
+    Ok(StoreOutcome {
+        status: rsp.rsp.status,
+        error_comment: rsp.rsp.error_comment.filter(|c| !c.trim().is_empty()),
+        context_id: ctx,
+        transfer_syntax: choice.transfer_syntax,
+        transcoded: choice.transcode,
+        bytes,
+        command_set: rsp.command_set,
+        cancel_seen: rsp.cancel_seen,
+    })
 }
 
 /// Opens the file at its data set, checking it still has the size it had when prepared.

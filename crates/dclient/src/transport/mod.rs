@@ -11,6 +11,7 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use dclient_proto::dimse::command::CommandSet;
+use dclient_proto::dimse::exchange::{Exchange, ExchangeError, MessageIds, Outgoing};
 use dclient_proto::dimse::message::{Assembler, DimseEvent};
 use dclient_proto::ul::association::{AssocEvent, Association};
 use dclient_proto::ul::negotiation::{AcceptorPolicy, Negotiated, RequestorConfig};
@@ -105,6 +106,17 @@ enum Queued {
     Release,
 }
 
+/// One step of an exchange run by [`Connection::step`].
+#[derive(Debug)]
+pub enum Step<E> {
+    /// The exchange reported this.
+    Event(E),
+    /// The exchange has ended and reported everything.
+    Done,
+    /// The peer released the association (we answered); nothing more will come.
+    Released,
+}
+
 /// What arrives on an association.
 #[derive(Debug)]
 pub enum Incoming {
@@ -121,6 +133,7 @@ pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<Tc
     let addrs = (host, port).to_socket_addrs().map_err(|e| Error::Connect {
         addr: addr.clone(),
         reason: format!("cannot resolve host: {e}"),
+        source: Some(e),
     })?;
     let mut last = None;
     for a in addrs {
@@ -132,7 +145,7 @@ pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<Tc
             Err(e) => last = Some(e),
         }
     }
-    let reason = match last {
+    let reason = match &last {
         Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             "connection refused (nothing is listening on that port)".to_string()
         }
@@ -142,7 +155,7 @@ pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<Tc
         Some(e) => e.to_string(),
         None => "the host name resolved to no address".to_string(),
     };
-    Err(Error::Connect { addr, reason })
+    Err(Error::Connect { addr, reason, source: last })
 }
 
 /// A request that cannot be built is the caller's input error (exit status 2 in the CLI).
@@ -165,7 +178,7 @@ pub struct Connection {
     /// The error that ended the association, held back until what arrived before it (in
     /// the same read) has been delivered.
     deferred: Option<Error>,
-    next_message_id: u16,
+    message_ids: MessageIds,
     /// Set once the stream is shut down.
     closed: bool,
 }
@@ -211,7 +224,7 @@ impl Connection {
                     }
                 }
             }
-            c.read_some(deadline, timeouts.acse, "the A-ASSOCIATE-AC")?;
+            c.read_acse(deadline, timeouts.acse, "the A-ASSOCIATE-AC")?;
         }
     }
 
@@ -271,10 +284,7 @@ impl Connection {
                 c.close();
                 return Ok(None);
             }
-            match c.read_some(deadline, timeouts.acse, "the A-ASSOCIATE-RQ") {
-                Ok(()) => {}
-                Err(e) => return Err(e),
-            }
+            c.read_acse(deadline, timeouts.acse, "the A-ASSOCIATE-RQ")?;
         }
     }
 
@@ -293,7 +303,7 @@ impl Connection {
             peer,
             incoming: VecDeque::new(),
             deferred: None,
-            next_message_id: 1,
+            message_ids: MessageIds::new(),
             closed: false,
         }
     }
@@ -316,9 +326,7 @@ impl Connection {
 
     /// A fresh message ID (1, 2, 3, ... wrapping past 65535 to 1).
     pub fn next_message_id(&mut self) -> u16 {
-        let id = self.next_message_id;
-        self.next_message_id = self.next_message_id.checked_add(1).unwrap_or(1);
-        id
+        self.message_ids.next_id()
     }
 
     /// The largest PDV payload per PDU towards the peer.
@@ -483,7 +491,10 @@ impl Connection {
             Incoming::Dimse(ev) => Ok(ev),
             Incoming::Released => Err(Error::PeerViolation {
                 peer: self.peer.clone(),
-                detail: format!("released the association while we were waiting for {waiting_for}"),
+                violation: dclient_proto::Violation::new(
+                    dclient_proto::ViolationKind::UnexpectedPdu,
+                    format!("released the association while we were waiting for {waiting_for}"),
+                ),
             }),
         }
     }
@@ -494,10 +505,22 @@ impl Connection {
         waiting_for: &'static str,
         timeout: Duration,
     ) -> Result<Incoming> {
-        let deadline = Instant::now() + timeout;
+        match self.next_before(Instant::now() + timeout, waiting_for)? {
+            Some(i) => Ok(i),
+            None => Err(self.timeout(waiting_for, timeout)),
+        }
+    }
+
+    /// The next thing to arrive before `deadline`, or `None` when the deadline passes
+    /// first.
+    pub fn next_before(
+        &mut self,
+        deadline: Instant,
+        waiting_for: &'static str,
+    ) -> Result<Option<Incoming>> {
         loop {
             if let Some(q) = self.incoming.pop_front() {
-                return self.deliver(q);
+                return self.deliver(q).map(Some);
             }
             if let Some(e) = self.deferred.take() {
                 return Err(e);
@@ -506,8 +529,94 @@ impl Connection {
             if !self.incoming.is_empty() || self.deferred.is_some() {
                 continue;
             }
-            self.read_some(deadline, timeout, waiting_for)?;
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            self.read_some(deadline, waiting_for)?;
         }
+    }
+
+    /// Runs `exchange` until it reports something: sends what it queues, waits for the
+    /// peer until its deadline, feeds it what arrives and the clock. An exchange error
+    /// (the peer's violation, its silence) aborts the association.
+    pub fn step<X: Exchange>(&mut self, exchange: &mut X) -> Result<Step<X::Event>> {
+        loop {
+            while let Some(out) = exchange.poll_transmit() {
+                self.queue_outgoing(&out)?;
+            }
+            self.flush()?;
+            if let Some(ev) = exchange.poll_event() {
+                return Ok(Step::Event(ev));
+            }
+            if exchange.is_done() {
+                return Ok(Step::Done);
+            }
+            let Some(deadline) = exchange.poll_timeout() else {
+                return Err(Error::Protocol(ProtoError::Misuse(format!(
+                    "the exchange waits for {} without a deadline",
+                    exchange.awaiting()
+                ))));
+            };
+            let outcome = match self.next_before(deadline, exchange.awaiting())? {
+                Some(Incoming::Dimse(ev)) => exchange.handle(ev, Instant::now()),
+                Some(Incoming::Released) => return Ok(Step::Released),
+                None => exchange.handle_timeout(Instant::now()),
+            };
+            if let Err(e) = outcome {
+                return Err(self.exchange_error(e));
+            }
+        }
+    }
+
+    /// Like [`step`](Connection::step), for an exchange the peer must not release in the
+    /// middle of: `None` once the exchange is done, and a release is the peer's violation.
+    pub fn run<X: Exchange>(&mut self, exchange: &mut X) -> Result<Option<X::Event>> {
+        match self.step(exchange)? {
+            Step::Event(e) => Ok(Some(e)),
+            Step::Done => Ok(None),
+            Step::Released => Err(Error::PeerViolation {
+                peer: self.peer.clone(),
+                violation: dclient_proto::Violation::new(
+                    dclient_proto::ViolationKind::UnexpectedPdu,
+                    format!(
+                        "released the association while we were waiting for {}",
+                        exchange.awaiting()
+                    ),
+                ),
+            }),
+        }
+    }
+
+    /// Sends what an exchange queued (one message; a whole data set if it has one).
+    pub fn queue_outgoing(&mut self, out: &Outgoing) -> Result<()> {
+        self.queue_message(out.context_id, &out.command, out.data.as_deref())
+    }
+
+    /// Sends one message an exchange built, now.
+    pub fn send(&mut self, out: &Outgoing) -> Result<()> {
+        self.queue_outgoing(out)?;
+        self.flush()
+    }
+
+    /// The error for an exchange that failed; the association is aborted.
+    pub fn exchange_error(&mut self, e: ExchangeError) -> Error {
+        let err = match e {
+            ExchangeError::Violation(violation) => {
+                Error::PeerViolation { peer: self.peer.clone(), violation }
+            }
+            ExchangeError::Timeout { awaiting, after } => {
+                Error::Timeout { what: awaiting, after, peer: self.peer.clone() }
+            }
+            other => Error::PeerViolation {
+                peer: self.peer.clone(),
+                violation: dclient_proto::Violation::new(
+                    dclient_proto::ViolationKind::UnexpectedMessage,
+                    other.to_string(),
+                ),
+            },
+        };
+        self.abort();
+        err
     }
 
     fn deliver(&mut self, q: Queued) -> Result<Incoming> {
@@ -583,21 +692,25 @@ impl Connection {
         Ok(())
     }
 
-    /// One read into the association, bounded by the deadline and the network timeout.
-    fn read_some(&mut self, deadline: Instant, total: Duration, what: &'static str) -> Result<()> {
+    /// One read into the association, waiting at most until `deadline`. Within a PDU (some
+    /// of its bytes are in) each read must also progress within the network timeout, or the
+    /// peer is given up on: `Timeout` after the network timeout. Reaching `deadline` itself
+    /// is not an error here (the caller decides what it means).
+    fn read_some(&mut self, deadline: Instant, what: &'static str) -> Result<()> {
         if self.closed {
             return Err(Error::Io {
                 peer: self.peer.clone(),
                 source: io::Error::new(io::ErrorKind::NotConnected, "the connection is closed"),
             });
         }
-        let now = Instant::now();
-        let remaining = deadline.saturating_duration_since(now);
+        let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(self.timeout(what, total));
+            return Ok(());
         }
-        let wait = remaining.min(self.timeouts.network).max(Duration::from_millis(1));
-        let _ = self.stream.set_read_timeout(Some(wait));
+        let within_pdu = self.assoc.has_partial_input();
+        let network = self.timeouts.network;
+        let wait = if within_pdu { remaining.min(network) } else { remaining };
+        let _ = self.stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
         let stream = &mut self.stream;
         let r = self.assoc.read_input_with(|buf| stream.read(buf).map_err(ReadErr::Io));
         match r {
@@ -624,13 +737,10 @@ impl Connection {
             Err(ReadErr::Io(e))
                 if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
             {
-                if Instant::now() >= deadline || wait >= self.timeouts.network {
-                    let which =
-                        if Instant::now() >= deadline { total } else { self.timeouts.network };
-                    Err(self.timeout(what, which))
-                } else {
-                    Ok(())
+                if within_pdu && wait >= network && Instant::now() < deadline {
+                    return Err(self.timeout(what, network));
                 }
+                Ok(())
             }
             Err(ReadErr::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(ReadErr::Io(e)) => {
@@ -640,6 +750,15 @@ impl Connection {
             }
             Err(ReadErr::Proto(e)) => Err(self.proto_error(e)),
         }
+    }
+
+    /// Reads until `deadline` for the A-ASSOCIATE-AC/RQ or the A-RELEASE-RP: a passed
+    /// deadline is a timeout after `total`.
+    fn read_acse(&mut self, deadline: Instant, total: Duration, what: &'static str) -> Result<()> {
+        if Instant::now() >= deadline {
+            return Err(self.timeout(what, total));
+        }
+        self.read_some(deadline, what)
     }
 
     fn timeout(&mut self, what: &'static str, after: Duration) -> Error {
@@ -654,7 +773,10 @@ impl Connection {
             AssocEvent::ProviderAborted(e) => Error::from_proto(&self.peer, e),
             other => Error::PeerViolation {
                 peer: self.peer.clone(),
-                detail: format!("unexpected {other:?}"),
+                violation: dclient_proto::Violation::new(
+                    dclient_proto::ViolationKind::UnexpectedPdu,
+                    format!("unexpected {other:?}"),
+                ),
             },
         }
     }
@@ -710,7 +832,7 @@ impl Connection {
                 self.close();
                 return Ok(());
             }
-            self.read_some(deadline, self.timeouts.acse, "the A-RELEASE-RP")?;
+            self.read_acse(deadline, self.timeouts.acse, "the A-RELEASE-RP")?;
         }
     }
 

@@ -1,0 +1,241 @@
+//! C-STORE (PS3.4 Annex B; PS3.7 9.1.1): a request with its data set, then one response.
+//!
+//! The data set is the driver's to send (streamed from a file, or transcoded bytes): the
+//! exchange gives the command set, is told when the data set is out
+//! ([`StoreScu::sent`]), and checks the response. As a C-GET sub-operation
+//! ([`StoreScu::for_get`]) a C-CANCEL-RQ for the C-GET may arrive before the response
+//! (PS3.7 9.3.2.3): it is noted, not a violation.
+
+use std::time::{Duration, Instant};
+
+use super::find::error_comment;
+use super::{check_responded_to, unexpected, Exchange, ExchangeError, Outgoing, Timer};
+use crate::dimse::command::{CStoreRq, CStoreRsp, Command, CommandSet};
+use crate::dimse::message::DimseEvent;
+use crate::dimse::status::Status;
+use crate::error::{Violation, ViolationKind};
+use crate::uids;
+
+/// Most C-CANCEL-RQs a C-GET requestor may send before answering one sub-operation.
+const MAX_CANCELS: u32 = 64;
+
+/// The C-STORE-RSP, as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreResponse {
+    /// The response.
+    pub rsp: CStoreRsp,
+    /// Its command set.
+    pub command_set: CommandSet,
+    /// True when a C-CANCEL-RQ for the C-GET arrived while we waited (C-GET
+    /// sub-operations only).
+    pub cancel_seen: bool,
+}
+
+/// The SCU side of C-STORE.
+#[derive(Debug)]
+pub struct StoreScu {
+    message_id: u16,
+    timer: Timer,
+    out: Option<Outgoing>,
+    get_message_id: Option<u16>,
+    cancels: u32,
+    cancel_seen: bool,
+    response: Option<StoreResponse>,
+    done: bool,
+}
+
+impl StoreScu {
+    /// The C-STORE-RQ `rq` on `context_id`; its response is awaited for `timeout` once
+    /// the data set is [`sent`](StoreScu::sent).
+    pub fn new(context_id: u8, rq: CStoreRq, timeout: Duration) -> StoreScu {
+        StoreScu {
+            message_id: rq.message_id,
+            timer: Timer::new(timeout),
+            out: Some(Outgoing { context_id, command: rq.to_command_set(), data: None }),
+            get_message_id: None,
+            cancels: 0,
+            cancel_seen: false,
+            response: None,
+            done: false,
+        }
+    }
+
+    /// A sub-operation of the C-GET with message ID `get_message_id` (on its association).
+    pub fn for_get(mut self, get_message_id: u16) -> StoreScu {
+        self.get_message_id = Some(get_message_id);
+        self
+    }
+
+    /// The data set has gone out at `now`: the response is due.
+    pub fn sent(&mut self, now: Instant) {
+        self.timer.arm(now);
+    }
+}
+
+impl Exchange for StoreScu {
+    type Event = StoreResponse;
+
+    fn handle(&mut self, event: DimseEvent, now: Instant) -> Result<(), ExchangeError> {
+        if self.done {
+            return Err(unexpected("nothing after the C-STORE-RSP", &event).into());
+        }
+        match event {
+            DimseEvent::Command { command: Command::CStoreRsp(rsp), command_set, .. } => {
+                check_responded_to(
+                    "C-STORE-RSP",
+                    self.message_id,
+                    rsp.message_id_being_responded_to,
+                )?;
+                self.done = true;
+                self.timer.disarm();
+                self.response =
+                    Some(StoreResponse { rsp, command_set, cancel_seen: self.cancel_seen });
+                Ok(())
+            }
+            DimseEvent::Command { command: Command::CCancelRq(c), .. }
+                if self.get_message_id.is_some() =>
+            {
+                self.cancels += 1;
+                if self.cancels > MAX_CANCELS {
+                    return Err(Violation::new(
+                        ViolationKind::UnexpectedMessage,
+                        "sent C-CANCEL after C-CANCEL instead of the C-STORE-RSP",
+                    )
+                    .into());
+                }
+                self.cancel_seen |= Some(c.message_id_being_responded_to) == self.get_message_id;
+                self.timer.arm(now);
+                Ok(())
+            }
+            other => Err(unexpected("a C-STORE-RSP", &other).into()),
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Outgoing> {
+        self.out.take()
+    }
+
+    fn poll_event(&mut self) -> Option<StoreResponse> {
+        self.response.take()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timer.deadline()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), ExchangeError> {
+        if self.timer.expired(now) {
+            return Err(ExchangeError::Timeout {
+                awaiting: self.awaiting(),
+                after: self.timer.timeout(),
+            });
+        }
+        Ok(())
+    }
+
+    fn awaiting(&self) -> &'static str {
+        "the C-STORE-RSP"
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// The SCP side: the C-STORE-RSP to `rq`. UIDs that are not valid are left out of the
+/// response (they were the reason for the refusal), and the Error Comment is cut to 64
+/// characters.
+pub fn store_response(
+    context_id: u8,
+    rq: &CStoreRq,
+    status: Status,
+    comment: Option<&str>,
+) -> Outgoing {
+    let rsp = CStoreRsp {
+        message_id_being_responded_to: rq.message_id,
+        affected_sop_class_uid: Some(rq.affected_sop_class_uid.clone())
+            .filter(|u| uids::is_valid_uid(u)),
+        affected_sop_instance_uid: Some(rq.affected_sop_instance_uid.clone())
+            .filter(|u| uids::is_valid_uid(u)),
+        status,
+        error_comment: comment.map(error_comment),
+        offending_elements: None,
+    };
+    Outgoing { context_id, command: rsp.to_command_set(), data: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{deliver, drain, events, events_of};
+    use super::*;
+    use crate::dimse::command::{CCancelRq, Priority};
+
+    const T: Duration = Duration::from_secs(2);
+
+    fn rq(id: u16) -> CStoreRq {
+        CStoreRq {
+            message_id: id,
+            affected_sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            affected_sop_instance_uid: "1.2.3".into(),
+            priority: Priority::Medium,
+            move_originator_ae: None,
+            move_originator_message_id: None,
+        }
+    }
+
+    #[test]
+    fn response_after_the_data_set() {
+        let t0 = Instant::now();
+        let mut scu = StoreScu::new(1, rq(4), T);
+        let sent = drain(&mut scu);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(scu.poll_timeout(), None, "nothing awaited before the data set is out");
+        scu.sent(t0);
+        assert_eq!(scu.poll_timeout(), Some(t0 + T));
+        deliver(&mut scu, &store_response(1, &rq(4), Status::SUCCESS, None), t0).expect("rsp");
+        let r = events(&mut scu).remove(0);
+        assert_eq!(r.rsp.status, Status::SUCCESS);
+        assert_eq!(r.rsp.affected_sop_instance_uid.as_deref(), Some("1.2.3"));
+    }
+
+    #[test]
+    fn a_cancel_of_the_c_get_is_noted_in_a_sub_operation_only() {
+        let t0 = Instant::now();
+        let cancel = Outgoing {
+            context_id: 1,
+            command: CCancelRq { message_id_being_responded_to: 7 }.to_command_set(),
+            data: None,
+        };
+        let mut sub = StoreScu::new(1, rq(4), T).for_get(7);
+        sub.sent(t0);
+        deliver(&mut sub, &cancel, t0).expect("a cancel is allowed");
+        deliver(&mut sub, &store_response(1, &rq(4), Status::SUCCESS, None), t0).expect("rsp");
+        assert!(events(&mut sub)[0].cancel_seen);
+
+        let mut plain = StoreScu::new(1, rq(4), T);
+        let e = deliver(&mut plain, &cancel, t0).expect_err("not in a plain C-STORE");
+        assert_eq!(e.to_string(), "expected a C-STORE-RSP, got a C-CANCEL-RQ");
+
+        let mut flood = StoreScu::new(1, rq(4), T).for_get(7);
+        let ev = events_of(&cancel).remove(0);
+        let mut last = Ok(());
+        for _ in 0..=MAX_CANCELS {
+            last = flood.handle(ev.clone(), t0);
+        }
+        assert!(last.expect_err("bounded").to_string().contains("C-CANCEL after C-CANCEL"));
+    }
+
+    #[test]
+    fn invalid_uids_stay_out_of_the_response_and_comments_fit_64_characters() {
+        let mut bad = rq(1);
+        bad.affected_sop_instance_uid = "not/a/uid".into();
+        let out = store_response(1, &bad, Status::OUT_OF_RESOURCES, Some(&"x".repeat(100)));
+        match Command::from_command_set(&out.command) {
+            Ok(Command::CStoreRsp(r)) => {
+                assert_eq!(r.affected_sop_instance_uid, None);
+                assert_eq!(r.error_comment.map(|c| c.len()), Some(64));
+            }
+            other => panic!("expected a C-STORE-RSP, got {other:?}"),
+        }
+    }
+}
