@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dclient::{ClientOptions, DClient};
 use dclient_fuzz_checks::{data, proto, scp};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -63,11 +62,20 @@ fn prepare_file_corpus() {
 fn scp_session_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let server = scp::Server::start(dir.path().join("scp"));
-    let port = server.handle.port();
     let started = Instant::now();
-    replay("scp_session", |data| scp::session(port, data));
+    replay("scp_session", |data| scp::session(&server, data));
     // The SCP still serves a well-behaved client after all of it.
-    let opts = ClientOptions::default().timeout(Duration::from_secs(5));
-    DClient::with_options("127.0.0.1", port, opts).echo().unwrap();
+    let rq = dclient::proto::ul::negotiation::RequestorConfig {
+        called_ae: "ANY-SCP".into(),
+        contexts: vec![dclient::contexts::verification_context()],
+        ..Default::default()
+    };
+    let (mut conn, served) =
+        server.scp.connect(&rq, dclient::Timeouts::uniform(Duration::from_secs(5))).unwrap();
+    let ctx =
+        dclient::contexts::accepted_context(&conn, dclient::proto::uids::VERIFICATION).unwrap();
+    dclient::c_echo(&mut conn, ctx).unwrap();
+    conn.release().unwrap();
+    served.join().unwrap();
     assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 }

@@ -29,6 +29,7 @@
 
 mod archive;
 mod folder;
+pub mod harness;
 pub mod header;
 pub mod index;
 pub mod matching;
@@ -148,7 +149,7 @@ impl ScpConfig {
         }
     }
 
-    fn check(&self) -> Result<(), ScpError> {
+    pub(crate) fn check(&self) -> Result<(), ScpError> {
         let ae_ok = |ae: &str| {
             let t = ae.trim();
             !t.is_empty()

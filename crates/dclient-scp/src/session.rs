@@ -34,7 +34,7 @@ use crate::Shared;
 pub(crate) const RJ_IDENTITY: AssociateRj = AssociateRj { result: 1, source: 1, reason: 1 };
 
 /// The SCP's association handler: one per listener, shared by its associations.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Session(pub(crate) Arc<Shared>);
 
 impl Handler for Session {

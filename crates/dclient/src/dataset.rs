@@ -28,10 +28,6 @@ mod read;
 
 use dicom_core::{Tag, VR};
 
-pub use crate::model::{
-    unique_key, FAILED_SOP_INSTANCE_UID_LIST, PATIENT_ID, QUERY_RETRIEVE_LEVEL,
-    SERIES_INSTANCE_UID, SOP_CLASS_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
-};
 pub use charset::CharacterSet;
 pub use json::{display_value, to_json};
 pub use query::{
@@ -41,6 +37,21 @@ pub use read::{
     dictionary_vr, read_dataset, read_dataset_with_charset, validate_dataset, DatasetEncoding,
     DatasetSummary, MAX_DEPTH, MAX_IDENTIFIER_LEN,
 };
+
+/// (0008,0052) Query/Retrieve Level.
+pub const QUERY_RETRIEVE_LEVEL: Tag = Tag(0x0008, 0x0052);
+/// (0008,0016) SOP Class UID.
+pub const SOP_CLASS_UID: Tag = Tag(0x0008, 0x0016);
+/// (0008,0018) SOP Instance UID.
+pub const SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x0018);
+/// (0020,000D) Study Instance UID.
+pub const STUDY_INSTANCE_UID: Tag = Tag(0x0020, 0x000D);
+/// (0020,000E) Series Instance UID.
+pub const SERIES_INSTANCE_UID: Tag = Tag(0x0020, 0x000E);
+/// (0010,0020) Patient ID.
+pub const PATIENT_ID: Tag = Tag(0x0010, 0x0020);
+/// (0008,0058) Failed SOP Instance UID List.
+pub const FAILED_SOP_INSTANCE_UID_LIST: Tag = Tag(0x0008, 0x0058);
 
 /// A data set that cannot be read or written. Reading errors name the byte offset (from
 /// the start of the data set) and the tag.

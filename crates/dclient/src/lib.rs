@@ -83,8 +83,15 @@ pub mod server {
         STORAGE_SYNTAXES,
     };
     pub use crate::transport::acceptor::{
-        listen, Accept, AcceptorConfig, AcceptorHandle, Handler, Peer, MAX_HANDSHAKES, RJ_LIMIT,
+        listen, serve_stream, Accept, AcceptorConfig, AcceptorHandle, Handler, Peer,
+        MAX_HANDSHAKES, RJ_LIMIT,
     };
+}
+
+/// Streams without sockets: an in-memory pipe for running both ends of an association in
+/// one process, and a scripted stream for feeding a server fixed input.
+pub mod memory {
+    pub use crate::transport::memory::{pipe, MemoryStream, ScriptedStream};
 }
 
 /// C-GET and C-MOVE as functions over a [`Connection`], for programs that manage their own

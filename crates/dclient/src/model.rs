@@ -8,7 +8,10 @@ use std::str::FromStr;
 use dclient_proto::uids;
 use dicom_core::Tag;
 
-use crate::dataset::Query;
+use crate::dataset::{
+    Query, PATIENT_ID, QUERY_RETRIEVE_LEVEL, SERIES_INSTANCE_UID, SOP_INSTANCE_UID,
+    STUDY_INSTANCE_UID,
+};
 use crate::error::{Error, Result};
 
 /// The level of a query (0008,0052) Query/Retrieve Level, ordered from PATIENT down to
@@ -115,9 +118,6 @@ impl FromStr for QueryLevel {
     }
 }
 
-/// (0008,0052) Query/Retrieve Level.
-pub const QUERY_RETRIEVE_LEVEL: Tag = Tag(0x0008, 0x0052);
-
 /// A Query/Retrieve information model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InformationModel {
@@ -213,21 +213,8 @@ impl FromStr for InformationModel {
     }
 }
 
-/// (0008,0016) SOP Class UID.
-pub const SOP_CLASS_UID: Tag = Tag(0x0008, 0x0016);
-/// (0008,0018) SOP Instance UID.
-pub const SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x0018);
-/// (0020,000D) Study Instance UID.
-pub const STUDY_INSTANCE_UID: Tag = Tag(0x0020, 0x000D);
-/// (0020,000E) Series Instance UID.
-pub const SERIES_INSTANCE_UID: Tag = Tag(0x0020, 0x000E);
-/// (0010,0020) Patient ID.
-pub const PATIENT_ID: Tag = Tag(0x0010, 0x0020);
-/// (0008,0058) Failed SOP Instance UID List.
-pub const FAILED_SOP_INSTANCE_UID_LIST: Tag = Tag(0x0008, 0x0058);
-
 /// The unique key of each level (PS3.4 C.4.1.2.1.1 / C.6.1.1 and C.6.2.1).
-pub fn unique_key(level: QueryLevel) -> Tag {
+pub(crate) fn unique_key(level: QueryLevel) -> Tag {
     match level {
         QueryLevel::Patient => PATIENT_ID,
         QueryLevel::Study => STUDY_INSTANCE_UID,

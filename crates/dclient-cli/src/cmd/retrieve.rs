@@ -42,7 +42,7 @@ impl Target {
             Some(l) => l,
             None => [QueryLevel::Image, QueryLevel::Series, QueryLevel::Study, QueryLevel::Patient]
                 .into_iter()
-                .find(|l| query.get(dclient::dataset::unique_key(*l)).is_some())
+                .find(|l| query.get(l.unique_key()).is_some())
                 .unwrap_or(QueryLevel::Study),
         };
         let mut req = RetrieveRequest::new(level, query)?;

@@ -24,12 +24,13 @@ use dicom_core::Tag;
 use dicom_object::InMemDicomObject;
 
 use super::status_error;
-use crate::dataset::{read_dataset, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
-use crate::error::{Error, Result};
-use crate::model::{
-    unique_key, InformationModel, QueryLevel, FAILED_SOP_INSTANCE_UID_LIST, PATIENT_ID,
-    QUERY_RETRIEVE_LEVEL, SERIES_INSTANCE_UID, SOP_CLASS_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
+use crate::dataset::{
+    read_dataset, DatasetEncoding, Query, FAILED_SOP_INSTANCE_UID_LIST, MAX_IDENTIFIER_LEN,
+    PATIENT_ID, QUERY_RETRIEVE_LEVEL, SERIES_INSTANCE_UID, SOP_CLASS_UID, SOP_INSTANCE_UID,
+    STUDY_INSTANCE_UID,
 };
+use crate::error::{Error, Result};
+use crate::model::{unique_key, InformationModel, QueryLevel};
 use crate::names::printable;
 use crate::receiver::storage::{Received, StorageDir};
 use crate::transport::Connection;

@@ -398,11 +398,9 @@ fn run_connection<H: Handler>(
         shared.handler.refused();
         return;
     };
-    let mut user = None;
     let mut slot = None;
-    let accepted = Connection::accept(stream, peer.clone(), cfg.max_pdu, cfg.timeouts, |rq| {
-        shared.end_handshake(id);
-        let accept = shared.handler.negotiate(rq, &peer)?;
+    let arrived = || shared.end_handshake(id);
+    run_association(stream, &peer, cfg, &shared.handler, arrived, |rq| {
         slot = shared.take_slot(SLOT_WAIT.min(cfg.timeouts.acse / 2));
         if slot.is_none() {
             shared.handler.refused();
@@ -414,6 +412,39 @@ fn run_connection<H: Handler>(
             );
             return Err(RJ_LIMIT);
         }
+        Ok(())
+    });
+    // The association is over (released, aborted or failed): its slot is free before the
+    // connection closes, so the client's next association finds it.
+    drop(slot);
+}
+
+/// Runs one association of `handler` over `stream` (already open, TLS done) from `peer`,
+/// without a listener (no association limit): the handler negotiates, then serves it. For
+/// tests and fuzzing over an in-memory stream; the listener runs each of its connections
+/// the same way.
+pub fn serve_stream<H: Handler>(
+    stream: Box<dyn Stream>,
+    peer: &str,
+    config: &AcceptorConfig,
+    handler: &H,
+) {
+    run_association(stream, peer, config, handler, || {}, |_| Ok(()));
+}
+
+fn run_association<H: Handler>(
+    stream: Box<dyn Stream>,
+    peer: &str,
+    cfg: &AcceptorConfig,
+    handler: &H,
+    arrived: impl FnOnce(),
+    mut admit: impl FnMut(&AssociateRq) -> Result<(), AssociateRj>,
+) {
+    let mut user = None;
+    let accepted = Connection::accept(stream, peer.to_owned(), cfg.max_pdu, cfg.timeouts, |rq| {
+        arrived();
+        let accept = handler.negotiate(rq, peer)?;
+        admit(rq)?;
         user = accept.user;
         Ok(accept.policy)
     });
@@ -425,12 +456,8 @@ fn run_connection<H: Handler>(
             return;
         }
     };
-    let info = Peer { addr: peer, calling_ae: printable(rq.calling_ae.trim()), user };
-    let end = shared.handler.serve(&mut conn, &rq, &info);
-    // The association is over (released, aborted or failed): its slot is free before the
-    // connection closes, so the client's next association finds it.
-    drop(slot);
-    if end.is_err() {
+    let info = Peer { addr: peer.to_owned(), calling_ae: printable(rq.calling_ae.trim()), user };
+    if handler.serve(&mut conn, &rq, &info).is_err() {
         conn.abort();
     }
 }

@@ -19,6 +19,7 @@ use dclient_proto::ul::pdu::{Abort, AssociateRj, AssociateRq};
 use dclient_proto::ProtoError;
 
 pub(crate) mod acceptor;
+pub(crate) mod memory;
 
 use crate::error::{Error, Result};
 

@@ -244,65 +244,8 @@ impl MessageIds {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    //! Feeding exchanges by hand: the SCP side builds messages, the SCU side checks them.
-
-    use super::*;
-    use crate::dimse::command::Command;
-
-    /// The DIMSE events a peer sending `msg` produces: the command, then the data set in
-    /// one fragment.
-    pub(crate) fn events_of(msg: &Outgoing) -> Vec<DimseEvent> {
-        let command = Command::from_command_set(&msg.command).expect("a valid command");
-        let mut v = vec![DimseEvent::Command {
-            context_id: msg.context_id,
-            command,
-            command_set: msg.command.clone(),
-        }];
-        if let Some(d) = &msg.data {
-            v.push(DimseEvent::Data { context_id: msg.context_id, data: d.clone(), is_last: true });
-        }
-        v
-    }
-
-    /// Delivers `msg` to `ex`.
-    pub(crate) fn deliver<X: Exchange>(
-        ex: &mut X,
-        msg: &Outgoing,
-        now: Instant,
-    ) -> Result<(), ExchangeError> {
-        for ev in events_of(msg) {
-            ex.handle(ev, now)?;
-        }
-        Ok(())
-    }
-
-    /// Everything `ex` wants sent.
-    pub(crate) fn drain<X: Exchange>(ex: &mut X) -> Vec<Outgoing> {
-        std::iter::from_fn(|| ex.poll_transmit()).collect()
-    }
-
-    /// Everything `ex` reports.
-    pub(crate) fn events<X: Exchange>(ex: &mut X) -> Vec<X::Event> {
-        std::iter::from_fn(|| ex.poll_event()).collect()
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timer_arms_from_now_and_expires_at_its_deadline() {
-        let t0 = Instant::now();
-        let mut t = Timer::new(Duration::from_secs(45));
-        assert!(!t.expired(t0 + Duration::from_secs(1000)), "not armed");
-        t.arm(t0);
-        assert!(!t.expired(t0 + Duration::from_secs(44)));
-        assert!(t.expired(t0 + Duration::from_secs(45)));
-        t.disarm();
-        assert_eq!(t.deadline(), None);
-    }
 
     #[test]
     fn message_ids_wrap_past_65535_to_1() {

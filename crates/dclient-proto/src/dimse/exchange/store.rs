@@ -17,7 +17,7 @@ use crate::error::{Violation, ViolationKind};
 use crate::uids;
 
 /// Most C-CANCEL-RQs a C-GET requestor may send before answering one sub-operation.
-const MAX_CANCELS: u32 = 64;
+pub const MAX_CANCELS: u32 = 64;
 
 /// The C-STORE-RSP, as it came.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,80 +162,4 @@ pub fn store_response(
         offending_elements: None,
     };
     Outgoing { context_id, command: rsp.to_command_set(), data: None }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::{deliver, drain, events, events_of};
-    use super::*;
-    use crate::dimse::command::{CCancelRq, Priority};
-
-    const T: Duration = Duration::from_secs(2);
-
-    fn rq(id: u16) -> CStoreRq {
-        CStoreRq {
-            message_id: id,
-            affected_sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
-            affected_sop_instance_uid: "1.2.3".into(),
-            priority: Priority::Medium,
-            move_originator_ae: None,
-            move_originator_message_id: None,
-        }
-    }
-
-    #[test]
-    fn response_after_the_data_set() {
-        let t0 = Instant::now();
-        let mut scu = StoreScu::new(1, rq(4), T);
-        let sent = drain(&mut scu);
-        assert_eq!(sent.len(), 1);
-        assert_eq!(scu.poll_timeout(), None, "nothing awaited before the data set is out");
-        scu.sent(t0);
-        assert_eq!(scu.poll_timeout(), Some(t0 + T));
-        deliver(&mut scu, &store_response(1, &rq(4), Status::SUCCESS, None), t0).expect("rsp");
-        let r = events(&mut scu).remove(0);
-        assert_eq!(r.rsp.status, Status::SUCCESS);
-        assert_eq!(r.rsp.affected_sop_instance_uid.as_deref(), Some("1.2.3"));
-    }
-
-    #[test]
-    fn a_cancel_of_the_c_get_is_noted_in_a_sub_operation_only() {
-        let t0 = Instant::now();
-        let cancel = Outgoing {
-            context_id: 1,
-            command: CCancelRq { message_id_being_responded_to: 7 }.to_command_set(),
-            data: None,
-        };
-        let mut sub = StoreScu::new(1, rq(4), T).for_get(7);
-        sub.sent(t0);
-        deliver(&mut sub, &cancel, t0).expect("a cancel is allowed");
-        deliver(&mut sub, &store_response(1, &rq(4), Status::SUCCESS, None), t0).expect("rsp");
-        assert!(events(&mut sub)[0].cancel_seen);
-
-        let mut plain = StoreScu::new(1, rq(4), T);
-        let e = deliver(&mut plain, &cancel, t0).expect_err("not in a plain C-STORE");
-        assert_eq!(e.to_string(), "expected a C-STORE-RSP, got a C-CANCEL-RQ");
-
-        let mut flood = StoreScu::new(1, rq(4), T).for_get(7);
-        let ev = events_of(&cancel).remove(0);
-        let mut last = Ok(());
-        for _ in 0..=MAX_CANCELS {
-            last = flood.handle(ev.clone(), t0);
-        }
-        assert!(last.expect_err("bounded").to_string().contains("C-CANCEL after C-CANCEL"));
-    }
-
-    #[test]
-    fn invalid_uids_stay_out_of_the_response_and_comments_fit_64_characters() {
-        let mut bad = rq(1);
-        bad.affected_sop_instance_uid = "not/a/uid".into();
-        let out = store_response(1, &bad, Status::OUT_OF_RESOURCES, Some(&"x".repeat(100)));
-        match Command::from_command_set(&out.command) {
-            Ok(Command::CStoreRsp(r)) => {
-                assert_eq!(r.affected_sop_instance_uid, None);
-                assert_eq!(r.error_comment.map(|c| c.len()), Some(64));
-            }
-            other => panic!("expected a C-STORE-RSP, got {other:?}"),
-        }
-    }
 }
