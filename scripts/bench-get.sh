@@ -7,7 +7,7 @@
 #   scripts/bench-get.sh [--rounds N] [--py-rounds N] [--dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -q -p dclient-cli --bin dclient -p dclient --example synth
+cargo build --release --locked -q -p dclient-cli --bin dclient -p dclient-synth --example synth
 exec python3 scripts/bench-get.py \
     --dclient "$PWD/target/release/dclient" \
     --synth "$PWD/target/release/examples/synth" "$@"

@@ -8,7 +8,7 @@
 # Generated data (about 2.6 GB) is kept in DIR (default /tmp/dclient-bench) between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -q -p dclient-cli --bin dclient -p dclient --example synth
+cargo build --release --locked -q -p dclient-cli --bin dclient -p dclient-synth --example synth
 exec python3 scripts/bench-send.py \
     --dclient "$PWD/target/release/dclient" \
     --synth "$PWD/target/release/examples/synth" "$@"

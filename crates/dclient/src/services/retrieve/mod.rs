@@ -9,31 +9,33 @@
 //! SOP classes the caller names, else from a C-FIND at IMAGE level that lists the matching
 //! instances, else from a preset of the common storage classes.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use std::time::Instant;
 
 use dclient_proto::dimse::command::{CommandSet, Priority, SubOperations};
 use dclient_proto::dimse::exchange::retrieve::{RetrieveEvent, RetrieveKind, RetrieveScu};
 use dclient_proto::dimse::status::{Service, Status};
 use dclient_proto::uids;
-use dclient_proto::ul::negotiation::{ProposedContext, MAX_PRESENTATION_CONTEXTS};
-use dclient_proto::ul::pdu::RoleSelection;
 use dclient_proto::ViolationKind;
-use dicom_core::Tag;
-use dicom_object::InMemDicomObject;
 
 use super::status_error;
 use crate::dataset::{
     read_dataset, DatasetEncoding, Query, FAILED_SOP_INSTANCE_UID_LIST, MAX_IDENTIFIER_LEN,
-    PATIENT_ID, QUERY_RETRIEVE_LEVEL, SERIES_INSTANCE_UID, SOP_CLASS_UID, SOP_INSTANCE_UID,
-    STUDY_INSTANCE_UID,
+    QUERY_RETRIEVE_LEVEL,
 };
 use crate::error::{Error, Result};
 use crate::model::{unique_key, InformationModel, QueryLevel};
 use crate::names::printable;
 use crate::receiver::storage::{Received, StorageDir};
 use crate::transport::Connection;
+
+mod discover;
+mod plan;
+
+pub use discover::discover_instances;
+pub use plan::{
+    check_get_roles, get_association, storage_contexts, ClassSource, FoundInstance, GetBatch,
+    GetPlan, GET_COMPRESSED, GET_UNCOMPRESSED, PRESET_IMAGE_CLASSES, PRESET_OTHER_CLASSES,
+};
 
 /// A C-GET or C-MOVE to perform: model, level and the identifier (the unique keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,296 +167,6 @@ impl RetrieveResult {
         self.responses.extend(other.responses);
     }
 }
-
-// ------------------------------------------------------------------------------ C-GET plan
-
-/// Transfer syntaxes each storage class is offered with: one context for the uncompressed
-/// syntaxes and one per common compressed syntax, so the peer can send each file as it is.
-pub const GET_UNCOMPRESSED: &[&str] = &[uids::EXPLICIT_VR_LE, uids::IMPLICIT_VR_LE];
-/// The compressed syntaxes offered for image storage classes, one context each.
-pub const GET_COMPRESSED: &[&str] = &[
-    uids::JPEG_BASELINE,
-    uids::JPEG_LOSSLESS_SV1,
-    uids::JPEG_LS_LOSSLESS,
-    uids::JPEG_2000_LOSSLESS,
-    uids::JPEG_2000,
-    uids::RLE_LOSSLESS,
-];
-
-/// Storage classes of the built-in preset that hold images (offered compressed too).
-pub const PRESET_IMAGE_CLASSES: &[&str] = &[
-    "1.2.840.10008.5.1.4.1.1.2",     // CT Image Storage
-    "1.2.840.10008.5.1.4.1.1.2.1",   // Enhanced CT Image Storage
-    "1.2.840.10008.5.1.4.1.1.4",     // MR Image Storage
-    "1.2.840.10008.5.1.4.1.1.4.1",   // Enhanced MR Image Storage
-    "1.2.840.10008.5.1.4.1.1.1",     // Computed Radiography Image Storage
-    "1.2.840.10008.5.1.4.1.1.1.1",   // Digital X-Ray Image Storage - For Presentation
-    "1.2.840.10008.5.1.4.1.1.1.2",   // Digital Mammography X-Ray Image Storage - For Presentation
-    "1.2.840.10008.5.1.4.1.1.6.1",   // Ultrasound Image Storage
-    "1.2.840.10008.5.1.4.1.1.3.1",   // Ultrasound Multi-frame Image Storage
-    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture Image Storage
-    "1.2.840.10008.5.1.4.1.1.20",    // Nuclear Medicine Image Storage
-    "1.2.840.10008.5.1.4.1.1.128",   // Positron Emission Tomography Image Storage
-    "1.2.840.10008.5.1.4.1.1.12.1",  // X-Ray Angiographic Image Storage
-    "1.2.840.10008.5.1.4.1.1.12.2",  // X-Ray Radiofluoroscopic Image Storage
-    "1.2.840.10008.5.1.4.1.1.481.1", // RT Image Storage
-];
-
-/// Storage classes of the built-in preset without images (offered uncompressed only).
-pub const PRESET_OTHER_CLASSES: &[&str] = &[
-    "1.2.840.10008.5.1.4.1.1.66.4",  // Segmentation Storage
-    "1.2.840.10008.5.1.4.1.1.481.2", // RT Dose Storage
-    "1.2.840.10008.5.1.4.1.1.481.3", // RT Structure Set Storage
-    "1.2.840.10008.5.1.4.1.1.481.5", // RT Plan Storage
-    "1.2.840.10008.5.1.4.1.1.88.11", // Basic Text SR Storage
-    "1.2.840.10008.5.1.4.1.1.88.22", // Enhanced SR Storage
-    "1.2.840.10008.5.1.4.1.1.88.33", // Comprehensive SR Storage
-    "1.2.840.10008.5.1.4.1.1.88.59", // Key Object Selection Document Storage
-    "1.2.840.10008.5.1.4.1.1.11.1",  // Grayscale Softcopy Presentation State Storage
-    "1.2.840.10008.5.1.4.1.1.104.1", // Encapsulated PDF Storage
-];
-
-/// Whether to offer compressed syntaxes for `sop_class` (everything but the classes known
-/// to hold no pixel data).
-fn offers_compressed(sop_class: &str) -> bool {
-    !PRESET_OTHER_CLASSES.contains(&sop_class)
-}
-
-/// The contexts one storage class needs.
-pub fn storage_contexts(sop_class: &str) -> Vec<ProposedContext> {
-    let mut v = vec![ProposedContext::new(sop_class, GET_UNCOMPRESSED)];
-    if offers_compressed(sop_class) {
-        v.extend(GET_COMPRESSED.iter().map(|ts| ProposedContext::new(sop_class, &[ts])));
-    }
-    v
-}
-
-/// Where the storage classes of a C-GET came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClassSource {
-    /// Named by the caller.
-    Caller,
-    /// Found by a C-FIND at IMAGE level for the same keys.
-    Discovered,
-    /// The built-in preset of common storage classes.
-    Preset,
-}
-
-/// One association's worth of a C-GET: the storage classes to receive and the request to
-/// send on it.
-#[derive(Debug, Clone)]
-pub struct GetBatch {
-    /// Storage classes negotiated on this association.
-    pub sop_classes: Vec<String>,
-    /// The request (the caller's, or an IMAGE-level one listing instances when the classes
-    /// had to be split over several associations).
-    pub request: RetrieveRequest,
-}
-
-/// How a C-GET will be carried out.
-#[derive(Debug, Clone)]
-pub struct GetPlan {
-    /// Where the classes came from.
-    pub source: ClassSource,
-    /// The associations to open, in order.
-    pub batches: Vec<GetBatch>,
-    /// Instances found by discovery (None without discovery).
-    pub expected_instances: Option<usize>,
-}
-
-/// A matching instance found by discovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundInstance {
-    /// Study Instance UID.
-    pub study: String,
-    /// Series Instance UID.
-    pub series: String,
-    /// SOP Instance UID.
-    pub sop_instance: String,
-    /// SOP Class UID.
-    pub sop_class: String,
-}
-
-impl GetPlan {
-    /// A plan for storage classes named by the caller.
-    pub fn for_classes(
-        req: &RetrieveRequest,
-        classes: &[String],
-        source: ClassSource,
-    ) -> Result<GetPlan> {
-        let mut batches = Vec::new();
-        for group in group_classes(classes, req.model) {
-            batches.push(GetBatch { sop_classes: group, request: req.clone() });
-        }
-        if batches.len() > 1 {
-            return Err(Error::InvalidInput(format!(
-                "{} storage classes need more than {} presentation contexts; without a C-FIND \
-                 listing the instances the C-GET cannot be split over several associations",
-                classes.len(),
-                MAX_PRESENTATION_CONTEXTS
-            )));
-        }
-        Ok(GetPlan { source, batches, expected_instances: None })
-    }
-
-    /// A plan from the instances a C-FIND found: one association when their classes fit,
-    /// otherwise one per group of classes, each retrieving its instances series by series
-    /// at IMAGE level.
-    pub fn for_instances(req: &RetrieveRequest, found: &[FoundInstance]) -> Result<GetPlan> {
-        let classes: Vec<String> = found
-            .iter()
-            .map(|f| f.sop_class.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let groups = group_classes(&classes, req.model);
-        if groups.len() <= 1 {
-            return Ok(GetPlan {
-                source: ClassSource::Discovered,
-                batches: vec![GetBatch { sop_classes: classes, request: req.clone() }],
-                expected_instances: Some(found.len()),
-            });
-        }
-        let mut batches = Vec::new();
-        for group in groups {
-            // Series -> instances of this group's classes.
-            let mut by_series: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-            for f in found.iter().filter(|f| group.contains(&f.sop_class)) {
-                by_series.entry((&f.study, &f.series)).or_default().push(&f.sop_instance);
-            }
-            for ((study, series), sops) in by_series {
-                let mut q = Query::new();
-                if req.model == InformationModel::PatientRoot {
-                    if let Some(crate::dataset::QueryValue::Text(pid)) =
-                        req.identifier.get(PATIENT_ID)
-                    {
-                        q.set_tag(PATIENT_ID, pid.clone());
-                    }
-                }
-                q.set_tag(STUDY_INSTANCE_UID, study);
-                q.set_tag(SERIES_INSTANCE_UID, series);
-                q.set_tag(SOP_INSTANCE_UID, sops.join("\\"));
-                let r = RetrieveRequest::new(QueryLevel::Image, q)?.with_model(req.model)?;
-                batches.push(GetBatch { sop_classes: group.clone(), request: r });
-            }
-        }
-        Ok(GetPlan {
-            source: ClassSource::Discovered,
-            batches,
-            expected_instances: Some(found.len()),
-        })
-    }
-
-    /// The built-in preset.
-    pub fn preset(req: &RetrieveRequest) -> GetPlan {
-        let classes: Vec<String> = PRESET_IMAGE_CLASSES
-            .iter()
-            .chain(PRESET_OTHER_CLASSES)
-            .map(|s| (*s).to_owned())
-            .collect();
-        GetPlan {
-            source: ClassSource::Preset,
-            batches: vec![GetBatch { sop_classes: classes, request: req.clone() }],
-            expected_instances: None,
-        }
-    }
-}
-
-/// Splits classes into groups whose contexts (plus the C-GET context) fit one association.
-fn group_classes(classes: &[String], _model: InformationModel) -> Vec<Vec<String>> {
-    let mut groups: Vec<Vec<String>> = Vec::new();
-    let mut used = 1; // the C-GET context
-    let mut current = Vec::new();
-    for c in classes {
-        let n = storage_contexts(c).len();
-        if used + n > MAX_PRESENTATION_CONTEXTS && !current.is_empty() {
-            groups.push(std::mem::take(&mut current));
-            used = 1;
-        }
-        used += n;
-        current.push(c.clone());
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    groups
-}
-
-/// The contexts and role selections for one C-GET association.
-pub fn get_association(
-    model: InformationModel,
-    classes: &[String],
-) -> (Vec<ProposedContext>, Vec<RoleSelection>) {
-    let mut contexts = vec![ProposedContext::new(model.get_sop_class(), GET_UNCOMPRESSED)];
-    let mut roles = Vec::new();
-    for c in classes {
-        contexts.extend(storage_contexts(c));
-        // We act as SCP for the storage sub-operations, and not as SCU.
-        roles.push(RoleSelection { sop_class_uid: c.clone(), scu_role: false, scp_role: true });
-    }
-    (contexts, roles)
-}
-
-/// Checks that the peer will be able to send us instances: storage contexts accepted and
-/// the SCP role granted. Returns warnings; errors when no class can be received at all.
-pub fn check_get_roles(conn: &Connection, classes: &[String]) -> Result<Vec<String>> {
-    let n = conn.negotiated();
-    let mut warnings = Vec::new();
-    let mut receivable = 0;
-    let mut refused_role = Vec::new();
-    for c in classes {
-        let accepted = n.find_accepted(c).is_some();
-        let answered = n.role_selections.iter().find(|r| &r.sop_class_uid == c);
-        match (accepted, answered) {
-            (false, _) => warnings.push(format!(
-                "{} refused the storage context for {}; instances of that class cannot be received",
-                conn.peer(),
-                crate::names::describe_uid(c)
-            )),
-            (true, Some(r)) if !r.scp_role => refused_role.push(c.clone()),
-            (true, Some(_)) => receivable += 1,
-            (true, None) => {
-                // PS3.7 D.3.3.4: no answer means the default roles (we are SCU only). Some
-                // archives send the sub-operations anyway; go on, but say so.
-                receivable += 1;
-                warnings.push(format!(
-                    "{} did not answer the SCP role selection for {}; it may refuse to send those instances",
-                    conn.peer(),
-                    crate::names::describe_uid(c)
-                ));
-            }
-        }
-    }
-    if receivable == 0 {
-        let detail = if !refused_role.is_empty() {
-            format!(
-                "it accepted the C-GET but refused to let us act as storage SCP (SCP/SCU role \
-                 selection) for {}; it cannot send us the instances",
-                refused_role
-                    .iter()
-                    .map(|c| crate::names::describe_uid(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        } else {
-            format!(
-                "it accepted none of the storage contexts: {}",
-                crate::contexts::describe_contexts(n)
-            )
-        };
-        return Err(Error::NoAcceptedContext { peer: conn.peer().to_owned(), details: detail });
-    }
-    for c in refused_role {
-        warnings.push(format!(
-            "{} refused the SCP role for {}; instances of that class cannot be received",
-            conn.peer(),
-            crate::names::describe_uid(&c)
-        ));
-    }
-    Ok(warnings)
-}
-
-// ------------------------------------------------------------------------------ exchanges
 
 /// Sends the C-GET-RQ of `req` and runs it to its final response, storing each incoming
 /// instance in `storage`. `progress` sees each pending response's counts.
@@ -707,151 +419,11 @@ fn finish_retrieve(
     Ok(result)
 }
 
-// ------------------------------------------------------------------------------ discovery
-
-fn text_of(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    obj.element(tag)
-        .ok()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_owned())
-        .filter(|s| !s.is_empty())
-}
-
-fn key_values(req: &RetrieveRequest, tag: Tag) -> Vec<String> {
-    match req.identifier.get(tag) {
-        Some(crate::dataset::QueryValue::Text(v)) => {
-            v.split('\\').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// Lists the instances a retrieve request matches, with their SOP classes. First one
-/// IMAGE-level C-FIND with the request's own keys (relational query: Orthanc and many
-/// archives answer it); when the peer refuses that, the hierarchy is descended one level at
-/// a time (patient -> studies -> series -> instances), one value of a UID list at a time, as
-/// strictly hierarchical SCPs (DCMTK's dcmqrscp) need. `find` runs one C-FIND and returns
-/// its matches. Discovery gives up (`None`, and the caller falls back) as soon as the peer
-/// returns instances without their SOP Class UID, or past `max` instances.
-pub fn discover_instances(
-    req: &RetrieveRequest,
-    max: usize,
-    find: &mut dyn FnMut(&crate::services::find::FindRequest) -> Result<Vec<InMemDicomObject>>,
-) -> Result<Option<Vec<FoundInstance>>> {
-    let model = req.model;
-    let patient = key_values(req, PATIENT_ID).into_iter().next();
-    let mk = |level: QueryLevel,
-              pairs: Vec<(Tag, String)>|
-     -> Result<crate::services::find::FindRequest> {
-        let mut q = Query::new();
-        if model == InformationModel::PatientRoot {
-            if let Some(p) = &patient {
-                q.set_tag(PATIENT_ID, p.clone());
-            }
-        }
-        for (t, v) in pairs {
-            q.set_tag(t, v);
-        }
-        crate::services::find::FindRequest::new(level, q)?.with_model(model)
-    };
-    let wanted: Option<BTreeSet<String>> = (req.level == QueryLevel::Image)
-        .then(|| key_values(req, SOP_INSTANCE_UID).into_iter().collect());
-    let mut out = Vec::new();
-    // Adds one IMAGE-level C-FIND's matches; false when they lack what discovery needs.
-    let add = |matches: Vec<InMemDicomObject>, out: &mut Vec<FoundInstance>| -> bool {
-        for o in matches {
-            let (Some(sop_instance), Some(sop_class), Some(study), Some(series)) = (
-                text_of(&o, SOP_INSTANCE_UID),
-                text_of(&o, SOP_CLASS_UID),
-                text_of(&o, STUDY_INSTANCE_UID),
-                text_of(&o, SERIES_INSTANCE_UID),
-            ) else {
-                return false;
-            };
-            if wanted.as_ref().is_some_and(|w| !w.contains(&sop_instance)) {
-                continue;
-            }
-            out.push(FoundInstance { study, series, sop_instance, sop_class });
-        }
-        out.len() <= max
-    };
-    let image_keys = |mut pairs: Vec<(Tag, String)>| {
-        for t in [STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID, SOP_CLASS_UID] {
-            if !pairs.iter().any(|(k, _)| *k == t) {
-                pairs.push((t, String::new()));
-            }
-        }
-        pairs
-    };
-
-    // One relational query with the request's own keys.
-    let own: Vec<(Tag, String)> =
-        [PATIENT_ID, STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID]
-            .into_iter()
-            .filter_map(|t| match req.identifier.get(t) {
-                Some(crate::dataset::QueryValue::Text(v)) if !v.trim().is_empty() => {
-                    Some((t, v.clone()))
-                }
-                _ => None,
-            })
-            .filter(|(t, _)| *t != PATIENT_ID || model == InformationModel::StudyRoot)
-            .collect();
-    if let Ok(matches) = find(&mk(QueryLevel::Image, image_keys(own))?) {
-        if !matches.is_empty() {
-            return Ok(add(matches, &mut out).then_some(out));
-        }
-    }
-
-    // Strictly hierarchical: depth first, so that a peer that does not return SOP Class
-    // UIDs is found out after three queries.
-    let studies: Vec<String> = match req.level {
-        QueryLevel::Patient => {
-            let mut v = Vec::new();
-            for pid in key_values(req, PATIENT_ID) {
-                let mut q = Query::new();
-                q.set_tag(PATIENT_ID, pid);
-                q.set_tag(STUDY_INSTANCE_UID, "");
-                let r = crate::services::find::FindRequest::new(QueryLevel::Study, q)?
-                    .with_model(model)?;
-                v.extend(find(&r)?.iter().filter_map(|o| text_of(o, STUDY_INSTANCE_UID)));
-            }
-            v
-        }
-        _ => key_values(req, STUDY_INSTANCE_UID),
-    };
-    let given_series = key_values(req, SERIES_INSTANCE_UID);
-    if matches!(req.level, QueryLevel::Series | QueryLevel::Image) && studies.len() != 1 {
-        return Ok(None); // series or images without exactly one study: not hierarchical
-    }
-    for st in &studies {
-        let series: Vec<String> = if matches!(req.level, QueryLevel::Series | QueryLevel::Image) {
-            given_series.clone()
-        } else {
-            let r = mk(
-                QueryLevel::Series,
-                vec![(STUDY_INSTANCE_UID, st.clone()), (SERIES_INSTANCE_UID, String::new())],
-            )?;
-            find(&r)?.iter().filter_map(|o| text_of(o, SERIES_INSTANCE_UID)).collect()
-        };
-        for se in series {
-            let r = mk(
-                QueryLevel::Image,
-                image_keys(vec![
-                    (STUDY_INSTANCE_UID, st.clone()),
-                    (SERIES_INSTANCE_UID, se.clone()),
-                ]),
-            )?;
-            if !add(find(&r)?, &mut out) {
-                return Ok(None);
-            }
-        }
-    }
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::SOP_INSTANCE_UID;
+    use dclient_proto::ul::negotiation::MAX_PRESENTATION_CONTEXTS;
 
     #[test]
     fn preset_fits_one_association() {
