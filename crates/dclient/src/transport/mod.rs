@@ -5,21 +5,23 @@
 //! socket gets `TCP_NODELAY`, and everything the association produces for one message goes
 //! to the kernel in one write, so no exchange waits on Nagle's algorithm and delayed ACKs.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use dclient_proto::dimse::command::CommandSet;
-use dclient_proto::dimse::exchange::{Exchange, ExchangeError, MessageIds, Outgoing};
-use dclient_proto::dimse::message::{Assembler, DimseEvent};
+use dclient_proto::dimse::exchange::{Exchange, ExchangeError, Outgoing};
+use dclient_proto::dimse::message::DimseEvent;
 use dclient_proto::ul::association::{AssocEvent, Association};
 use dclient_proto::ul::negotiation::{AcceptorPolicy, Negotiated, RequestorConfig};
 use dclient_proto::ul::pdu::{Abort, AssociateRj, AssociateRq};
 use dclient_proto::ProtoError;
 
 pub(crate) mod acceptor;
+pub(crate) mod core;
 pub(crate) mod memory;
+
+use self::core::{Core, Queued, ReleaseStep};
 
 use crate::error::{Error, Result};
 
@@ -99,14 +101,6 @@ pub(crate) fn tcp_readable_now(s: &TcpStream) -> bool {
     }
 }
 
-/// What the association delivered, in order, for [`Connection::next_incoming`].
-#[derive(Debug)]
-enum Queued {
-    Dimse(DimseEvent),
-    /// The peer asked to release; answered when the user gets to it.
-    Release,
-}
-
 /// One step of an exchange run by [`Connection::step`].
 #[derive(Debug)]
 pub enum Step<E> {
@@ -160,7 +154,7 @@ pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<Tc
 }
 
 /// A request that cannot be built is the caller's input error (exit status 2 in the CLI).
-fn request_error(e: ProtoError) -> Error {
+pub(crate) fn request_error(e: ProtoError) -> Error {
     match e {
         ProtoError::Misuse(m) => Error::InvalidInput(m),
         ProtoError::Encode(e) => Error::InvalidInput(e.to_string()),
@@ -171,15 +165,7 @@ fn request_error(e: ProtoError) -> Error {
 /// One association over one stream, driven synchronously.
 pub struct Connection {
     stream: Box<dyn Stream>,
-    assoc: Association,
-    asm: Assembler,
-    timeouts: Timeouts,
-    peer: String,
-    incoming: VecDeque<Queued>,
-    /// The error that ended the association, held back until what arrived before it (in
-    /// the same read) has been delivered.
-    deferred: Option<Error>,
-    message_ids: MessageIds,
+    core: Core,
     /// Set once the stream is shut down.
     closed: bool,
 }
@@ -187,14 +173,18 @@ pub struct Connection {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("peer", &self.peer)
-            .field("state", &self.assoc.state())
+            .field("peer", &self.core.peer)
+            .field("state", &self.core.assoc.state())
             .finish()
     }
 }
 
 /// Flushes at this much pending output while streaming a data set.
-const STREAM_FLUSH_AT: usize = 256 * 1024;
+pub(crate) const STREAM_FLUSH_AT: usize = 256 * 1024;
+
+/// How long we wait, at most, for the peer to close after the last word (Sta13), or for the
+/// A-ABORT a peer that closed while we wrote may have left.
+pub(crate) const LINGER: Duration = Duration::from_millis(500);
 
 impl Connection {
     /// Requests an association over an open stream and waits for the answer (ACSE timeout).
@@ -207,23 +197,13 @@ impl Connection {
     ) -> Result<Connection> {
         let assoc = Association::request(config).map_err(request_error)?;
         let mut c = Connection::new(stream, assoc, peer, timeouts);
-        c.assoc.handle_transport_connected().map_err(Error::Protocol)?;
+        c.core.assoc.handle_transport_connected().map_err(Error::Protocol)?;
         c.flush()?;
         let deadline = Instant::now() + timeouts.acse;
         loop {
-            if let Some(ev) = c.assoc.poll_event() {
-                match ev {
-                    AssocEvent::Established => return Ok(c),
-                    AssocEvent::Rejected(rj) => {
-                        c.close();
-                        return Err(Error::Rejected { peer: c.peer.clone(), rj });
-                    }
-                    other => {
-                        let e = c.event_error(other);
-                        c.close();
-                        return Err(e);
-                    }
-                }
+            if let Some(r) = c.core.poll_established() {
+                c.settle();
+                return r.map(|()| c);
             }
             c.read_acse(deadline, timeouts.acse, "the A-ASSOCIATE-AC")?;
         }
@@ -257,31 +237,31 @@ impl Connection {
         let mut c = Connection::new(stream, assoc, peer, timeouts);
         let deadline = Instant::now() + timeouts.acse;
         loop {
-            if let Some(ev) = c.assoc.poll_event() {
+            if let Some(ev) = c.core.assoc.poll_event() {
                 match ev {
                     AssocEvent::AssociateIndication(rq) => match decide(&rq) {
                         Ok(policy) => {
                             let ac = policy.answer(&rq);
-                            c.assoc.accept(ac).map_err(Error::Protocol)?;
+                            c.core.assoc.accept(ac).map_err(Error::Protocol)?;
                             c.flush()?;
                             return Ok(Some((c, *rq)));
                         }
                         Err(rj) => {
-                            c.assoc.reject(rj).map_err(Error::Protocol)?;
+                            c.core.assoc.reject(rj).map_err(Error::Protocol)?;
                             c.flush()?;
                             c.linger();
                             return Ok(None);
                         }
                     },
                     other => {
-                        let e = c.event_error(other);
+                        let e = c.core.event_error(other);
                         c.flush().ok();
                         c.close();
                         return Err(e);
                     }
                 }
             }
-            if c.assoc.is_closed() {
+            if c.core.assoc.is_closed() {
                 c.close();
                 return Ok(None);
             }
@@ -296,43 +276,46 @@ impl Connection {
         timeouts: Timeouts,
     ) -> Connection {
         let _ = stream.set_write_timeout(Some(timeouts.network));
-        Connection {
-            stream,
-            assoc,
-            asm: Assembler::new(),
-            timeouts,
-            peer,
-            incoming: VecDeque::new(),
-            deferred: None,
-            message_ids: MessageIds::new(),
-            closed: false,
-        }
+        Connection { stream, core: Core::new(assoc, peer, timeouts), closed: false }
     }
 
     /// The peer's address, for messages.
     pub fn peer(&self) -> &str {
-        &self.peer
+        &self.core.peer
     }
 
     /// The timeouts in force.
     pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
+        self.core.timeouts
     }
 
     /// What was negotiated.
     pub fn negotiated(&self) -> &Negotiated {
-        // Connections only exist once established, when the negotiation result is set.
-        self.assoc.negotiated().expect("established association has a negotiation result")
+        self.core.negotiated()
     }
 
     /// A fresh message ID (1, 2, 3, ... wrapping past 65535 to 1).
     pub fn next_message_id(&mut self) -> u16 {
-        self.message_ids.next_id()
+        self.core.next_message_id()
     }
 
     /// The largest PDV payload per PDU towards the peer.
     pub fn max_pdv_data(&self) -> usize {
-        self.assoc.max_pdv_data()
+        self.core.assoc.max_pdv_data()
+    }
+
+    /// True once the association is over (released, aborted, or the stream closed).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// When the core ended the association on our side: writes what is pending (the
+    /// A-ABORT), then closes.
+    fn settle(&mut self) {
+        if self.core.must_close {
+            let _ = self.flush();
+            self.close();
+        }
     }
 
     // ------------------------------------------------------------------ sending
@@ -357,8 +340,7 @@ impl Connection {
         command: &CommandSet,
         data: Option<&[u8]>,
     ) -> Result<()> {
-        dclient_proto::dimse::message::send_message(&mut self.assoc, context_id, command, data)
-            .map_err(|e| self.proto_error(e))
+        self.core.queue_message(context_id, command, data)
     }
 
     /// Sends a command set that announces a data set, then streams `len` bytes of the data
@@ -371,30 +353,20 @@ impl Connection {
         len: u64,
     ) -> Result<()> {
         let cs = command.encode();
-        self.assoc.send_pdv(context_id, true, &cs, true).map_err(|e| self.proto_error(e))?;
+        let peer = self.core.peer.clone();
+        self.core
+            .assoc
+            .send_pdv(context_id, true, &cs, true)
+            .map_err(|e| Error::from_proto(&peer, e))?;
         self.stream_data(context_id, reader, len)
     }
 
     /// Streams `len` bytes of a data set from `reader` as PDVs, the last one flagged.
     pub fn stream_data(&mut self, context_id: u8, reader: &mut dyn Read, len: u64) -> Result<()> {
-        let max = self.assoc.max_pdv_data().max(1) as u64;
         let mut left = len;
         loop {
-            let n = left.min(max) as usize;
-            let last = left == n as u64;
-            let peer = self.peer.clone();
-            self.assoc
-                .send_pdv_with(context_id, false, last, n, |buf| {
-                    reader.read_exact(buf).map_err(StreamErr::Read)
-                })
-                .map_err(|e| match e {
-                    StreamErr::Read(e) => {
-                        Error::Io { peer: format!("reading the data set for {peer}"), source: e }
-                    }
-                    StreamErr::Proto(p) => Error::from_proto(&peer, p),
-                })?;
-            left -= n as u64;
-            if last || self.assoc.transmit().len() >= STREAM_FLUSH_AT {
+            let last = queue_data_from(&mut self.core, context_id, reader, &mut left)?;
+            if last || self.core.assoc.transmit().len() >= STREAM_FLUSH_AT {
                 self.flush()?;
             }
             if last {
@@ -405,22 +377,27 @@ impl Connection {
 
     /// Sends one fragment of a data set (used when it comes from a transcoder in pieces).
     pub fn send_data(&mut self, context_id: u8, data: &[u8], last: bool) -> Result<()> {
-        self.assoc.send_pdv(context_id, false, data, last).map_err(|e| self.proto_error(e))?;
-        if last || self.assoc.transmit().len() >= STREAM_FLUSH_AT {
+        let peer = self.core.peer.clone();
+        self.core
+            .assoc
+            .send_pdv(context_id, false, data, last)
+            .map_err(|e| Error::from_proto(&peer, e))?;
+        if last || self.core.assoc.transmit().len() >= STREAM_FLUSH_AT {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// Writes everything pending. The whole write must be done within the network timeout: a peer that stops reading
-    /// (or reads a few bytes now and then) cannot hold us longer than that.
+    /// Writes everything pending. The whole write must be done within the network timeout:
+    /// a peer that stops reading (or reads a few bytes now and then) cannot hold us longer
+    /// than that.
     pub fn flush(&mut self) -> Result<()> {
-        if self.assoc.transmit().is_empty() || self.closed {
+        if self.core.assoc.transmit().is_empty() || self.closed {
             return Ok(());
         }
-        let deadline = Instant::now() + self.timeouts.network;
+        let deadline = Instant::now() + self.core.timeouts.network;
         let written = loop {
-            let pending = self.assoc.transmit();
+            let pending = self.core.assoc.transmit();
             if pending.is_empty() {
                 break self.stream.flush();
             }
@@ -432,30 +409,20 @@ impl Connection {
             let _ = self.stream.set_write_timeout(Some(left));
             match self.stream.write(pending) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(k) => self.assoc.advance_transmit(k),
+                Ok(k) => self.core.assoc.advance_transmit(k),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),
             }
         };
         if let Err(e) = written {
-            let kind = e.kind();
-            let timed_out = kind == io::ErrorKind::WouldBlock || kind == io::ErrorKind::TimedOut;
+            let timed_out =
+                e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut;
             // A peer that aborts while we send closes its end, so the write fails; its
             // A-ABORT may still be there to read, and says more than a broken pipe.
             let abort = if timed_out { None } else { self.abort_left_by_peer() };
-            self.assoc.handle_transport_closed();
+            let err = self.core.on_write_failed(e, abort);
             self.close();
-            if let Some(abort) = abort {
-                return Err(Error::Aborted { peer: self.peer.clone(), abort });
-            }
-            if timed_out {
-                return Err(Error::Timeout {
-                    what: "the peer to accept more data",
-                    after: self.timeouts.network,
-                    peer: self.peer.clone(),
-                });
-            }
-            return Err(Error::Io { peer: self.peer.clone(), source: e });
+            return Err(err);
         }
         Ok(())
     }
@@ -463,24 +430,21 @@ impl Connection {
     /// After a failed write: reads what the peer sent before it closed (for at most 500 ms)
     /// and returns its A-ABORT, if that is what it said.
     fn abort_left_by_peer(&mut self) -> Option<Abort> {
-        let until = Instant::now() + self.timeouts.network.min(Duration::from_millis(500));
-        while !self.assoc.is_closed() {
+        let until = Instant::now() + self.core.timeouts.network.min(LINGER);
+        while !self.core.assoc.is_closed() {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
             let _ = self.stream.set_read_timeout(Some(left));
             let stream = &mut self.stream;
-            match self.assoc.read_input_with(|buf| stream.read(buf).map_err(ReadErr::Io)) {
+            match self.core.assoc.read_input_with(|buf| stream.read(buf).map_err(ReadErr::Io)) {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
         }
         // The association is lost either way: only an abort is worth reporting.
-        std::iter::from_fn(|| self.assoc.poll_event()).find_map(|ev| match ev {
-            AssocEvent::Aborted(a) => Some(a),
-            _ => None,
-        })
+        self.core.abort_received()
     }
 
     // ------------------------------------------------------------------ receiving
@@ -488,15 +452,9 @@ impl Connection {
     /// The next DIMSE event, waiting at most the DIMSE timeout for it. A release by the
     /// peer is an error here (use [`next_incoming`](Connection::next_incoming) to accept it).
     pub fn next_event(&mut self, waiting_for: &'static str) -> Result<DimseEvent> {
-        match self.next_incoming(waiting_for, self.timeouts.dimse)? {
+        match self.next_incoming(waiting_for, self.core.timeouts.dimse)? {
             Incoming::Dimse(ev) => Ok(ev),
-            Incoming::Released => Err(Error::PeerViolation {
-                peer: self.peer.clone(),
-                violation: dclient_proto::Violation::new(
-                    dclient_proto::ViolationKind::UnexpectedPdu,
-                    format!("released the association while we were waiting for {waiting_for}"),
-                ),
-            }),
+            Incoming::Released => Err(self.core.released_error(waiting_for)),
         }
     }
 
@@ -508,7 +466,11 @@ impl Connection {
     ) -> Result<Incoming> {
         match self.next_before(Instant::now() + timeout, waiting_for)? {
             Some(i) => Ok(i),
-            None => Err(self.timeout(waiting_for, timeout)),
+            None => {
+                let e = self.core.timeout(waiting_for, timeout);
+                self.settle();
+                Err(e)
+            }
         }
     }
 
@@ -520,14 +482,17 @@ impl Connection {
         waiting_for: &'static str,
     ) -> Result<Option<Incoming>> {
         loop {
-            if let Some(q) = self.incoming.pop_front() {
+            if let Some(q) = self.core.pop() {
                 return self.deliver(q).map(Some);
             }
-            if let Some(e) = self.deferred.take() {
+            if let Some(e) = self.core.take_deferred() {
+                self.settle();
                 return Err(e);
             }
-            self.pump_events()?;
-            if !self.incoming.is_empty() || self.deferred.is_some() {
+            let pumped = self.core.pump();
+            self.settle();
+            pumped?;
+            if self.core.has_pending() {
                 continue;
             }
             if Instant::now() >= deadline {
@@ -543,7 +508,7 @@ impl Connection {
     pub fn step<X: Exchange>(&mut self, exchange: &mut X) -> Result<Step<X::Event>> {
         loop {
             while let Some(out) = exchange.poll_transmit() {
-                self.queue_outgoing(&out)?;
+                self.core.queue_outgoing(&out)?;
             }
             self.flush()?;
             if let Some(ev) = exchange.poll_event() {
@@ -575,48 +540,25 @@ impl Connection {
         match self.step(exchange)? {
             Step::Event(e) => Ok(Some(e)),
             Step::Done => Ok(None),
-            Step::Released => Err(Error::PeerViolation {
-                peer: self.peer.clone(),
-                violation: dclient_proto::Violation::new(
-                    dclient_proto::ViolationKind::UnexpectedPdu,
-                    format!(
-                        "released the association while we were waiting for {}",
-                        exchange.awaiting()
-                    ),
-                ),
-            }),
+            Step::Released => Err(self.core.released_error(exchange.awaiting())),
         }
     }
 
     /// Sends what an exchange queued (one message; a whole data set if it has one).
     pub fn queue_outgoing(&mut self, out: &Outgoing) -> Result<()> {
-        self.queue_message(out.context_id, &out.command, out.data.as_deref())
+        self.core.queue_outgoing(out)
     }
 
     /// Sends one message an exchange built, now.
     pub fn send(&mut self, out: &Outgoing) -> Result<()> {
-        self.queue_outgoing(out)?;
+        self.core.queue_outgoing(out)?;
         self.flush()
     }
 
     /// The error for an exchange that failed; the association is aborted.
     pub fn exchange_error(&mut self, e: ExchangeError) -> Error {
-        let err = match e {
-            ExchangeError::Violation(violation) => {
-                Error::PeerViolation { peer: self.peer.clone(), violation }
-            }
-            ExchangeError::Timeout { awaiting, after } => {
-                Error::Timeout { what: awaiting, after, peer: self.peer.clone() }
-            }
-            other => Error::PeerViolation {
-                peer: self.peer.clone(),
-                violation: dclient_proto::Violation::new(
-                    dclient_proto::ViolationKind::UnexpectedMessage,
-                    other.to_string(),
-                ),
-            },
-        };
-        self.abort();
+        let err = self.core.exchange_error(e);
+        self.settle();
         err
     }
 
@@ -626,7 +568,7 @@ impl Connection {
             Queued::Release => {
                 // Answered only now, after every request that came before it (PS3.8 lets
                 // the acceptor still send P-DATA after the release indication: Sta8, AR-7).
-                self.assoc.release_response().map_err(Error::Protocol)?;
+                self.core.answer_release()?;
                 self.flush()?;
                 self.linger();
                 Ok(Incoming::Released)
@@ -635,62 +577,22 @@ impl Connection {
     }
 
     /// True when something has already arrived that [`next_incoming`](Connection::next_incoming)
-    /// returns without reading the socket (a server checks for a C-CANCEL-RQ between
-    /// responses this way, together with a non-blocking look at the socket).
+    /// returns without reading the socket.
     pub fn has_buffered_input(&mut self) -> Result<bool> {
-        self.pump_events()?;
-        Ok(!self.incoming.is_empty())
+        let pumped = self.core.pump();
+        self.settle();
+        pumped?;
+        Ok(self.core.has_pending())
     }
 
     /// True when [`next_incoming`](Connection::next_incoming) would return at once:
     /// something already arrived, or bytes wait on the stream (a server looks for a
     /// C-CANCEL-RQ between responses this way, without waiting).
     pub fn has_input_now(&mut self) -> Result<bool> {
-        if self.has_buffered_input()? || self.deferred.is_some() {
+        if self.has_buffered_input()? {
             return Ok(true);
         }
         Ok(!self.closed && self.stream.readable_now())
-    }
-
-    /// Turns association events into DIMSE events and a release request (answered when
-    /// [`next_incoming`](Connection::next_incoming) gets to it), surfacing aborts.
-    /// When the association ends (an abort, a violation) after messages that came in the
-    /// same read, those are delivered first and the error is held back for the call after.
-    fn pump_events(&mut self) -> Result<()> {
-        while let Some(ev) = self.assoc.poll_event() {
-            match ev {
-                AssocEvent::PData(p) => {
-                    for pdv in p.pdvs {
-                        match self.asm.handle_pdv(pdv) {
-                            Ok(Some(ev)) => self.incoming.push_back(Queued::Dimse(ev)),
-                            Ok(None) => {}
-                            Err(e) => {
-                                let err = self.proto_error(e);
-                                self.abort();
-                                return self.end_with(err);
-                            }
-                        }
-                    }
-                }
-                AssocEvent::ReleaseIndication { .. } => self.incoming.push_back(Queued::Release),
-                other => {
-                    let e = self.event_error(other);
-                    let _ = self.flush();
-                    self.close();
-                    return self.end_with(e);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The association ended with `e`: an error now, or after the messages still queued.
-    fn end_with(&mut self, e: Error) -> Result<()> {
-        if self.incoming.is_empty() {
-            return Err(e);
-        }
-        self.deferred = Some(e);
-        Ok(())
     }
 
     /// One read into the association, waiting at most until `deadline`. Within a PDU (some
@@ -700,7 +602,7 @@ impl Connection {
     fn read_some(&mut self, deadline: Instant, what: &'static str) -> Result<()> {
         if self.closed {
             return Err(Error::Io {
-                peer: self.peer.clone(),
+                peer: self.core.peer.clone(),
                 source: io::Error::new(io::ErrorKind::NotConnected, "the connection is closed"),
             });
         }
@@ -708,26 +610,17 @@ impl Connection {
         if remaining.is_zero() {
             return Ok(());
         }
-        let within_pdu = self.assoc.has_partial_input();
-        let network = self.timeouts.network;
+        let within_pdu = self.core.assoc.has_partial_input();
+        let network = self.core.timeouts.network;
         let wait = if within_pdu { remaining.min(network) } else { remaining };
         let _ = self.stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
         let stream = &mut self.stream;
-        let r = self.assoc.read_input_with(|buf| stream.read(buf).map_err(ReadErr::Io));
+        let r = self.core.assoc.read_input_with(|buf| stream.read(buf).map_err(ReadErr::Io));
         match r {
             Ok(0) => {
-                self.assoc.handle_transport_closed();
-                // The association reports what the close means (ProviderAborted or, in
-                // Sta13, nothing); pump_events turns that into an error.
-                self.pump_events()?;
+                let e = self.core.on_closed(what);
                 self.close();
-                Err(Error::Io {
-                    peer: self.peer.clone(),
-                    source: io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the peer closed the connection while we were waiting for {what}"),
-                    ),
-                })
+                Err(e)
             }
             Ok(_) => {
                 // Anything the association wants to say at once (an A-ABORT after a
@@ -739,17 +632,23 @@ impl Connection {
                 if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
             {
                 if within_pdu && wait >= network && Instant::now() < deadline {
-                    return Err(self.timeout(what, network));
+                    let e = self.core.timeout(what, network);
+                    self.settle();
+                    return Err(e);
                 }
                 Ok(())
             }
             Err(ReadErr::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(ReadErr::Io(e)) => {
-                self.assoc.handle_transport_closed();
+                let e = self.core.on_read_failed(e);
                 self.close();
-                Err(Error::Io { peer: self.peer.clone(), source: e })
+                Err(e)
             }
-            Err(ReadErr::Proto(e)) => Err(self.proto_error(e)),
+            Err(ReadErr::Proto(e)) => {
+                let e = self.core.proto_error(e);
+                self.settle();
+                Err(e)
+            }
         }
     }
 
@@ -757,33 +656,11 @@ impl Connection {
     /// deadline is a timeout after `total`.
     fn read_acse(&mut self, deadline: Instant, total: Duration, what: &'static str) -> Result<()> {
         if Instant::now() >= deadline {
-            return Err(self.timeout(what, total));
+            let e = self.core.timeout(what, total);
+            self.settle();
+            return Err(e);
         }
         self.read_some(deadline, what)
-    }
-
-    fn timeout(&mut self, what: &'static str, after: Duration) -> Error {
-        self.abort();
-        Error::Timeout { what, after, peer: self.peer.clone() }
-    }
-
-    fn event_error(&self, ev: AssocEvent) -> Error {
-        match ev {
-            AssocEvent::Rejected(rj) => Error::Rejected { peer: self.peer.clone(), rj },
-            AssocEvent::Aborted(abort) => Error::Aborted { peer: self.peer.clone(), abort },
-            AssocEvent::ProviderAborted(e) => Error::from_proto(&self.peer, e),
-            other => Error::PeerViolation {
-                peer: self.peer.clone(),
-                violation: dclient_proto::Violation::new(
-                    dclient_proto::ViolationKind::UnexpectedPdu,
-                    format!("unexpected {other:?}"),
-                ),
-            },
-        }
-    }
-
-    fn proto_error(&self, e: ProtoError) -> Error {
-        Error::from_proto(&self.peer, e)
     }
 
     // ------------------------------------------------------------------ ending
@@ -791,65 +668,47 @@ impl Connection {
     /// Releases the association (A-RELEASE-RQ, wait for the RP within the ACSE timeout,
     /// handling a release collision), then closes the connection. On a timeout, aborts.
     pub fn release(mut self) -> Result<()> {
-        if self.closed || !self.assoc.is_established() {
+        if self.closed || !self.core.assoc.is_established() {
             self.close();
             return Ok(());
         }
-        self.assoc.release().map_err(Error::Protocol)?;
+        self.core.start_release()?;
         self.flush()?;
-        let deadline = Instant::now() + self.timeouts.acse;
+        let deadline = Instant::now() + self.core.timeouts.acse;
         loop {
-            while let Some(ev) = self.assoc.poll_event() {
-                match ev {
-                    AssocEvent::ReleaseConfirmation => {
-                        if self.assoc.is_closed() {
-                            self.close();
-                            return Ok(());
-                        }
-                        // AR-10 (acceptor side of a collision): answer, then the peer closes.
-                        let _ = self.assoc.release_response();
-                        let _ = self.flush();
-                        self.linger();
-                        return Ok(());
-                    }
-                    AssocEvent::ReleaseIndication { collision: true } => {
-                        // PS3.8 9.2.3: the requestor answers at once; the acceptor waits.
-                        if self.assoc.state() == dclient_proto::ul::fsm::State::Sta9 {
-                            self.assoc.release_response().map_err(Error::Protocol)?;
-                            self.flush()?;
-                        }
-                    }
-                    AssocEvent::PData(_) => {
-                        // AR-6: data still arriving after our release request is dropped.
-                    }
-                    other => {
-                        let e = self.event_error(other);
-                        self.close();
-                        return Err(e);
-                    }
+            match self.core.poll_release() {
+                Ok(ReleaseStep::Pending) => {}
+                Ok(ReleaseStep::Done) => {
+                    self.close();
+                    return Ok(());
+                }
+                Ok(ReleaseStep::AnsweredLinger) => {
+                    let _ = self.flush();
+                    self.linger();
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.close();
+                    return Err(e);
                 }
             }
-            if self.assoc.is_closed() {
-                self.close();
-                return Ok(());
-            }
-            self.read_acse(deadline, self.timeouts.acse, "the A-RELEASE-RP")?;
+            self.flush()?;
+            self.read_acse(deadline, self.core.timeouts.acse, "the A-RELEASE-RP")?;
         }
     }
 
     /// Aborts the association (A-ABORT, source service-user) and closes the connection.
     pub fn abort(&mut self) {
         if !self.closed {
-            self.assoc.abort();
-            let _ = self.flush();
-            self.close();
+            self.core.abort();
+            self.settle();
         }
     }
 
     /// In Sta13 the standard has us wait for the peer to close; we give it a short while,
     /// then close ourselves (ARTIM expiry, AA-2).
     fn linger(&mut self) {
-        let until = Instant::now() + self.timeouts.network.min(Duration::from_millis(500));
+        let until = Instant::now() + self.core.timeouts.network.min(LINGER);
         let mut buf = [0u8; 512];
         while !self.closed && Instant::now() < until {
             let _ = self.stream.set_read_timeout(Some(
@@ -860,7 +719,7 @@ impl Connection {
                 Ok(_) => {}
             }
         }
-        self.assoc.handle_transport_closed();
+        self.core.assoc.handle_transport_closed();
         self.close();
     }
 
@@ -875,14 +734,40 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if !self.closed && self.assoc.is_established() {
+        if !self.closed && self.core.assoc.is_established() {
             self.abort();
         }
         self.close();
     }
 }
 
-enum ReadErr {
+/// Queues the next PDV of a data set read from `reader` (`left` bytes to go, cut to the
+/// peer's maximum PDV); true when it was the last. Shared by both drivers.
+pub(crate) fn queue_data_from(
+    core: &mut Core,
+    context_id: u8,
+    reader: &mut dyn Read,
+    left: &mut u64,
+) -> Result<bool> {
+    let max = core.assoc.max_pdv_data().max(1) as u64;
+    let n = (*left).min(max) as usize;
+    let last = *left == n as u64;
+    let peer = core.peer.clone();
+    core.assoc
+        .send_pdv_with(context_id, false, last, n, |buf| {
+            reader.read_exact(buf).map_err(StreamErr::Read)
+        })
+        .map_err(|e| match e {
+            StreamErr::Read(e) => {
+                Error::Io { peer: format!("reading the data set for {peer}"), source: e }
+            }
+            StreamErr::Proto(p) => Error::from_proto(&peer, p),
+        })?;
+    *left -= n as u64;
+    Ok(last)
+}
+
+pub(crate) enum ReadErr {
     Io(io::Error),
     Proto(ProtoError),
 }
