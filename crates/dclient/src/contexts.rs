@@ -114,13 +114,15 @@ pub fn acceptor_policy(rq: &AssociateRq, max_pdu: u32, services: &[&str]) -> Acc
 /// The ID of the accepted context for `abstract_syntax`, or [`Error::NoAcceptedContext`]
 /// describing what the peer answered for every context.
 pub fn accepted_context(conn: &Connection, abstract_syntax: &str) -> Result<u8> {
-    if let Some(c) = conn.negotiated().find_accepted(abstract_syntax) {
+    accepted_in(conn.negotiated(), conn.peer(), abstract_syntax)
+}
+
+/// [`accepted_context`] for any driver: from what was negotiated with `peer`.
+pub fn accepted_in(n: &Negotiated, peer: &str, abstract_syntax: &str) -> Result<u8> {
+    if let Some(c) = n.find_accepted(abstract_syntax) {
         return Ok(c.id);
     }
-    Err(Error::NoAcceptedContext {
-        peer: conn.peer().to_owned(),
-        details: describe_contexts(conn.negotiated()),
-    })
+    Err(Error::NoAcceptedContext { peer: peer.to_owned(), details: describe_contexts(n) })
 }
 
 /// "context 1 1.2.840.10008.1.1: rejected: abstract syntax not supported; ..."

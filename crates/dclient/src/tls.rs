@@ -205,7 +205,7 @@ impl TlsClientConfig {
         &self.config
     }
 
-    fn name_for(&self, host: &str) -> Result<ServerName<'static>> {
+    pub(crate) fn name_for(&self, host: &str) -> Result<ServerName<'static>> {
         let name = self.server_name.as_deref().unwrap_or(host);
         // "[::1]" as a host is fine for connecting; the certificate names "::1".
         let bare = name.trim_start_matches('[').trim_end_matches(']');

@@ -15,7 +15,7 @@ use dclient_proto::dimse::exchange::find::{FindEvent, FindScu};
 use dclient_proto::dimse::exchange::Exchange;
 use dclient_proto::dimse::status::{Service, Status};
 use dclient_proto::uids;
-use dclient_proto::ul::negotiation::ProposedContext;
+use dclient_proto::ul::negotiation::{Negotiated, ProposedContext};
 use dclient_proto::ViolationKind;
 use dicom_object::InMemDicomObject;
 
@@ -168,17 +168,26 @@ pub struct FindSummary {
     pub final_response: Option<CommandSet>,
 }
 
-/// A C-FIND under way on its own association: yields the matches one by one as they
-/// arrive, so that no more than one identifier is in memory at a time.
-///
-/// Iterate it (`Item = Result<InMemDicomObject>`), or call
-/// [`next_match`](FindStream::next_match); after the last match the association has been
-/// released and [`summary`](FindStream::summary) tells how it ended. [`cancel`] stops
-/// early and cleanly. Dropping it before the end aborts the association.
-///
-/// [`cancel`]: FindStream::cancel
-pub struct FindStream {
-    conn: Option<Connection>,
+/// What one C-FIND event means for its caller, decided without I/O (shared by both
+/// drivers).
+#[derive(Debug)]
+pub(crate) enum FindStep {
+    /// A match, decoded.
+    Match(InMemDicomObject),
+    /// Nothing for the caller: read on.
+    Continue,
+    /// The final response came: release (unless kept open), then
+    /// [`FindOp::conclude`].
+    Final(Status, CommandSet),
+    /// A C-CANCEL went unanswered: abort the association; the summary is set.
+    Abandoned,
+}
+
+/// A C-FIND's state above its exchange: the identifier's encoding, the limit, the
+/// warnings, the command sets kept, the summary. Both drivers run it the same way:
+/// `exchange()` is stepped, each event goes to [`on_event`](FindOp::on_event).
+#[derive(Debug)]
+pub(crate) struct FindOp {
     exchange: FindScu,
     encoding: DatasetEncoding,
     limit: Option<usize>,
@@ -188,46 +197,32 @@ pub struct FindStream {
     keep_commands: bool,
     commands: Vec<CommandSet>,
     summary: Option<FindSummary>,
-    /// Keep the association open when the C-FIND ends (see [`FindStream::into_connection`]).
-    keep_open: bool,
+    dimse: std::time::Duration,
 }
 
-impl fmt::Debug for FindStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FindStream")
-            .field("matches", &self.matches)
-            .field("cancelled", &self.exchange.cancel_sent())
-            .field("done", &self.summary.is_some())
-            .finish()
-    }
-}
-
-impl FindStream {
-    /// Sends the C-FIND-RQ of `req` on an established association that accepted its
-    /// context; the association is released (or aborted on error) when the C-FIND ends.
-    pub fn start(mut conn: Connection, req: &FindRequest) -> Result<FindStream> {
+impl FindOp {
+    /// The C-FIND of `req` on an association that negotiated `n` with `peer`: its
+    /// context, encoding and identifier (errors: no accepted context, a syntax we did not
+    /// propose, an identifier that cannot be encoded).
+    pub(crate) fn new(
+        n: &Negotiated,
+        peer: &str,
+        req: &FindRequest,
+        message_id: u16,
+        timeouts: crate::Timeouts,
+        now: Instant,
+    ) -> Result<FindOp> {
         let sop = req.model.find_sop_class();
-        let started = (|| {
-            let ctx = crate::contexts::accepted_context(&conn, sop)?;
-            let ts = conn.negotiated().accepted(ctx).map(|c| c.transfer_syntax.clone());
-            let encoding =
-                DatasetEncoding::from_uid(ts.as_deref().unwrap_or_default()).map_err(|e| {
-                    Error::violation(
-                        conn.peer(),
-                        ViolationKind::Negotiation,
-                        format!("accepted C-FIND with a transfer syntax we did not propose: {e}"),
-                    )
-                })?;
-            let identifier = req.identifier.encode(encoding)?;
-            Ok::<_, Error>((ctx, encoding, identifier))
-        })();
-        let (ctx, encoding, identifier) = match started {
-            Ok(x) => x,
-            Err(e) => {
-                conn.abort();
-                return Err(e);
-            }
-        };
+        let ctx = crate::contexts::accepted_in(n, peer, sop)?;
+        let ts = n.accepted(ctx).map(|c| c.transfer_syntax.clone());
+        let encoding = DatasetEncoding::from_uid(ts.as_deref().unwrap_or_default()).map_err(|e| {
+            Error::violation(
+                peer,
+                ViolationKind::Negotiation,
+                format!("accepted C-FIND with a transfer syntax we did not propose: {e}"),
+            )
+        })?;
+        let identifier = req.identifier.encode(encoding)?;
         tracing::debug!(
             "C-FIND-RQ {} level {} ({} keys, {} bytes)",
             crate::names::describe_uid(sop),
@@ -235,18 +230,9 @@ impl FindStream {
             req.identifier.len(),
             identifier.len()
         );
-        let id = conn.next_message_id();
-        let exchange = FindScu::new(
-            ctx,
-            id,
-            sop,
-            req.priority,
-            identifier,
-            conn.timeouts().dimse,
-            Instant::now(),
-        );
-        let mut stream = FindStream {
-            conn: Some(conn),
+        let exchange =
+            FindScu::new(ctx, message_id, sop, req.priority, identifier, timeouts.dimse, now);
+        Ok(FindOp {
             exchange,
             encoding,
             limit: req.limit,
@@ -256,85 +242,29 @@ impl FindStream {
             keep_commands: false,
             commands: Vec::new(),
             summary: None,
-            keep_open: false,
-        };
-        // The request goes out now, not at the first read.
-        if let Some(conn) = stream.conn.as_mut() {
-            while let Some(out) = stream.exchange.poll_transmit() {
-                conn.queue_outgoing(&out)?;
-            }
-            conn.flush()?;
-        }
-        Ok(stream)
+            dimse: timeouts.dimse,
+        })
     }
 
-    /// Like [`start`](Self::start), but the association stays open when the C-FIND has
-    /// ended, for another operation: take it back with
-    /// [`into_connection`](Self::into_connection).
-    pub fn start_keeping_open(conn: Connection, req: &FindRequest) -> Result<FindStream> {
-        let mut s = FindStream::start(conn, req)?;
-        s.keep_open = true;
-        Ok(s)
+    /// The exchange to step.
+    pub(crate) fn exchange(&mut self) -> &mut FindScu {
+        &mut self.exchange
     }
 
-    /// The association, once the C-FIND has ended on a stream started with
-    /// [`start_keeping_open`](Self::start_keeping_open) (None if it was aborted).
-    pub fn into_connection(mut self) -> Option<Connection> {
-        if self.summary.is_some() {
-            self.conn.take()
-        } else {
-            None
+    /// Before each step: sends the C-CANCEL-RQ once the limit is reached.
+    pub(crate) fn before_step(&mut self, now: Instant) {
+        if !self.exchange.cancel_sent() && self.limit.is_some_and(|l| self.matches >= l) {
+            tracing::debug!("C-CANCEL-RQ after {} matches", self.matches);
+            self.exchange.cancel(now);
         }
     }
 
-    /// Keep every response command set (for [`take_commands`](FindStream::take_commands));
-    /// off by default, so that a million matches do not keep a million command sets.
-    pub fn keep_commands(&mut self, keep: bool) {
-        self.keep_commands = keep;
-    }
-
-    /// The response command sets kept so far (see [`keep_commands`](Self::keep_commands)).
-    pub fn take_commands(&mut self) -> Vec<CommandSet> {
-        std::mem::take(&mut self.commands)
-    }
-
-    /// Matches delivered so far.
-    pub fn matches(&self) -> usize {
-        self.matches
-    }
-
-    /// How the C-FIND ended, once it has.
-    pub fn summary(&self) -> Option<&FindSummary> {
-        self.summary.as_ref()
-    }
-
-    /// Sends a C-CANCEL-RQ (once). Matches still arriving are dropped; the next call to
-    /// [`next_match`](Self::next_match) reads up to the final response and returns `None`.
-    pub fn cancel(&mut self) -> Result<()> {
-        if self.exchange.cancel_sent() || self.summary.is_some() {
-            return Ok(());
+    /// Asks for a C-CANCEL-RQ (once; nothing after the end).
+    pub(crate) fn cancel(&mut self, now: Instant) {
+        if !self.exchange.cancel_sent() && self.summary.is_none() {
+            tracing::debug!("C-CANCEL-RQ after {} matches", self.matches);
+            self.exchange.cancel(now);
         }
-        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
-        tracing::debug!("C-CANCEL-RQ after {} matches", self.matches);
-        self.exchange.cancel(Instant::now());
-        while let Some(out) = self.exchange.poll_transmit() {
-            conn.queue_outgoing(&out)?;
-        }
-        conn.flush()
-    }
-
-    /// The next match, or `None` once the peer's final response has come (and the
-    /// association has been released). A failure status is [`Error::Status`].
-    pub fn next_match(&mut self) -> Result<Option<InMemDicomObject>> {
-        let r = self.next_inner();
-        // A failure status ends the exchange properly (the summary is set): only other
-        // errors leave the association in an unknown state.
-        if r.is_err() && self.summary.is_none() {
-            if let Some(mut c) = self.conn.take() {
-                c.abort();
-            }
-        }
-        r
     }
 
     fn warn(&mut self, w: String) {
@@ -344,76 +274,56 @@ impl FindStream {
         }
     }
 
-    fn next_inner(&mut self) -> Result<Option<InMemDicomObject>> {
-        loop {
-            if self.summary.is_some() {
-                return Ok(None);
+    /// What an event of the exchange means.
+    pub(crate) fn on_event(&mut self, ev: FindEvent, peer: &str) -> Result<FindStep> {
+        match ev {
+            FindEvent::Match { status, command_set, identifier } => {
+                if self.keep_commands {
+                    self.commands.push(command_set);
+                }
+                let obj =
+                    read_dataset(&identifier, self.encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
+                        Error::violation(
+                            peer,
+                            ViolationKind::Malformed,
+                            format!("malformed C-FIND identifier (match {}): {e}", self.matches + 1),
+                        )
+                    })?;
+                self.matches += 1;
+                if status == Status::PENDING_WARNING && !self.pending_warning_seen {
+                    self.pending_warning_seen = true;
+                    self.warn(format!("status {status}: {}", status.meaning(Service::Find)));
+                }
+                Ok(FindStep::Match(obj))
             }
-            if !self.exchange.cancel_sent() && self.limit.is_some_and(|l| self.matches >= l) {
-                self.cancel()?;
+            FindEvent::EmptyPending { command_set, .. } => {
+                if self.keep_commands {
+                    self.commands.push(command_set);
+                }
+                self.warn("a pending C-FIND-RSP without identifier (ignored)".to_owned());
+                Ok(FindStep::Continue)
             }
-            let Some(conn) = self.conn.as_mut() else { return Ok(None) };
-            let Some(ev) = conn.run(&mut self.exchange)? else {
-                return Err(Error::Internal("C-FIND ended without a final response"));
-            };
-            match ev {
-                FindEvent::Match { status, command_set, identifier } => {
-                    if self.keep_commands {
-                        self.commands.push(command_set);
-                    }
-                    let obj = read_dataset(&identifier, self.encoding, MAX_IDENTIFIER_LEN)
-                        .map_err(|e| {
-                            Error::violation(
-                                conn.peer(),
-                                ViolationKind::Malformed,
-                                format!(
-                                    "malformed C-FIND identifier (match {}): {e}",
-                                    self.matches + 1
-                                ),
-                            )
-                        })?;
-                    self.matches += 1;
-                    if status == Status::PENDING_WARNING && !self.pending_warning_seen {
-                        self.pending_warning_seen = true;
-                        self.warn(format!("status {status}: {}", status.meaning(Service::Find)));
-                    }
-                    return Ok(Some(obj));
+            FindEvent::Final { status, command_set, .. } => {
+                if self.keep_commands {
+                    self.commands.push(command_set.clone());
                 }
-                FindEvent::EmptyPending { command_set, .. } => {
-                    if self.keep_commands {
-                        self.commands.push(command_set);
-                    }
-                    let w = "a pending C-FIND-RSP without identifier (ignored)".to_owned();
-                    self.warn(w);
-                }
-                FindEvent::Final { status, command_set, .. } => {
-                    if self.keep_commands {
-                        self.commands.push(command_set.clone());
-                    }
-                    return self.finish_final(status, command_set);
-                }
-                FindEvent::CancelUnanswered => {
-                    let w = format!(
-                        "the peer did not end the C-FIND within {} s of our C-CANCEL; association aborted",
-                        conn.timeouts().dimse.as_secs_f64()
-                    );
-                    tracing::warn!("{w}");
-                    self.warnings.push(w);
-                    conn.abort();
-                    self.conn = None;
-                    self.finish_with(Status::CANCEL, None);
-                    return Ok(None);
-                }
+                Ok(FindStep::Final(status, command_set))
+            }
+            FindEvent::CancelUnanswered => {
+                let w = format!(
+                    "the peer did not end the C-FIND within {} s of our C-CANCEL; association aborted",
+                    self.dimse.as_secs_f64()
+                );
+                tracing::warn!("{w}");
+                self.warnings.push(w);
+                self.finish_with(Status::CANCEL, None);
+                Ok(FindStep::Abandoned)
             }
         }
     }
 
-    fn finish_final(&mut self, status: Status, cs: CommandSet) -> Result<Option<InMemDicomObject>> {
-        if !self.keep_open {
-            if let Some(conn) = self.conn.take() {
-                conn.release()?;
-            }
-        }
+    /// After the final response (and the release): the summary, or the failure status.
+    pub(crate) fn conclude(&mut self, status: Status, cs: CommandSet) -> Result<()> {
         if status.is_failure() {
             // The exchange ended properly: the association stays usable.
             self.finish_with(status, Some(cs.clone()));
@@ -429,7 +339,7 @@ impl FindStream {
             self.warnings.push("the peer cancelled the C-FIND".into());
         }
         self.finish_with(status, Some(cs));
-        Ok(None)
+        Ok(())
     }
 
     fn finish_with(&mut self, status: Status, cs: Option<CommandSet>) {
@@ -442,10 +352,184 @@ impl FindStream {
         });
     }
 
+    /// Keep every response command set.
+    pub(crate) fn keep_commands(&mut self, keep: bool) {
+        self.keep_commands = keep;
+    }
+
+    /// The response command sets kept so far.
+    pub(crate) fn take_commands(&mut self) -> Vec<CommandSet> {
+        std::mem::take(&mut self.commands)
+    }
+
+    /// Matches delivered so far.
+    pub(crate) fn matches(&self) -> usize {
+        self.matches
+    }
+
+    /// How the C-FIND ended, once it has.
+    pub(crate) fn summary(&self) -> Option<&FindSummary> {
+        self.summary.as_ref()
+    }
+
+    /// The summary, taken.
+    pub(crate) fn take_summary(&mut self) -> Option<FindSummary> {
+        self.summary.take()
+    }
+
+    /// True once a C-CANCEL-RQ was sent.
+    pub(crate) fn cancel_sent(&self) -> bool {
+        self.exchange.cancel_sent()
+    }
+}
+
+/// A C-FIND under way on its own association: yields the matches one by one as they
+/// arrive, so that no more than one identifier is in memory at a time.
+///
+/// Iterate it (`Item = Result<InMemDicomObject>`), or call
+/// [`next_match`](FindStream::next_match); after the last match the association has been
+/// released and [`summary`](FindStream::summary) tells how it ended. [`cancel`] stops
+/// early and cleanly. Dropping it before the end aborts the association.
+///
+/// [`cancel`]: FindStream::cancel
+pub struct FindStream {
+    conn: Option<Connection>,
+    op: FindOp,
+    /// Keep the association open when the C-FIND ends (see [`FindStream::into_connection`]).
+    keep_open: bool,
+}
+
+impl fmt::Debug for FindStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FindStream")
+            .field("matches", &self.op.matches())
+            .field("cancelled", &self.op.cancel_sent())
+            .field("done", &self.op.summary().is_some())
+            .finish()
+    }
+}
+
+impl FindStream {
+    /// Sends the C-FIND-RQ of `req` on an established association that accepted its
+    /// context; the association is released (or aborted on error) when the C-FIND ends.
+    pub fn start(mut conn: Connection, req: &FindRequest) -> Result<FindStream> {
+        let id = conn.next_message_id();
+        let op = FindOp::new(conn.negotiated(), conn.peer(), req, id, conn.timeouts(), Instant::now());
+        let mut op = match op {
+            Ok(op) => op,
+            Err(e) => {
+                conn.abort();
+                return Err(e);
+            }
+        };
+        // The request goes out now, not at the first read.
+        while let Some(out) = op.exchange().poll_transmit() {
+            conn.queue_outgoing(&out)?;
+        }
+        conn.flush()?;
+        Ok(FindStream { conn: Some(conn), op, keep_open: false })
+    }
+
+    /// Like [`start`](Self::start), but the association stays open when the C-FIND has
+    /// ended, for another operation: take it back with
+    /// [`into_connection`](Self::into_connection).
+    pub fn start_keeping_open(conn: Connection, req: &FindRequest) -> Result<FindStream> {
+        let mut s = FindStream::start(conn, req)?;
+        s.keep_open = true;
+        Ok(s)
+    }
+
+    /// The association, once the C-FIND has ended on a stream started with
+    /// [`start_keeping_open`](Self::start_keeping_open) (None if it was aborted).
+    pub fn into_connection(mut self) -> Option<Connection> {
+        if self.op.summary().is_some() {
+            self.conn.take()
+        } else {
+            None
+        }
+    }
+
+    /// Keep every response command set (for [`take_commands`](FindStream::take_commands));
+    /// off by default, so that a million matches do not keep a million command sets.
+    pub fn keep_commands(&mut self, keep: bool) {
+        self.op.keep_commands(keep);
+    }
+
+    /// The response command sets kept so far (see [`keep_commands`](Self::keep_commands)).
+    pub fn take_commands(&mut self) -> Vec<CommandSet> {
+        self.op.take_commands()
+    }
+
+    /// Matches delivered so far.
+    pub fn matches(&self) -> usize {
+        self.op.matches()
+    }
+
+    /// How the C-FIND ended, once it has.
+    pub fn summary(&self) -> Option<&FindSummary> {
+        self.op.summary()
+    }
+
+    /// Sends a C-CANCEL-RQ (once). Matches still arriving are dropped; the next call to
+    /// [`next_match`](Self::next_match) reads up to the final response and returns `None`.
+    pub fn cancel(&mut self) -> Result<()> {
+        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        self.op.cancel(Instant::now());
+        while let Some(out) = self.op.exchange().poll_transmit() {
+            conn.queue_outgoing(&out)?;
+        }
+        conn.flush()
+    }
+
+    /// The next match, or `None` once the peer's final response has come (and the
+    /// association has been released). A failure status is [`Error::Status`].
+    pub fn next_match(&mut self) -> Result<Option<InMemDicomObject>> {
+        let r = self.next_inner();
+        // A failure status ends the exchange properly (the summary is set): only other
+        // errors leave the association in an unknown state.
+        if r.is_err() && self.op.summary().is_none() {
+            if let Some(mut c) = self.conn.take() {
+                c.abort();
+            }
+        }
+        r
+    }
+
+    fn next_inner(&mut self) -> Result<Option<InMemDicomObject>> {
+        loop {
+            if self.op.summary().is_some() {
+                return Ok(None);
+            }
+            self.op.before_step(Instant::now());
+            let Some(conn) = self.conn.as_mut() else { return Ok(None) };
+            let Some(ev) = conn.run(self.op.exchange())? else {
+                return Err(Error::Internal("C-FIND ended without a final response"));
+            };
+            match self.op.on_event(ev, conn.peer())? {
+                FindStep::Match(obj) => return Ok(Some(obj)),
+                FindStep::Continue => {}
+                FindStep::Final(status, cs) => {
+                    if !self.keep_open {
+                        if let Some(conn) = self.conn.take() {
+                            conn.release()?;
+                        }
+                    }
+                    self.op.conclude(status, cs)?;
+                    return Ok(None);
+                }
+                FindStep::Abandoned => {
+                    conn.abort();
+                    self.conn = None;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
     /// Reads to the end (dropping further matches) and returns the summary.
     pub fn finish(mut self) -> Result<FindSummary> {
         while self.next_match()?.is_some() {}
-        self.summary.take().ok_or(Error::Internal("C-FIND ended without a summary"))
+        self.op.take_summary().ok_or(Error::Internal("C-FIND ended without a summary"))
     }
 }
 
@@ -453,7 +537,7 @@ impl Iterator for FindStream {
     type Item = Result<InMemDicomObject>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.summary.is_some() || self.conn.is_none() {
+        if self.op.summary().is_some() || self.conn.is_none() {
             return None;
         }
         self.next_match().transpose()

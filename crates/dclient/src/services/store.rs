@@ -23,7 +23,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::time::Instant;
 
 use dclient_proto::dimse::command::{CStoreRq, CommandSet, Priority};
-use dclient_proto::dimse::exchange::store::StoreScu;
+use dclient_proto::dimse::exchange::store::{StoreResponse, StoreScu};
 use dclient_proto::dimse::exchange::Exchange;
 use dclient_proto::dimse::status::{Service, Status, StatusCategory};
 use dclient_proto::uids;
@@ -244,6 +244,90 @@ pub fn store_for_get(
     store(conn, file, None, Some(get_message_id), &mut |_| {})
 }
 
+/// What a C-STORE sends: the data set, from the file or transcoded.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// The data set as bytes (transcoded).
+    Bytes(Vec<u8>),
+    /// The data set streams from the file, opened at its first byte: `len` bytes, then
+    /// one NUL when `pad` (a deflated data set of odd length, PS3.5 A.5).
+    File {
+        /// The file, positioned.
+        file: File,
+        /// Data set bytes.
+        len: u64,
+        /// One padding byte follows.
+        pad: bool,
+    },
+}
+
+/// One C-STORE made ready for either driver: the context chosen, the payload opened, the
+/// exchange built (its command set taken out for sending).
+#[derive(Debug)]
+pub(crate) struct StorePlan {
+    pub(crate) choice: ContextChoice,
+    pub(crate) payload: Payload,
+    pub(crate) exchange: StoreScu,
+    pub(crate) command: CommandSet,
+}
+
+impl StorePlan {
+    /// Plans storing `file` on an association that negotiated `n`, with `message_id`
+    /// (the Move Originator fields for a C-MOVE sub-operation; `get_message_id` for a
+    /// C-GET sub-operation, whose C-CANCEL may come before the response).
+    pub(crate) fn new(
+        n: &Negotiated,
+        file: &PreparedFile,
+        move_originator: Option<(&str, u16)>,
+        get_message_id: Option<u16>,
+        message_id: u16,
+        timeout: std::time::Duration,
+    ) -> Result<StorePlan, StoreError> {
+        let choice = choose_context(n, file)?;
+        let payload = if choice.transcode {
+            tracing::info!(
+                "{}: transcoding from {} to {}",
+                file.path.display(),
+                describe_uid(&file.transfer_syntax),
+                describe_uid(&choice.transfer_syntax)
+            );
+            Payload::Bytes(transcode::transcode(file, &choice.transfer_syntax)?)
+        } else {
+            let f = open_data_set(file).map_err(StoreError::File)?;
+            Payload::File { file: f, len: file.data_len, pad: file.data_len % 2 == 1 }
+        };
+        let rq = CStoreRq {
+            message_id,
+            affected_sop_class_uid: file.sop_class_uid.clone(),
+            affected_sop_instance_uid: file.sop_instance_uid.clone(),
+            priority: Priority::Medium,
+            move_originator_ae: move_originator.map(|m| m.0.to_owned()),
+            move_originator_message_id: move_originator.map(|m| m.1),
+        };
+        let mut exchange = StoreScu::new(choice.context_id, rq, timeout);
+        if let Some(id) = get_message_id {
+            exchange = exchange.for_get(id);
+        }
+        let command =
+            exchange.poll_transmit().map(|o| o.command).ok_or(Error::Internal("no C-STORE-RQ"))?;
+        Ok(StorePlan { choice, payload, exchange, command })
+    }
+
+    /// The outcome, from the response and the data set bytes sent.
+    pub(crate) fn outcome(self, rsp: StoreResponse, bytes: u64) -> StoreOutcome {
+        StoreOutcome {
+            status: rsp.rsp.status,
+            error_comment: rsp.rsp.error_comment.filter(|c| !c.trim().is_empty()),
+            context_id: self.choice.context_id,
+            transfer_syntax: self.choice.transfer_syntax,
+            transcoded: self.choice.transcode,
+            bytes,
+            command_set: rsp.command_set,
+            cancel_seen: rsp.cancel_seen,
+        }
+    }
+}
+
 fn store(
     conn: &mut Connection,
     file: &PreparedFile,
@@ -251,75 +335,39 @@ fn store(
     get_message_id: Option<u16>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<StoreOutcome, StoreError> {
-    let choice = choose_context(conn.negotiated(), file)?;
-    let transcoded = if choice.transcode {
-        tracing::info!(
-            "{}: transcoding from {} to {}",
-            file.path.display(),
-            describe_uid(&file.transfer_syntax),
-            describe_uid(&choice.transfer_syntax)
-        );
-        Some(transcode::transcode(file, &choice.transfer_syntax)?)
-    } else {
-        None
-    };
-    let source = match transcoded {
-        Some(_) => None,
-        None => Some(open_data_set(file).map_err(StoreError::File)?),
-    };
-
-    let rq = CStoreRq {
-        message_id: conn.next_message_id(),
-        affected_sop_class_uid: file.sop_class_uid.clone(),
-        affected_sop_instance_uid: file.sop_instance_uid.clone(),
-        priority: Priority::Medium,
-        move_originator_ae: move_originator.map(|m| m.0.to_owned()),
-        move_originator_message_id: move_originator.map(|m| m.1),
-    };
-    let ctx = choice.context_id;
-    let mut ex = StoreScu::new(ctx, rq, conn.timeouts().dimse);
-    if let Some(id) = get_message_id {
-        ex = ex.for_get(id);
-    }
-    let cs = ex.poll_transmit().map(|o| o.command).ok_or(Error::Internal("no C-STORE-RQ"))?;
-    let bytes = match (transcoded, source) {
-        (Some(data), _) => {
-            if let Err(e) = conn.send_message(ctx, &cs, Some(&data)) {
+    let id = conn.next_message_id();
+    let timeout = conn.timeouts().dimse;
+    let mut plan =
+        StorePlan::new(conn.negotiated(), file, move_originator, get_message_id, id, timeout)?;
+    let ctx = plan.choice.context_id;
+    let payload = std::mem::replace(&mut plan.payload, Payload::Bytes(Vec::new()));
+    let bytes = match payload {
+        Payload::Bytes(data) => {
+            if let Err(e) = conn.send_message(ctx, &plan.command, Some(&data)) {
                 conn.abort();
                 return Err(e.into());
             }
             progress(data.len() as u64);
             data.len() as u64
         }
-        (None, Some(f)) => {
-            // PDVs must have an even length (PS3.8 9.3.5.1); a deflated data set of odd
-            // length is padded with one NUL byte (PS3.5 A.5).
-            let pad = file.data_len % 2 == 1;
-            let len = file.data_len + u64::from(pad);
-            let mut r = Tracked { f, left: file.data_len, pad, error: None, progress };
-            if let Err(e) = conn.send_message_streaming(ctx, &cs, &mut r, len) {
+        Payload::File { file: f, len, pad } => {
+            // PDVs must have an even length (PS3.8 9.3.5.1).
+            let total = len + u64::from(pad);
+            let mut r = Tracked { f, left: len, pad, error: None, progress };
+            if let Err(e) = conn.send_message_streaming(ctx, &plan.command, &mut r, total) {
                 conn.abort();
                 return Err(match r.error.take() {
                     Some(fe) => StoreError::FileWhileSending(fe),
                     None => StoreError::Association(e),
                 });
             }
-            len
+            total
         }
-        (None, None) => return Err(StoreError::File(io::ErrorKind::NotFound.into())),
     };
-    ex.sent(Instant::now());
-    let rsp = conn.run(&mut ex)?.ok_or(Error::Internal("C-STORE ended without a response"))?;
-    Ok(StoreOutcome {
-        status: rsp.rsp.status,
-        error_comment: rsp.rsp.error_comment.filter(|c| !c.trim().is_empty()),
-        context_id: ctx,
-        transfer_syntax: choice.transfer_syntax,
-        transcoded: choice.transcode,
-        bytes,
-        command_set: rsp.command_set,
-        cancel_seen: rsp.cancel_seen,
-    })
+    plan.exchange.sent(Instant::now());
+    let rsp =
+        conn.run(&mut plan.exchange)?.ok_or(Error::Internal("C-STORE ended without a response"))?;
+    Ok(plan.outcome(rsp, bytes))
 }
 
 /// Opens the file at its data set, checking it still has the size it had when prepared.

@@ -27,6 +27,7 @@ use crate::model::{unique_key, InformationModel, QueryLevel};
 use crate::names::printable;
 use crate::receiver::storage::{Received, StorageDir};
 use crate::transport::Connection;
+use dclient_proto::ul::negotiation::Negotiated;
 
 mod discover;
 mod plan;
@@ -168,146 +169,141 @@ impl RetrieveResult {
     }
 }
 
-/// Sends the C-GET-RQ of `req` and runs it to its final response, storing each incoming
-/// instance in `storage`. `progress` sees each pending response's counts.
-pub fn c_get(
-    conn: &mut Connection,
-    req: &RetrieveRequest,
-    storage: &StorageDir,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<RetrieveResult> {
-    let sop = req.model.get_sop_class();
-    let (ctx, encoding) = retrieve_context(conn, sop)?;
-    let identifier = req.identifier.encode(encoding)?;
-    tracing::debug!("C-GET-RQ level {} ({} keys)", req.level, req.identifier.len());
-    let id = conn.next_message_id();
-    let mut ex = RetrieveScu::new(
-        RetrieveKind::Get,
-        ctx,
-        id,
-        sop,
-        req.priority,
-        identifier,
-        conn.timeouts().dimse,
-        Instant::now(),
-    );
-    run_retrieve(conn, &mut ex, "C-GET", Service::Get, encoding, Some(storage), progress)
-}
-
-/// Sends the C-MOVE-RQ of `req` to move the matching instances to the AE `destination`,
-/// and runs it to its final response.
-pub fn c_move(
-    conn: &mut Connection,
-    req: &RetrieveRequest,
-    destination: &str,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<RetrieveResult> {
-    let sop = req.model.move_sop_class();
-    let (ctx, encoding) = retrieve_context(conn, sop)?;
-    let identifier = req.identifier.encode(encoding)?;
-    tracing::debug!(
-        "C-MOVE-RQ to {destination}, level {} ({} keys)",
-        req.level,
-        req.identifier.len()
-    );
-    let id = conn.next_message_id();
-    let mut ex = RetrieveScu::new(
-        RetrieveKind::Move { destination: destination.to_owned() },
-        ctx,
-        id,
-        sop,
-        req.priority,
-        identifier,
-        conn.timeouts().dimse,
-        Instant::now(),
-    );
-    run_retrieve(conn, &mut ex, "C-MOVE", Service::Move, encoding, None, progress).map_err(|e| match e {
-        Error::Status { operation, status, comment, .. } if status == Status::MOVE_DESTINATION_UNKNOWN => Error::Status {
-            operation,
-            status,
-            meaning: format!("move destination unknown: register AE {destination} (host and port) on the peer"),
-            comment,
-        },
-        other => other,
-    })
-}
-
-fn retrieve_context(conn: &mut Connection, sop: &str) -> Result<(u8, DatasetEncoding)> {
-    let id = crate::contexts::accepted_context(conn, sop)?;
-    let ts = conn.negotiated().accepted(id).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
-    let enc = DatasetEncoding::from_uid(&ts).map_err(|e| {
-        Error::violation(
-            conn.peer(),
-            ViolationKind::Negotiation,
-            format!("accepted {sop} with a transfer syntax we did not propose: {e}"),
-        )
-    })?;
-    Ok((id, enc))
+/// A C-GET's or C-MOVE's state above its exchange: the result being built, the
+/// sub-operation being received (C-GET), and what each event means. Both drivers run it
+/// the same way: `exchange()` is stepped, each event goes to
+/// [`on_event`](RetrieveOp::on_event), which writes received files and queues the
+/// C-STORE-RSPs.
+#[derive(Debug)]
+pub(crate) struct RetrieveOp {
+    exchange: RetrieveScu,
+    operation: &'static str,
+    service: Service,
+    encoding: DatasetEncoding,
+    destination: Option<String>,
+    result: RetrieveResult,
+    /// SOP Instance UIDs stored so far: a second copy replaces the file, and is reported.
+    stored: std::collections::HashSet<String>,
+    sub: Option<SubOperation>,
 }
 
 /// A C-STORE sub-operation being received.
+#[derive(Debug)]
 struct SubOperation {
-    context_id: u8,
     incoming: crate::receiver::storage::Incoming,
     /// Refused before its data set came (drained, then answered with this).
     refused: Option<(Status, &'static str)>,
 }
 
-/// The response loop shared by C-GET and C-MOVE, over the exchange.
-fn run_retrieve(
-    conn: &mut Connection,
-    ex: &mut RetrieveScu,
-    operation: &'static str,
-    service: Service,
-    encoding: DatasetEncoding,
-    storage: Option<&StorageDir>,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<RetrieveResult> {
-    let mut result = RetrieveResult::default();
-    // SOP Instance UIDs stored so far: a second copy replaces the file, and is reported.
-    let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut sub: Option<SubOperation> = None;
-    let discard = StorageDir::discarding();
-    loop {
-        let Some(ev) = conn.run(ex)? else {
-            return Err(Error::Internal("C-GET or C-MOVE ended without a final response"));
+impl RetrieveOp {
+    /// A C-GET of `req` (`destination` None) or a C-MOVE to `destination`, on an
+    /// association that negotiated `n` with `peer`.
+    pub(crate) fn new(
+        n: &Negotiated,
+        peer: &str,
+        req: &RetrieveRequest,
+        destination: Option<&str>,
+        message_id: u16,
+        timeouts: crate::Timeouts,
+        now: Instant,
+    ) -> Result<RetrieveOp> {
+        let (sop, kind, operation, service) = match destination {
+            None => (req.model.get_sop_class(), RetrieveKind::Get, "C-GET", Service::Get),
+            Some(d) => (
+                req.model.move_sop_class(),
+                RetrieveKind::Move { destination: d.to_owned() },
+                "C-MOVE",
+                Service::Move,
+            ),
         };
+        let ctx = crate::contexts::accepted_in(n, peer, sop)?;
+        let ts = n.accepted(ctx).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+        let encoding = DatasetEncoding::from_uid(&ts).map_err(|e| {
+            Error::violation(
+                peer,
+                ViolationKind::Negotiation,
+                format!("accepted {sop} with a transfer syntax we did not propose: {e}"),
+            )
+        })?;
+        let identifier = req.identifier.encode(encoding)?;
+        match destination {
+            None => tracing::debug!("C-GET-RQ level {} ({} keys)", req.level, req.identifier.len()),
+            Some(d) => tracing::debug!(
+                "C-MOVE-RQ to {d}, level {} ({} keys)",
+                req.level,
+                req.identifier.len()
+            ),
+        }
+        let exchange = RetrieveScu::new(
+            kind,
+            ctx,
+            message_id,
+            sop,
+            req.priority,
+            identifier,
+            timeouts.dimse,
+            now,
+        );
+        Ok(RetrieveOp {
+            exchange,
+            operation,
+            service,
+            encoding,
+            destination: destination.map(str::to_owned),
+            result: RetrieveResult::default(),
+            stored: std::collections::HashSet::new(),
+            sub: None,
+        })
+    }
+
+    /// The exchange to step.
+    pub(crate) fn exchange(&mut self) -> &mut RetrieveScu {
+        &mut self.exchange
+    }
+
+    /// What an event of the exchange means: `Some(result)` when the retrieve has ended
+    /// (its final response). Received files go into `storage` (C-GET).
+    pub(crate) fn on_event(
+        &mut self,
+        ev: RetrieveEvent,
+        n: &Negotiated,
+        peer: &str,
+        storage: Option<&StorageDir>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Option<RetrieveResult>> {
         match ev {
             RetrieveEvent::StoreRequest { context_id, rq } => {
                 let storage = storage.ok_or(Error::Internal("a C-STORE-RQ on a C-MOVE"))?;
-                let accepted = conn.negotiated().accepted(context_id);
+                let accepted = n.accepted(context_id);
                 let ts = accepted
                     .map(|c| c.transfer_syntax.clone())
                     .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
                 if accepted.is_some_and(|c| c.abstract_syntax != rq.affected_sop_class_uid) {
                     // Drain and refuse: the instance is not of the context's class.
-                    sub = Some(SubOperation {
-                        context_id,
-                        incoming: discard.begin(&rq, &ts, ""),
+                    self.sub = Some(SubOperation {
+                        incoming: StorageDir::discarding().begin(&rq, &ts, ""),
                         refused: Some((
                             Status::DOES_NOT_MATCH_SOP_CLASS,
                             "SOP class differs from the presentation context's abstract syntax",
                         )),
                     });
-                    continue;
+                    return Ok(None);
                 }
-                let source_ae = conn.negotiated().peer_ae.clone();
-                sub = Some(SubOperation {
-                    context_id,
-                    incoming: storage.begin(&rq, &ts, &source_ae),
+                self.sub = Some(SubOperation {
+                    incoming: storage.begin(&rq, &ts, &n.peer_ae),
                     refused: None,
                 });
+                Ok(None)
             }
             RetrieveEvent::StoreData { data, last } => {
-                let Some(s) = sub.as_mut() else {
+                let Some(s) = self.sub.as_mut() else {
                     return Err(Error::Internal("sub-operation data without its request"));
                 };
                 s.incoming.write(&data);
                 if !last {
-                    continue;
+                    return Ok(None);
                 }
-                let Some(s) = sub.take() else { continue };
-                let _ = s.context_id;
+                let Some(s) = self.sub.take() else { return Ok(None) };
                 let mut r = s.incoming.finish();
                 if let Some((status, why)) = s.refused {
                     r.status = status;
@@ -316,39 +312,42 @@ fn run_retrieve(
                 }
                 if let Some(e) = &r.error {
                     tracing::warn!("refused C-STORE of {}: {e}", printable(&r.sop_instance_uid));
-                    result
+                    self.result
                         .warnings
                         .push(format!("refused {}: {e}", printable(&r.sop_instance_uid)));
                 }
-                ex.answer_store(r.status, r.error.as_deref(), Instant::now())
+                self.exchange
+                    .answer_store(r.status, r.error.as_deref(), Instant::now())
                     .map_err(Error::Protocol)?;
-                if r.path.is_some() && !stored.insert(r.sop_instance_uid.clone()) {
-                    result.warnings.push(format!(
+                if r.path.is_some() && !self.stored.insert(r.sop_instance_uid.clone()) {
+                    self.result.warnings.push(format!(
                         "{} was received more than once; the later copy replaced the earlier one",
                         r.sop_instance_uid
                     ));
                 }
-                result.received.push(r);
+                self.result.received.push(r);
+                Ok(None)
             }
             RetrieveEvent::Pending { sub_operations, command_set } => {
-                result.responses.push(command_set);
-                result.sub_operations = sub_operations;
-                progress(&result.sub_operations);
+                self.result.responses.push(command_set);
+                self.result.sub_operations = sub_operations;
+                progress(&self.result.sub_operations);
+                Ok(None)
             }
             RetrieveEvent::Final { status, sub_operations, command_set, identifier } => {
+                let mut result = std::mem::take(&mut self.result);
                 result.responses.push(command_set.clone());
                 result.status = status;
                 result.sub_operations = sub_operations;
                 if let Some(bytes) = identifier {
-                    let obj = read_dataset(&bytes, encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
-                        let err = Error::violation(
-                            conn.peer(),
-                            ViolationKind::Malformed,
-                            format!("malformed response identifier: {e}"),
-                        );
-                        conn.abort();
-                        err
-                    })?;
+                    let obj =
+                        read_dataset(&bytes, self.encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
+                            Error::violation(
+                                peer,
+                                ViolationKind::Malformed,
+                                format!("malformed response identifier: {e}"),
+                            )
+                        })?;
                     if let Ok(e) = obj.element(FAILED_SOP_INSTANCE_UID_LIST) {
                         if let Ok(v) = e.to_multi_str() {
                             result.failed_sop_instance_uids = v
@@ -370,8 +369,85 @@ fn run_retrieve(
                     }
                 }
                 progress(&result.sub_operations);
-                return finish_retrieve(result, operation, service, status, &command_set);
+                let r = finish_retrieve(result, self.operation, self.service, status, &command_set);
+                r.map(Some).map_err(|e| self.name_destination(e))
             }
+        }
+    }
+
+    /// A801 on a C-MOVE says which AE to register.
+    fn name_destination(&self, e: Error) -> Error {
+        match (e, &self.destination) {
+            (Error::Status { operation, status, comment, .. }, Some(d))
+                if status == Status::MOVE_DESTINATION_UNKNOWN =>
+            {
+                Error::Status {
+                    operation,
+                    status,
+                    meaning: format!(
+                        "move destination unknown: register AE {d} (host and port) on the peer"
+                    ),
+                    comment,
+                }
+            }
+            (other, _) => other,
+        }
+    }
+}
+
+/// Sends the C-GET-RQ of `req` and runs it to its final response, storing each incoming
+/// instance in `storage`. `progress` sees each pending response's counts.
+pub fn c_get(
+    conn: &mut Connection,
+    req: &RetrieveRequest,
+    storage: &StorageDir,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RetrieveResult> {
+    run_retrieve(conn, req, None, Some(storage), progress)
+}
+
+/// Sends the C-MOVE-RQ of `req` to move the matching instances to the AE `destination`,
+/// and runs it to its final response.
+pub fn c_move(
+    conn: &mut Connection,
+    req: &RetrieveRequest,
+    destination: &str,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RetrieveResult> {
+    run_retrieve(conn, req, Some(destination), None, progress)
+}
+
+/// The blocking driver's loop over a [`RetrieveOp`].
+fn run_retrieve(
+    conn: &mut Connection,
+    req: &RetrieveRequest,
+    destination: Option<&str>,
+    storage: Option<&StorageDir>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RetrieveResult> {
+    let id = conn.next_message_id();
+    let mut op = RetrieveOp::new(
+        conn.negotiated(),
+        conn.peer(),
+        req,
+        destination,
+        id,
+        conn.timeouts(),
+        Instant::now(),
+    )?;
+    loop {
+        let Some(ev) = conn.run(op.exchange())? else {
+            return Err(Error::Internal("C-GET or C-MOVE ended without a final response"));
+        };
+        let outcome = op.on_event(ev, conn.negotiated(), conn.peer(), storage, progress);
+        match outcome {
+            Ok(Some(result)) => return Ok(result),
+            Ok(None) => {}
+            Err(e @ Error::PeerViolation { .. }) => {
+                conn.abort();
+                return Err(e);
+            }
+            Err(e) => return Err(e),
         }
     }
 }
