@@ -24,6 +24,8 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+#[cfg(feature = "tokio")]
+mod async_driver;
 mod client;
 pub mod contexts;
 pub mod dataset;
@@ -39,7 +41,9 @@ mod transport;
 
 pub use dclient_proto as proto;
 
-pub use client::{AssociationReport, ClientOptions, DClient, GetOptions};
+pub use client::{
+    AssocFind, Association, AssociationReport, ClientOptions, Contexts, DClient, GetOptions,
+};
 pub use client::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
 pub use error::{Error, Result};
 pub use identity::UserIdentity;
@@ -86,6 +90,13 @@ pub mod server {
         listen, serve_stream, Accept, AcceptorConfig, AcceptorHandle, Handler, Peer,
         MAX_HANDSHAKES, RJ_LIMIT,
     };
+}
+
+/// The async client (tokio): [`tokio::AsyncDClient`], [`tokio::AsyncAssociation`],
+/// C-FIND matches as streams. Behind the `tokio` feature.
+#[cfg(feature = "tokio")]
+pub mod tokio {
+    pub use crate::async_driver::*;
 }
 
 /// Streams without sockets: an in-memory pipe for running both ends of an association in

@@ -306,7 +306,7 @@ pub fn connect(
 
 /// A TLS failure that surfaced as an I/O error of the driver (with TLS 1.3 a refused client
 /// certificate arrives after our side of the handshake is done) becomes [`Error::Tls`].
-fn tls_failure(peer: &str, e: Error) -> Error {
+pub(crate) fn tls_failure(peer: &str, e: Error) -> Error {
     match e {
         Error::Io { source, .. } if is_tls_failure(&source) => {
             Error::Tls { peer: peer.to_owned(), reason: source.to_string() }
@@ -575,14 +575,14 @@ impl TlsStream {
     }
 }
 
-fn no_answer(after: Duration) -> String {
+pub(crate) fn no_answer(after: Duration) -> String {
     format!(
         "no TLS answer within {:.1} s (is this a TLS port? does the peer expect plain DICOM?)",
         after.as_secs_f64()
     )
 }
 
-fn describe_io(e: &io::Error, doing: &str) -> String {
+pub(crate) fn describe_io(e: &io::Error, doing: &str) -> String {
     match e.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => format!(
             "the peer dropped the connection during the handshake, while we were {doing} (does \

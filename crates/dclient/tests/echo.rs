@@ -1,14 +1,17 @@
-//! The library facade against real peers: `DClient::echo` and `DClient::test` with options,
-//! and what `command_results` holds afterwards.
+//! The library facade against real peers: `echo` and `test` with options, and what
+//! `command_results` holds afterwards, on both drivers (blocking and async).
 #![allow(clippy::unwrap_used)]
+
+mod drivers;
 
 use std::time::{Duration, Instant};
 
 use dclient::proto::dimse::command::{tags, CommandValue};
-use dclient::{ClientOptions, DClient, Error};
+use dclient::{ClientOptions, Error};
 use dclient_testkit::{closed_port, dcmtk_storescp, orthanc, OrthancOpts, Peer, StoreScpOpts};
+use drivers::{kinds, Client, Kind};
 
-fn client(peer: &Peer) -> DClient {
+fn client(peer: &Peer, kind: Kind) -> Box<dyn Client> {
     let options = ClientOptions {
         ae: "DCLIENT".into(),
         host_ae: peer.ae.clone(),
@@ -16,12 +19,18 @@ fn client(peer: &Peer) -> DClient {
         ..ClientOptions::default()
     }
     .timeout(Duration::from_secs(5));
-    DClient::with_options("127.0.0.1", peer.port, options)
+    drivers::client(kind, peer.port, options)
 }
 
 /// C-ECHO, then the one response set with Status 0 answering message ID 1; then `test`.
 fn echo_and_test(peer: &Peer) {
-    let mut node = client(peer);
+    for kind in kinds() {
+        echo_and_test_with(peer, kind);
+    }
+}
+
+fn echo_and_test_with(peer: &Peer, kind: Kind) {
+    let mut node = client(peer, kind);
     assert_eq!(node.options().host_ae, peer.ae);
     assert_eq!(node.options().timeouts.acse, Duration::from_secs(5));
     node.echo().unwrap_or_else(|e| panic!("echo failed: {e}\n{}", peer.log_tail()));
@@ -33,7 +42,7 @@ fn echo_and_test(peer: &Peer) {
     assert_eq!(results[0].u16(tags::COMMAND_FIELD), Some(0x8030), "C-ECHO-RSP");
 
     let maps = node.command_results_map();
-    assert_eq!(maps.len(), 1);
+    assert_eq!(maps.len(), 1, "{kind}");
     let m = &maps[0];
     assert!(m.keys().all(|k| is_tag_key(k)), "keys like 0000,0900: {:?}", m.keys());
     assert_eq!(m.get("0000,0900"), Some(&CommandValue::UInt(0)));
@@ -66,12 +75,15 @@ fn echo_and_test_against_orthanc() {
 
 #[test]
 fn closed_port_test_is_false_and_echo_is_a_connect_error() {
+    for kind in kinds() {
+        closed_port_with(kind);
+    }
+}
+
+fn closed_port_with(kind: Kind) {
     let port = closed_port();
-    let mut node = DClient::with_options(
-        "127.0.0.1",
-        port,
-        ClientOptions::default().timeout(Duration::from_secs(3)),
-    );
+    let mut node =
+        drivers::client(kind, port, ClientOptions::default().timeout(Duration::from_secs(3)));
     let start = Instant::now();
     assert!(!node.test());
     match node.echo() {
@@ -79,7 +91,7 @@ fn closed_port_test_is_false_and_echo_is_a_connect_error() {
             assert_eq!(addr, format!("127.0.0.1:{port}"));
             assert!(reason.contains("connection refused"), "{reason}");
         }
-        other => panic!("expected a connect error, got {other:?}"),
+        other => panic!("{kind}: expected a connect error, got {other:?}"),
     }
     assert!(node.command_results().is_empty());
     assert!(start.elapsed() < Duration::from_secs(2), "refused connections fail fast");

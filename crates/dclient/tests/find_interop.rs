@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod drivers;
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -12,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use common::{Archive, Instance, MULLER, WANG};
 use dclient::dataset::Query;
-use dclient::{ClientOptions, DClient, FindRequest, InformationModel, QueryLevel};
+use dclient::{ClientOptions, FindRequest, InformationModel, QueryLevel};
 use dclient_testkit::*;
 use dicom_core::Tag;
 use dicom_object::InMemDicomObject;
+use drivers::{kinds, Client, Kind};
 
 const PATIENT_NAME: Tag = Tag(0x0010, 0x0010);
 const PATIENT_ID: Tag = Tag(0x0010, 0x0020);
@@ -24,10 +26,10 @@ const SERIES_UID: Tag = Tag(0x0020, 0x000E);
 const SOP_UID: Tag = Tag(0x0008, 0x0018);
 const MODALITY: Tag = Tag(0x0008, 0x0060);
 
-fn client(peer: &Peer) -> DClient {
+fn client(peer: &Peer, kind: Kind) -> Box<dyn Client> {
     let opts = ClientOptions { host_ae: peer.ae.clone(), ..ClientOptions::default() }
         .timeout(Duration::from_secs(20));
-    DClient::with_options("127.0.0.1", peer.port, opts)
+    drivers::client(kind, peer.port, opts)
 }
 
 fn text(o: &InMemDicomObject, t: Tag) -> String {
@@ -49,9 +51,15 @@ fn fail<T>(peer: &Peer, e: impl std::fmt::Display) -> T {
     panic!("{}: {e}\n{}", peer.kind(), peer.log_tail())
 }
 
-/// Every scenario of the issue against one loaded peer.
+/// Every scenario against one loaded peer, on each driver.
 fn scenarios(peer: &Peer, archive: &Archive) {
-    let mut node = client(peer);
+    for driver in kinds() {
+        scenarios_with(peer, archive, driver);
+    }
+}
+
+fn scenarios_with(peer: &Peer, archive: &Archive, driver: Kind) {
+    let mut node = client(peer, driver);
     let kind = peer.kind().to_owned();
     let smith = archive.of_patient("PSMITH");
     let study1 = smith[0].study_uid.clone();
@@ -59,7 +67,7 @@ fn scenarios(peer: &Peer, archive: &Archive) {
     let mr = smith.iter().find(|i| i.modality == "MR").unwrap().series_uid.clone();
 
     // PATIENT level, wildcard.
-    let r = node.find_patients([("PatientName", "Smith*")]).unwrap_or_else(|e| fail(peer, e));
+    let r = node.find_patients(&[("PatientName", "Smith*")]).unwrap_or_else(|e| fail(peer, e));
     assert_eq!(set(&r, PATIENT_ID), ["PSMITH", "PSMITHERS"].map(String::from).into(), "{kind}");
     // One pending response per match plus the final one (pynetdicom's qrscp answers a
     // PATIENT query with one match per stored instance).
@@ -69,7 +77,7 @@ fn scenarios(peer: &Peer, archive: &Archive) {
 
     // STUDY level, date range, the seed's 'GGGG,EEEE' keys.
     let r =
-        node.find_studies([("0008,0020", "20090101-20091231")]).unwrap_or_else(|e| fail(peer, e));
+        node.find_studies(&[("0008,0020", "20090101-20091231")]).unwrap_or_else(|e| fail(peer, e));
     assert_eq!(set(&r, PATIENT_ID), ["PSMITH", "PSMITHERS"].map(String::from).into(), "{kind}");
     assert!(set(&r, STUDY_UID).contains(&study1));
     // The default keys came back.
@@ -85,7 +93,7 @@ fn scenarios(peer: &Peer, archive: &Archive) {
     let series_list = format!("{ct}\\{mr}");
     let image_list = format!("{}\\{}", cts[0].sop_uid, cts[2].sop_uid);
     let r = node
-        .find_series([("StudyInstanceUID", study1.as_str()), ("SeriesInstanceUID", &series_list)]);
+        .find_series(&[("StudyInstanceUID", study1.as_str()), ("SeriesInstanceUID", &series_list)]);
     if kind == "pynetdicom-qrscp" {
         match r {
             Err(dclient::Error::Status { operation: "C-FIND", status, meaning, .. }) => {
@@ -102,7 +110,7 @@ fn scenarios(peer: &Peer, archive: &Archive) {
 
         // IMAGE level, UID list of instances.
         let r = node
-            .find_images([
+            .find_images(&[
                 ("StudyInstanceUID", study1.as_str()),
                 ("SeriesInstanceUID", ct.as_str()),
                 ("SOPInstanceUID", image_list.as_str()),
@@ -116,7 +124,7 @@ fn scenarios(peer: &Peer, archive: &Archive) {
     }
     // Whole series.
     let r = node
-        .find_images([("StudyInstanceUID", study1.as_str()), ("SeriesInstanceUID", ct.as_str())])
+        .find_images(&[("StudyInstanceUID", study1.as_str()), ("SeriesInstanceUID", ct.as_str())])
         .unwrap_or_else(|e| fail(peer, e));
     assert_eq!(set(&r, SOP_UID), uids(cts.iter().map(|i| **i), |i| &i.sop_uid), "{kind}");
 
@@ -160,14 +168,14 @@ fn scenarios(peer: &Peer, archive: &Archive) {
             continue;
         }
         let r = node
-            .find_patients([("PatientID", pid), ("SpecificCharacterSet", "ISO_IR 192")])
+            .find_patients(&[("PatientID", pid), ("SpecificCharacterSet", "ISO_IR 192")])
             .unwrap_or_else(|e| fail(peer, e));
         assert!(!r.is_empty(), "{kind} {pid}");
         assert_eq!(text(&r[0], PATIENT_NAME), name, "{kind} {pid}: {:?}", r[0]);
     }
 
     // Zero matches is a success.
-    let r = node.find_patients([("PatientID", "NOBODY")]).unwrap_or_else(|e| fail(peer, e));
+    let r = node.find_patients(&[("PatientID", "NOBODY")]).unwrap_or_else(|e| fail(peer, e));
     assert!(r.is_empty());
     assert_eq!(node.command_results().len(), 1);
 
@@ -192,7 +200,7 @@ fn scenarios(peer: &Peer, archive: &Archive) {
     let mut seen = 0;
     let req = req.with_limit(None);
     let s = node
-        .find_each(&req, |_| {
+        .find_each(&req, &mut |_| {
             seen += 1;
             if seen == 10 {
                 ControlFlow::Break(())
@@ -219,17 +227,19 @@ fn dcmqrscp_find() {
     scenarios(&peer, &archive);
     // A failure status from the peer is a typed error with the status, its meaning and
     // the peer's Error Comment; the association is released and the peer is still fine.
-    let mut node = client(&peer);
-    match node.find_patients([("QueryRetrieveLevel", "BOGUS")]) {
-        Err(dclient::Error::Status { operation: "C-FIND", status, meaning, comment }) => {
-            eprintln!("dcmqrscp: {status} {meaning} {comment:?}");
-            assert!(status.is_failure());
-            assert!(!meaning.is_empty());
+    for driver in kinds() {
+        let mut node = client(&peer, driver);
+        match node.find_patients(&[("QueryRetrieveLevel", "BOGUS")]) {
+            Err(dclient::Error::Status { operation: "C-FIND", status, meaning, comment }) => {
+                eprintln!("dcmqrscp: {status} {meaning} {comment:?}");
+                assert!(status.is_failure());
+                assert!(!meaning.is_empty());
+            }
+            other => panic!("bogus level: {other:?}"),
         }
-        other => panic!("bogus level: {other:?}"),
+        assert_eq!(node.command_results().len(), 1);
+        node.echo().unwrap();
     }
-    assert_eq!(node.command_results().len(), 1);
-    node.echo().unwrap();
 }
 
 #[test]
@@ -247,15 +257,17 @@ fn orthanc_find() {
     load(&peer, &archive);
     scenarios(&peer, &archive);
     // Orthanc converts a query in ISO_IR 192 to its own encoding and matches on it.
-    let mut node = client(&peer);
-    let r = node.find_patients([("PatientName", "Müller*")]).unwrap();
-    assert_eq!(set(&r, PATIENT_ID), ["PMULLER".to_owned()].into());
+    for driver in kinds() {
+        let mut node = client(&peer, driver);
+        let r = node.find_patients(&[("PatientName", "Müller*")]).unwrap();
+        assert_eq!(set(&r, PATIENT_ID), ["PMULLER".to_owned()].into(), "{driver}");
+    }
 }
 
 #[test]
 fn invalid_keys_fail_before_any_traffic() {
     // Nothing listens on this port: a connection attempt would be a Connect error.
-    let mut node = DClient::new("127.0.0.1", closed_port());
+    let mut node = dclient::DClient::new("127.0.0.1", closed_port());
     for key in ["Patient Name", "ÄÖÜ", "(0010,0010", "0000,0900", "XYZ"] {
         match node.find_patients([(key, "x")]) {
             Err(dclient::Error::InvalidTag { key: k }) => assert_eq!(k, key),
@@ -279,24 +291,24 @@ fn orthanc_5000_image_matches() {
     common::upload_parallel(&peer, &instances);
     eprintln!("uploaded {N} instances in {:.1} s", t.elapsed().as_secs_f64());
 
-    let node = client(&peer);
-    let t = Instant::now();
-    let req = FindRequest::new(QueryLevel::Image, Query::new()).unwrap();
-    let mut seen = BTreeSet::new();
-    let mut stream = node.find_stream(&req).unwrap();
-    for m in &mut stream {
-        seen.insert(text(&m.unwrap(), SOP_UID));
-    }
-    let s = stream.summary().unwrap();
-    assert_eq!((s.matches, s.status.is_success(), s.cancelled), (N, true, false));
-    assert_eq!(seen, uids(&instances, |i| &i.sop_uid));
-    eprintln!("5,000 matches in {:.2} s", t.elapsed().as_secs_f64());
+    for driver in kinds() {
+        let mut node = client(&peer, driver);
+        let t = Instant::now();
+        let req = FindRequest::new(QueryLevel::Image, Query::new()).unwrap();
+        let mut seen = BTreeSet::new();
+        let s = node.stream(&req, &mut |m| {
+            seen.insert(text(&m, SOP_UID));
+        });
+        let s = s.unwrap();
+        assert_eq!((s.matches, s.status.is_success(), s.cancelled), (N, true, false), "{driver}");
+        assert_eq!(seen, uids(&instances, |i| &i.sop_uid), "{driver}");
+        eprintln!("{driver}: 5,000 matches in {:.2} s", t.elapsed().as_secs_f64());
 
-    let mut node = client(&peer);
-    let t = Instant::now();
-    let r = node.find(&req.clone().with_limit(Some(10))).unwrap();
-    assert_eq!(r.len(), 10);
-    assert!(node.find_summary().unwrap().cancelled);
-    eprintln!("cancel after 10 in {:.2} s", t.elapsed().as_secs_f64());
-    node.echo().unwrap();
+        let t = Instant::now();
+        let r = node.find(&req.clone().with_limit(Some(10))).unwrap();
+        assert_eq!(r.len(), 10, "{driver}");
+        assert!(node.find_summary().unwrap().cancelled, "{driver}");
+        eprintln!("{driver}: cancel after 10 in {:.2} s", t.elapsed().as_secs_f64());
+        node.echo().unwrap();
+    }
 }

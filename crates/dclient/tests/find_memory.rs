@@ -45,7 +45,7 @@ fn find_each_count(n: usize) -> usize {
     let peer = peer_with_matches(n);
     let req = FindRequest::new(QueryLevel::Patient, [("PatientName", "*")]).unwrap();
     let mut seen = 0;
-    let summary = client(peer.port())
+    let summary = blocking_client(peer.port())
         .find_each(&req, |m| {
             assert!(m.element_by_name("PatientID").is_ok());
             seen += 1;
@@ -73,7 +73,7 @@ fn a_c_find_with_100000_matches_keeps_memory_flat_when_streamed() {
     let before = rss();
     let peer = peer_with_matches(20_000);
     let req = FindRequest::new(QueryLevel::Patient, [("PatientName", "*")]).unwrap();
-    let stream = client(peer.port()).find_stream(&req).unwrap();
+    let stream = blocking_client(peer.port()).find_stream(&req).unwrap();
     let mut n = 0;
     for m in stream {
         m.unwrap();

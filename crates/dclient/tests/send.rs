@@ -4,8 +4,10 @@
 //! each peer stored is parsed and compared element by element with what was sent. A peer
 //! that accepts only implicit VR LE gets the other uncompressed files transcoded, and the
 //! RLE file fails with one clear reason. Bad inputs in the same run are each reported while
-//! the good files are all stored.
+//! the good files are all stored. Every case runs on both drivers (blocking and async).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod drivers;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dclient::store::PreparedFile;
-use dclient::{ClientOptions, DClient, FileOutcome, SendOptions, SendReport, Timeouts};
+use dclient::{ClientOptions, FileOutcome, SendOptions, SendReport, Timeouts};
 use dclient_synth::{write_instance, ImageSize, Instance, Modality, Syntax, Synth};
 use dclient_testkit::{
     dcmtk, dcmtk_storescp, orthanc, orthanc_get_file, orthanc_instances, pynetdicom_storescp,
@@ -26,6 +28,7 @@ use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use drivers::{kinds, Client, Kind};
 
 const RLE: &str = "1.2.840.10008.1.2.5";
 const IMPLICIT: &str = "1.2.840.10008.1.2";
@@ -92,13 +95,18 @@ fn fixture() -> Fixture {
     Fixture { dir, good }
 }
 
-fn client(peer: &Peer) -> DClient {
+fn client(peer: &Peer, kind: Kind) -> Box<dyn Client> {
     let opts = ClientOptions {
         host_ae: peer.ae.clone(),
         timeouts: Timeouts::uniform(Duration::from_secs(10)),
         ..ClientOptions::default()
     };
-    DClient::with_options("127.0.0.1", peer.port, opts)
+    drivers::client(kind, peer.port, opts)
+}
+
+/// The paths of `dirs_or_files`, as the drivers' `send` takes them.
+fn paths<P: AsRef<Path>>(p: &[P]) -> Vec<PathBuf> {
+    p.iter().map(|p| p.as_ref().to_path_buf()).collect()
 }
 
 /// The data set of a file (with or without meta group, deflated inflated), parsed.
@@ -271,26 +279,28 @@ fn dcmtk_stores_every_syntax_and_bad_inputs_are_each_named() {
         missing.clone(),
         unknown.clone(),
     ]);
-    let start = Instant::now();
-    let r = client(&peer).send(&paths).unwrap();
-    let took = start.elapsed();
-    eprintln!("{}", r.summary());
-    assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert_eq!(r.associations, 1, "one association for all files");
-    assert_eq!(r.stored(), fx.good.len(), "{r:#?}");
-    assert_eq!(r.failed(), 5, "{r:#?}");
-    assert_all_stored(&r, &fx, &stored_files(&peer.dir), "DCMTK storescp");
+    for kind in kinds() {
+        let start = Instant::now();
+        let r = client(&peer, kind).send(&paths, &SendOptions::default()).unwrap();
+        let took = start.elapsed();
+        eprintln!("{}", r.summary());
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+        assert_eq!(r.associations, 1, "one association for all files");
+        assert_eq!(r.stored(), fx.good.len(), "{r:#?}");
+        assert_eq!(r.failed(), 5, "{r:#?}");
+        assert_all_stored(&r, &fx, &stored_files(&peer.dir), "DCMTK storescp");
 
-    let reason = |p: &Path| match outcome(&r, p) {
-        FileOutcome::Failed { reason, .. } => reason.clone(),
-        other => panic!("{} should have failed: {other:?}", p.display()),
-    };
-    assert!(reason(&empty).contains("empty"), "{}", reason(&empty));
-    assert!(reason(&text_file).contains("not a DICOM file"), "{}", reason(&text_file));
-    assert!(reason(&truncated).contains("truncated"), "{}", reason(&truncated));
-    assert!(reason(&missing).contains("no such file"), "{}", reason(&missing));
-    let u = reason(&unknown);
-    assert!(u.contains("1.2.826.0.1.3680043.9.7433.99.1") && u.contains("accepted no"), "{u}");
+        let reason = |p: &Path| match outcome(&r, p) {
+            FileOutcome::Failed { reason, .. } => reason.clone(),
+            other => panic!("{} should have failed: {other:?}", p.display()),
+        };
+        assert!(reason(&empty).contains("empty"), "{}", reason(&empty));
+        assert!(reason(&text_file).contains("not a DICOM file"), "{}", reason(&text_file));
+        assert!(reason(&truncated).contains("truncated"), "{}", reason(&truncated));
+        assert!(reason(&missing).contains("no such file"), "{}", reason(&missing));
+        let u = reason(&unknown);
+        assert!(u.contains("1.2.826.0.1.3680043.9.7433.99.1") && u.contains("accepted no"), "{u}");
+    }
 }
 
 #[test]
@@ -298,70 +308,81 @@ fn implicit_only_peer_gets_transcoded_files_intact() {
     let peer = dcmtk_storescp(StoreScpOpts { implicit_only: true, ..Default::default() }).unwrap();
     let fx = fixture();
     let paths: Vec<PathBuf> = fx.good.iter().map(|g| g.path.clone()).collect();
-    let r = client(&peer).send(&paths).unwrap();
-    eprintln!("{}", r.summary());
-    let stored = stored_files(&peer.dir);
-    for g in &fx.good {
-        match outcome(&r, &g.path) {
-            FileOutcome::Stored { transfer_syntax, transcoded_from, .. } => {
-                assert_eq!(transfer_syntax, IMPLICIT);
-                let expect = (g.syntax != IMPLICIT).then(|| g.syntax.clone());
-                assert_eq!(transcoded_from, &expect, "{}", g.path.display());
-                assert_same(&g.path, &stored[&g.sop_uid]);
+    for kind in kinds() {
+        let r = client(&peer, kind).send(&paths, &SendOptions::default()).unwrap();
+        eprintln!("{kind}: {}", r.summary());
+        let stored = stored_files(&peer.dir);
+        for g in &fx.good {
+            match outcome(&r, &g.path) {
+                FileOutcome::Stored { transfer_syntax, transcoded_from, .. } => {
+                    assert_eq!(transfer_syntax, IMPLICIT);
+                    let expect = (g.syntax != IMPLICIT).then(|| g.syntax.clone());
+                    assert_eq!(transcoded_from, &expect, "{}", g.path.display());
+                    assert_same(&g.path, &stored[&g.sop_uid]);
+                }
+                FileOutcome::Failed { reason, .. } if g.syntax == RLE => {
+                    assert!(
+                        reason.contains("RLE Lossless") && reason.contains("no decoder"),
+                        "{reason}"
+                    );
+                }
+                other => panic!("{}: {other:?}", g.path.display()),
             }
-            FileOutcome::Failed { reason, .. } if g.syntax == RLE => {
-                assert!(
-                    reason.contains("RLE Lossless") && reason.contains("no decoder"),
-                    "{reason}"
-                );
-            }
-            other => panic!("{}: {other:?}", g.path.display()),
         }
+        assert_eq!(r.stored(), fx.good.len() - 1);
     }
-    assert_eq!(r.stored(), fx.good.len() - 1);
 }
 
 #[test]
 fn pynetdicom_stores_every_syntax() {
     let peer = pynetdicom_storescp(PyStoreScpOpts::default()).unwrap();
     let fx = fixture();
-    let r = client(&peer).send(&[fx.dir.path()]).unwrap();
-    eprintln!("{}", r.summary());
-    assert_eq!(r.failed(), 0, "{r:#?}");
-    assert_all_stored(&r, &fx, &stored_files(&peer.dir), "pynetdicom storescp");
+    for kind in kinds() {
+        let r =
+            client(&peer, kind).send(&paths(&[fx.dir.path()]), &SendOptions::default()).unwrap();
+        eprintln!("{kind}: {}", r.summary());
+        assert_eq!(r.failed(), 0, "{r:#?}");
+        assert_all_stored(&r, &fx, &stored_files(&peer.dir), "pynetdicom storescp");
+    }
 }
 
 #[test]
 fn orthanc_stores_every_syntax_over_parallel_associations() {
     let peer = orthanc(OrthancOpts::default()).unwrap();
     let fx = fixture();
-    let opts = SendOptions { parallel: 2 };
-    let r = client(&peer).send_with(&[fx.dir.path()], &opts, &|_| {}).unwrap();
-    eprintln!("{}", r.summary());
-    assert_eq!(r.failed(), 0, "{r:#?}");
-    assert_eq!(r.associations, 2);
-    let out = tempfile::tempdir().unwrap();
-    for (i, id) in orthanc_instances(&peer).unwrap().iter().enumerate() {
-        std::fs::write(out.path().join(format!("{i}.dcm")), orthanc_get_file(&peer, id).unwrap())
+    for kind in kinds() {
+        let opts = SendOptions { parallel: 2 };
+        let r = client(&peer, kind).send(&paths(&[fx.dir.path()]), &opts).unwrap();
+        eprintln!("{}", r.summary());
+        assert_eq!(r.failed(), 0, "{r:#?}");
+        assert_eq!(r.associations, 2);
+        let out = tempfile::tempdir().unwrap();
+        for (i, id) in orthanc_instances(&peer).unwrap().iter().enumerate() {
+            std::fs::write(
+                out.path().join(format!("{i}.dcm")),
+                orthanc_get_file(&peer, id).unwrap(),
+            )
             .unwrap();
-    }
-    assert_all_stored(&r, &fx, &stored_files(out.path()), "Orthanc");
+        }
+        assert_all_stored(&r, &fx, &stored_files(out.path()), "Orthanc");
 
-    // 70 SOP classes (Orthanc accepts unknown ones) need 140 presentation contexts: more
-    // than one association holds, so they go over two, one after the other.
-    let many = tempfile::tempdir().unwrap();
-    let mut s = Synth::from_entropy();
-    for i in 0..70u32 {
-        let mut inst = instance(&mut s, Modality::Ct, i + 1);
-        inst.sop_class_uid = format!("1.2.826.0.1.3680043.9.7433.1.{}", i + 1);
-        write_instance(&many.path().join(format!("{i}.dcm")), &inst, Syntax::ExplicitLe).unwrap();
+        // 70 SOP classes (Orthanc accepts unknown ones) need 140 presentation contexts: more
+        // than one association holds, so they go over two, one after the other.
+        let many = tempfile::tempdir().unwrap();
+        let mut s = Synth::from_entropy();
+        for i in 0..70u32 {
+            let mut inst = instance(&mut s, Modality::Ct, i + 1);
+            inst.sop_class_uid = format!("1.2.826.0.1.3680043.9.7433.1.{}", i + 1);
+            write_instance(&many.path().join(format!("{i}.dcm")), &inst, Syntax::ExplicitLe)
+                .unwrap();
+        }
+        let before = orthanc_instances(&peer).unwrap().len();
+        let r = client(&peer, kind).send(&paths(&[many.path()]), &SendOptions::default()).unwrap();
+        eprintln!("{kind}: {}", r.summary());
+        assert_eq!(r.stored(), 70, "{r:#?}");
+        assert_eq!(r.associations, 2);
+        assert_eq!(orthanc_instances(&peer).unwrap().len(), before + 70);
     }
-    let before = orthanc_instances(&peer).unwrap().len();
-    let r = client(&peer).send(&[many.path()]).unwrap();
-    eprintln!("{}", r.summary());
-    assert_eq!(r.stored(), 70, "{r:#?}");
-    assert_eq!(r.associations, 2);
-    assert_eq!(orthanc_instances(&peer).unwrap().len(), before + 70);
 }
 
 #[test]
@@ -371,13 +392,15 @@ fn an_aborted_association_fails_its_file_and_a_new_one_carries_on() {
     let peer = dcmtk_storescp(opts).unwrap();
     let fx = fixture();
     let paths: Vec<PathBuf> = fx.good.iter().take(3).map(|g| g.path.clone()).collect();
-    let start = Instant::now();
-    let r = client(&peer).send(&paths).unwrap();
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
-    assert_eq!(r.failed(), 3, "{r:#?}");
-    assert_eq!(r.associations, 3, "one new association per file: {r:#?}");
-    for f in &r.files {
-        let FileOutcome::Failed { reason, .. } = &f.outcome else { panic!("{f:?}") };
-        assert!(reason.contains("abort"), "{reason}");
+    for kind in kinds() {
+        let start = Instant::now();
+        let r = client(&peer, kind).send(&paths, &SendOptions::default()).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        assert_eq!(r.failed(), 3, "{r:#?}");
+        assert_eq!(r.associations, 3, "one new association per file: {r:#?}");
+        for f in &r.files {
+            let FileOutcome::Failed { reason, .. } = &f.outcome else { panic!("{f:?}") };
+            assert!(reason.contains("abort"), "{reason}");
+        }
     }
 }

@@ -163,9 +163,7 @@ impl AsyncConnection {
             return Err(Error::violation(
                 &self.core.peer,
                 dclient_proto::ViolationKind::UnexpectedMessage,
-                format!(
-                    "the association was aborted: a {old} on it was cancelled before it ended"
-                ),
+                format!("the association was aborted: a {old} on it was cancelled before it ended"),
             ));
         }
         if self.closed {
@@ -422,7 +420,13 @@ impl AsyncConnection {
         let within_pdu = self.core.assoc.has_partial_input();
         let network = self.core.timeouts.network;
         let wait = if within_pdu { remaining.min(network) } else { remaining };
-        match tokio::time::timeout(wait, self.stream.read(&mut self.buf)).await {
+        let read = match tokio::time::timeout(wait, self.stream.read(&mut self.buf)).await {
+            // TCP closed without TLS close_notify: an ordinary end of stream for DICOM,
+            // whose PDUs carry their own lengths (as the blocking driver reads it).
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(Ok(0)),
+            other => other,
+        };
+        match read {
             Ok(Ok(0)) => {
                 let e = self.core.on_closed(what);
                 self.close().await;
@@ -552,7 +556,8 @@ impl Drop for AsyncConnection {
         let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
         let pending = self.core.assoc.transmit().to_vec();
         let network = self.core.timeouts.network;
-        let mut stream: Box<dyn AsyncStream> = std::mem::replace(&mut self.stream, Box::new(Closed));
+        let mut stream: Box<dyn AsyncStream> =
+            std::mem::replace(&mut self.stream, Box::new(Closed));
         handle.spawn(async move {
             let _ = tokio::time::timeout(network.min(LINGER), async {
                 let _ = stream.write_all(&pending).await;

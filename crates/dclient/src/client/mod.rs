@@ -4,7 +4,10 @@
 //! performs its exchange and releases the association, as the original does. The response
 //! command sets of the last operation are kept in [`DClient::command_results`].
 
-mod send;
+mod association;
+pub(crate) mod send;
+
+pub use association::{AssocFind, Association, Contexts};
 
 pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
 
@@ -179,10 +182,7 @@ impl DClient {
     /// The response command sets of the last operation as tag -> value maps, tags written
     /// 'GGGG,EEEE' as in the seed.
     pub fn command_results_map(&self) -> Vec<std::collections::BTreeMap<String, CommandValue>> {
-        self.command_results
-            .iter()
-            .map(|cs| cs.values().into_iter().map(|(e, v)| (format!("0000,{e:04X}"), v)).collect())
-            .collect()
+        results_map(&self.command_results)
     }
 
     /// The association request for these contexts and role selections.
@@ -191,15 +191,7 @@ impl DClient {
         contexts: Vec<ProposedContext>,
         roles: Vec<RoleSelection>,
     ) -> RequestorConfig {
-        RequestorConfig {
-            calling_ae: self.options.ae.clone(),
-            called_ae: self.options.host_ae.clone(),
-            max_pdu: self.options.max_package_size,
-            contexts,
-            role_selections: roles,
-            user_identity: self.options.user_identity.clone(),
-            ..RequestorConfig::default()
-        }
+        requestor_config(&self.options, contexts, roles)
     }
 
     /// Opens an association proposing `contexts` (and SCP/SCU role selections).
@@ -220,6 +212,12 @@ impl DClient {
         #[cfg(not(feature = "tls"))]
         let conn = Connection::connect(&self.host, self.port, &cfg, self.options.timeouts)?;
         check_identity_response(conn, cfg.user_identity.as_ref())
+    }
+
+    /// Opens an association proposing `contexts`, for many operations (see
+    /// [`Association`]); released on [`Association::release`] or drop.
+    pub fn open(&self, contexts: Contexts) -> Result<Association> {
+        Ok(Association::new(self.associate(contexts.contexts, contexts.roles)?))
     }
 
     /// Tests the connection with a C-ECHO (Verification SOP Class, 1.2.840.10008.1.1).
@@ -337,10 +335,8 @@ impl DClient {
                 stream.cancel()?;
             }
         }
-        let summary = stream
-            .summary()
-            .cloned()
-            .ok_or_else(|| Error::InvalidInput("C-FIND ended without a summary".into()))?;
+        let summary =
+            stream.summary().cloned().ok_or(Error::Internal("C-FIND ended without a summary"))?;
         self.command_results = summary.final_response.iter().cloned().collect();
         self.find_summary = Some(summary.clone());
         Ok(summary)
@@ -616,6 +612,33 @@ pub struct GetOptions {
 impl Default for GetOptions {
     fn default() -> Self {
         GetOptions { sop_classes: Vec::new(), discover: true, max_discovered: 100_000 }
+    }
+}
+
+/// Response command sets as tag -> value maps, tags written 'GGGG,EEEE' as in the seed.
+pub(crate) fn results_map(
+    results: &[CommandSet],
+) -> Vec<std::collections::BTreeMap<String, CommandValue>> {
+    results
+        .iter()
+        .map(|cs| cs.values().into_iter().map(|(e, v)| (format!("0000,{e:04X}"), v)).collect())
+        .collect()
+}
+
+/// The association request of `options` for these contexts and role selections.
+pub(crate) fn requestor_config(
+    options: &ClientOptions,
+    contexts: Vec<ProposedContext>,
+    roles: Vec<RoleSelection>,
+) -> RequestorConfig {
+    RequestorConfig {
+        calling_ae: options.ae.clone(),
+        called_ae: options.host_ae.clone(),
+        max_pdu: options.max_package_size,
+        contexts,
+        role_selections: roles,
+        user_identity: options.user_identity.clone(),
+        ..RequestorConfig::default()
     }
 }
 

@@ -28,7 +28,7 @@ use crate::transport::Connection;
 /// Folders are walked at most this deep.
 const MAX_DEPTH: usize = 64;
 /// After this many association failures in a row, a worker gives up on its remaining files.
-const MAX_ASSOCIATION_FAILURES: usize = 3;
+pub(crate) const MAX_ASSOCIATION_FAILURES: usize = 3;
 /// At most this many parallel associations.
 pub const MAX_PARALLEL: usize = 64;
 
@@ -195,23 +195,23 @@ impl SendReport {
 }
 
 /// A file found in the paths: where it came from and what became of it so far.
-struct Entry {
-    path: PathBuf,
+pub(crate) struct Entry {
+    pub(crate) path: PathBuf,
     /// Given by name (a non-DICOM file is then a failure, not a skip).
     explicit: bool,
-    state: State,
+    pub(crate) state: State,
 }
 
-enum State {
+pub(crate) enum State {
     Todo,
     Ready(PreparedFile),
     Done(FileReport),
 }
 
 /// Files that go over one association: contexts for some SOP classes, and their files.
-struct Batch {
-    contexts: Vec<ProposedContext>,
-    files: Vec<usize>,
+pub(crate) struct Batch {
+    pub(crate) contexts: Vec<ProposedContext>,
+    pub(crate) files: Vec<usize>,
 }
 
 /// Collects reports from the workers and passes events on.
@@ -393,44 +393,17 @@ impl DClient {
             let Some(file) = prepared.get(index).copied().flatten() else { continue };
             let Some(c) = conn.as_mut() else { continue };
             let mut progress = |n: u64| (sink.on_event)(SendEvent::Bytes(n));
-            let report = match store_file_with(c, file, None, &mut progress) {
-                Ok(out) => {
-                    failures = 0;
-                    if let Ok(mut v) = sink.command_results.lock() {
-                        v.push(out.command_set.clone());
-                    }
-                    let outcome = if out.is_stored() {
-                        FileOutcome::Stored {
-                            sop_instance_uid: file.sop_instance_uid.clone(),
-                            status: out.status,
-                            warning: (out.status.category() == StatusCategory::Warning).then(
-                                || {
-                                    let mut w = out.status.meaning(Service::Store).to_owned();
-                                    if let Some(c) = &out.error_comment {
-                                        w.push_str(&format!(", error comment: {c}"));
-                                    }
-                                    w
-                                },
-                            ),
-                            transfer_syntax: out.transfer_syntax.clone(),
-                            transcoded_from: out.transcoded.then(|| file.transfer_syntax.clone()),
-                            bytes: out.bytes,
-                        }
-                    } else {
-                        FileOutcome::Failed {
-                            reason: format!("C-STORE failed: {}", out.describe_status()),
-                            status: Some(out.status),
-                        }
-                    };
-                    FileReport { path: file.path.clone(), outcome }
+            let result = store_file_with(c, file, None, &mut progress);
+            if let Ok(out) = &result {
+                failures = 0;
+                if let Ok(mut v) = sink.command_results.lock() {
+                    v.push(out.command_set.clone());
                 }
-                Err(e) => {
-                    if e.association_lost() {
-                        conn = None;
-                    }
-                    failed_report(&file.path, e.to_string(), None)
-                }
-            };
+            }
+            let (report, lost) = report_for(file, result);
+            if lost {
+                conn = None;
+            }
             tracing::debug!("{}", report.line());
             sink.report(index, report);
         }
@@ -442,13 +415,54 @@ impl DClient {
     }
 }
 
-fn failed_report(path: &Path, reason: String, status: Option<Status>) -> FileReport {
+/// The report of one file from the outcome of its C-STORE; true when the association was
+/// lost with it.
+pub(crate) fn report_for(
+    file: &PreparedFile,
+    result: std::result::Result<
+        crate::services::store::StoreOutcome,
+        crate::services::store::StoreError,
+    >,
+) -> (FileReport, bool) {
+    match result {
+        Ok(out) => {
+            let outcome = if out.is_stored() {
+                FileOutcome::Stored {
+                    sop_instance_uid: file.sop_instance_uid.clone(),
+                    status: out.status,
+                    warning: (out.status.category() == StatusCategory::Warning).then(|| {
+                        let mut w = out.status.meaning(Service::Store).to_owned();
+                        if let Some(c) = &out.error_comment {
+                            w.push_str(&format!(", error comment: {c}"));
+                        }
+                        w
+                    }),
+                    transfer_syntax: out.transfer_syntax.clone(),
+                    transcoded_from: out.transcoded.then(|| file.transfer_syntax.clone()),
+                    bytes: out.bytes,
+                }
+            } else {
+                FileOutcome::Failed {
+                    reason: format!("C-STORE failed: {}", out.describe_status()),
+                    status: Some(out.status),
+                }
+            };
+            (FileReport { path: file.path.clone(), outcome }, false)
+        }
+        Err(e) => {
+            let lost = e.association_lost();
+            (failed_report(&file.path, e.to_string(), None), lost)
+        }
+    }
+}
+
+pub(crate) fn failed_report(path: &Path, reason: String, status: Option<Status>) -> FileReport {
     FileReport { path: path.to_owned(), outcome: FileOutcome::Failed { reason, status } }
 }
 
 /// The files in `paths`, folders expanded; missing paths are failed entries. Errors when
 /// none of the paths exists.
-fn expand<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Entry>> {
+pub(crate) fn expand<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut any = false;
     for p in paths {
@@ -536,7 +550,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<Entry>) {
 }
 
 /// Prepares every pending entry (reads meta groups), on up to `parallel` threads.
-fn prepare_all(entries: &mut [Entry], parallel: usize) {
+pub(crate) fn prepare_all(entries: &mut [Entry], parallel: usize) {
     let todo: Vec<&mut Entry> =
         entries.iter_mut().filter(|e| matches!(e.state, State::Todo)).collect();
     if todo.is_empty() {
@@ -581,7 +595,7 @@ fn prepare_one(path: &Path, explicit: bool) -> State {
 
 /// Groups the prepared files into batches of at most 128 presentation contexts, keeping
 /// each SOP class (all its contexts) in one batch.
-fn plan(entries: &[Entry]) -> Vec<Batch> {
+pub(crate) fn plan(entries: &[Entry]) -> Vec<Batch> {
     // SOP classes in order of first appearance, with their syntaxes and files.
     let mut classes: Vec<(String, Vec<String>, Vec<usize>)> = Vec::new();
     for (i, e) in entries.iter().enumerate() {

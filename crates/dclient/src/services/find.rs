@@ -215,13 +215,14 @@ impl FindOp {
         let sop = req.model.find_sop_class();
         let ctx = crate::contexts::accepted_in(n, peer, sop)?;
         let ts = n.accepted(ctx).map(|c| c.transfer_syntax.clone());
-        let encoding = DatasetEncoding::from_uid(ts.as_deref().unwrap_or_default()).map_err(|e| {
-            Error::violation(
-                peer,
-                ViolationKind::Negotiation,
-                format!("accepted C-FIND with a transfer syntax we did not propose: {e}"),
-            )
-        })?;
+        let encoding =
+            DatasetEncoding::from_uid(ts.as_deref().unwrap_or_default()).map_err(|e| {
+                Error::violation(
+                    peer,
+                    ViolationKind::Negotiation,
+                    format!("accepted C-FIND with a transfer syntax we did not propose: {e}"),
+                )
+            })?;
         let identifier = req.identifier.encode(encoding)?;
         tracing::debug!(
             "C-FIND-RQ {} level {} ({} keys, {} bytes)",
@@ -286,7 +287,10 @@ impl FindOp {
                         Error::violation(
                             peer,
                             ViolationKind::Malformed,
-                            format!("malformed C-FIND identifier (match {}): {e}", self.matches + 1),
+                            format!(
+                                "malformed C-FIND identifier (match {}): {e}",
+                                self.matches + 1
+                            ),
                         )
                     })?;
                 self.matches += 1;
@@ -414,7 +418,8 @@ impl FindStream {
     /// context; the association is released (or aborted on error) when the C-FIND ends.
     pub fn start(mut conn: Connection, req: &FindRequest) -> Result<FindStream> {
         let id = conn.next_message_id();
-        let op = FindOp::new(conn.negotiated(), conn.peer(), req, id, conn.timeouts(), Instant::now());
+        let op =
+            FindOp::new(conn.negotiated(), conn.peer(), req, id, conn.timeouts(), Instant::now());
         let mut op = match op {
             Ok(op) => op,
             Err(e) => {

@@ -20,8 +20,8 @@ pub const SLACK: Duration = Duration::from_secs(2);
 /// CT Image Storage.
 pub const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
 
-/// A client of `127.0.0.1:port` with every timeout at [`TIMEOUT`].
-pub fn client(port: u16) -> DClient {
+/// A blocking client of `127.0.0.1:port` with every timeout at [`TIMEOUT`].
+pub fn blocking_client(port: u16) -> DClient {
     DClient::with_options("127.0.0.1", port, ClientOptions::default().timeout(TIMEOUT))
 }
 

@@ -33,6 +33,10 @@ mod discover;
 mod plan;
 
 pub use discover::discover_instances;
+#[cfg(feature = "tokio")]
+pub(crate) use discover::{Discovery, DiscoveryStep};
+#[cfg(feature = "tokio")]
+pub(crate) use plan::check_roles_in;
 pub use plan::{
     check_get_roles, get_association, storage_contexts, ClassSource, FoundInstance, GetBatch,
     GetPlan, GET_COMPRESSED, GET_UNCOMPRESSED, PRESET_IMAGE_CLASSES, PRESET_OTHER_CLASSES,

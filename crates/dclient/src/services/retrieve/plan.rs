@@ -246,7 +246,15 @@ pub fn get_association(
 /// Checks that the peer will be able to send us instances: storage contexts accepted and
 /// the SCP role granted. Returns warnings; errors when no class can be received at all.
 pub fn check_get_roles(conn: &Connection, classes: &[String]) -> Result<Vec<String>> {
-    let n = conn.negotiated();
+    check_roles_in(conn.negotiated(), conn.peer(), classes)
+}
+
+/// [`check_get_roles`] for any driver: from what was negotiated with `peer`.
+pub(crate) fn check_roles_in(
+    n: &dclient_proto::ul::negotiation::Negotiated,
+    peer: &str,
+    classes: &[String],
+) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut receivable = 0;
     let mut refused_role = Vec::new();
@@ -256,7 +264,7 @@ pub fn check_get_roles(conn: &Connection, classes: &[String]) -> Result<Vec<Stri
         match (accepted, answered) {
             (false, _) => warnings.push(format!(
                 "{} refused the storage context for {}; instances of that class cannot be received",
-                conn.peer(),
+                peer,
                 crate::names::describe_uid(c)
             )),
             (true, Some(r)) if !r.scp_role => refused_role.push(c.clone()),
@@ -267,7 +275,7 @@ pub fn check_get_roles(conn: &Connection, classes: &[String]) -> Result<Vec<Stri
                 receivable += 1;
                 warnings.push(format!(
                     "{} did not answer the SCP role selection for {}; it may refuse to send those instances",
-                    conn.peer(),
+                    peer,
                     crate::names::describe_uid(c)
                 ));
             }
@@ -290,12 +298,12 @@ pub fn check_get_roles(conn: &Connection, classes: &[String]) -> Result<Vec<Stri
                 crate::contexts::describe_contexts(n)
             )
         };
-        return Err(Error::NoAcceptedContext { peer: conn.peer().to_owned(), details: detail });
+        return Err(Error::NoAcceptedContext { peer: peer.to_owned(), details: detail });
     }
     for c in refused_role {
         warnings.push(format!(
             "{} refused the SCP role for {}; instances of that class cannot be received",
-            conn.peer(),
+            peer,
             crate::names::describe_uid(&c)
         ));
     }

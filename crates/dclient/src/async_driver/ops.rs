@@ -1,0 +1,179 @@
+//! The services over the async driver: the same exchanges and the same operations
+//! ([`FindOp`], [`RetrieveOp`], [`StorePlan`]) as the blocking driver, in loops that await.
+
+use std::time::Instant;
+
+use dclient_proto::dimse::command::CommandSet;
+use dclient_proto::dimse::exchange::echo::EchoScu;
+use dclient_proto::dimse::exchange::Exchange;
+use dclient_proto::dimse::status::Service;
+use dicom_object::InMemDicomObject;
+use tokio::io::AsyncReadExt;
+
+use super::connection::AsyncConnection;
+use crate::error::{Error, Result};
+use crate::receiver::storage::StorageDir;
+use crate::services::find::{FindOp, FindRequest, FindStep};
+use crate::services::retrieve::{Progress, RetrieveOp, RetrieveRequest, RetrieveResult};
+use crate::services::status_error;
+use crate::services::store::{Payload, PreparedFile, StoreError, StoreOutcome, StorePlan};
+
+/// C-ECHO on `context_id`: the response command set, or the failure status as an error.
+pub(crate) async fn c_echo(conn: &mut AsyncConnection, context_id: u8) -> Result<CommandSet> {
+    let id = conn.next_message_id();
+    let mut ex = EchoScu::new(context_id, id, conn.timeouts().dimse, Instant::now());
+    let rsp = conn.run(&mut ex).await?.ok_or(Error::Internal("C-ECHO ended without a response"))?;
+    if rsp.status.is_failure() {
+        return Err(status_error("C-ECHO", rsp.status, Service::Echo, &rsp.command_set));
+    }
+    Ok(rsp.command_set)
+}
+
+/// Starts a C-FIND on `conn`: the operation, its request queued and written.
+pub(crate) async fn find_start(conn: &mut AsyncConnection, req: &FindRequest) -> Result<FindOp> {
+    let id = conn.next_message_id();
+    let mut op =
+        FindOp::new(conn.negotiated(), conn.peer(), req, id, conn.timeouts(), Instant::now())?;
+    while let Some(out) = op.exchange().poll_transmit() {
+        conn.send(&out).await?;
+    }
+    Ok(op)
+}
+
+/// What one step of a C-FIND gave.
+pub(crate) enum FindNext {
+    /// A match.
+    Match(InMemDicomObject),
+    /// The final response (the summary is in the operation): release or go on.
+    Ended,
+    /// The C-CANCEL went unanswered: the association was aborted.
+    Abandoned,
+}
+
+/// Runs a C-FIND to its next match or its end. The exchange's state is in `op`, not in
+/// this future: dropped at any await, the operation can still be cancelled and drained.
+pub(crate) async fn find_next(conn: &mut AsyncConnection, op: &mut FindOp) -> Result<FindNext> {
+    loop {
+        op.before_step(Instant::now());
+        let Some(ev) = conn.run(op.exchange()).await? else {
+            return Err(Error::Internal("C-FIND ended without a final response"));
+        };
+        match op.on_event(ev, conn.peer())? {
+            FindStep::Match(obj) => return Ok(FindNext::Match(obj)),
+            FindStep::Continue => {}
+            FindStep::Final(status, cs) => {
+                op.conclude(status, cs)?;
+                return Ok(FindNext::Ended);
+            }
+            FindStep::Abandoned => {
+                conn.abort().await;
+                return Ok(FindNext::Abandoned);
+            }
+        }
+    }
+}
+
+/// Asks for a C-CANCEL-RQ and writes it.
+pub(crate) async fn find_cancel(conn: &mut AsyncConnection, op: &mut FindOp) -> Result<()> {
+    op.cancel(Instant::now());
+    while let Some(out) = op.exchange().poll_transmit() {
+        conn.send(&out).await?;
+    }
+    Ok(())
+}
+
+/// Cancels a C-FIND and reads to its end (bounded by the exchange's deadline).
+pub(crate) async fn find_drain(conn: &mut AsyncConnection, op: &mut FindOp) -> Result<()> {
+    if op.summary().is_some() {
+        return Ok(());
+    }
+    find_cancel(conn, op).await?;
+    loop {
+        match find_next(conn, op).await {
+            Ok(FindNext::Match(_)) => {}
+            Ok(FindNext::Ended) | Ok(FindNext::Abandoned) => return Ok(()),
+            // A failure status after a cancel still ends the C-FIND.
+            Err(Error::Status { .. }) if op.summary().is_some() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// C-GET (`destination` None, files into `storage`) or C-MOVE to `destination`.
+pub(crate) async fn retrieve(
+    conn: &mut AsyncConnection,
+    req: &RetrieveRequest,
+    destination: Option<&str>,
+    storage: Option<&StorageDir>,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<RetrieveResult> {
+    let id = conn.next_message_id();
+    let mut op = RetrieveOp::new(
+        conn.negotiated(),
+        conn.peer(),
+        req,
+        destination,
+        id,
+        conn.timeouts(),
+        Instant::now(),
+    )?;
+    loop {
+        let Some(ev) = conn.run(op.exchange()).await? else {
+            return Err(Error::Internal("C-GET or C-MOVE ended without a final response"));
+        };
+        // Received files are written as they come (buffered writes of a few hundred KiB
+        // at a time); a very large C-GET into a slow disk holds this task, not the runtime.
+        let outcome = op.on_event(ev, conn.negotiated(), conn.peer(), storage, &mut *progress);
+        match outcome {
+            Ok(Some(result)) => return Ok(result),
+            Ok(None) => {}
+            Err(e @ Error::PeerViolation { .. }) => {
+                conn.abort().await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// C-STORE of one file: the data set streams from the file (read through tokio's file
+/// API), or goes as transcoded bytes.
+pub(crate) async fn store(
+    conn: &mut AsyncConnection,
+    file: &PreparedFile,
+    move_originator: Option<(&str, u16)>,
+) -> Result<StoreOutcome, StoreError> {
+    let id = conn.next_message_id();
+    let timeout = conn.timeouts().dimse;
+    let mut plan = StorePlan::new(conn.negotiated(), file, move_originator, None, id, timeout)?;
+    let ctx = plan.choice.context_id;
+    let payload = std::mem::replace(&mut plan.payload, Payload::Bytes(Vec::new()));
+    let bytes = match payload {
+        Payload::Bytes(data) => {
+            if let Err(e) = conn.send_message(ctx, &plan.command, Some(&data)).await {
+                conn.abort().await;
+                return Err(e.into());
+            }
+            data.len() as u64
+        }
+        Payload::File { file: f, len, pad } => {
+            // PDVs must have an even length (PS3.8 9.3.5.1).
+            let total = len + u64::from(pad);
+            let padding: &[u8] = if pad { &[0] } else { &[] };
+            let mut reader = tokio::fs::File::from_std(f).take(len).chain(padding);
+            if let Err(e) =
+                conn.send_message_streaming(ctx, &plan.command, &mut reader, total).await
+            {
+                conn.abort().await;
+                return Err(StoreError::Association(e));
+            }
+            total
+        }
+    };
+    plan.exchange.sent(Instant::now());
+    let rsp = conn
+        .run(&mut plan.exchange)
+        .await?
+        .ok_or(Error::Internal("C-STORE ended without a response"))?;
+    Ok(plan.outcome(rsp, bytes))
+}
