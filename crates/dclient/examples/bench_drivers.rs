@@ -44,8 +44,13 @@ fn run(mode: &str, host: &str, port: u16, arg: &str) -> dclient::Result<usize> {
                 .collect();
             let mut failed = 0;
             for h in handles {
-                if !matches!(h.join(), Ok(Ok(_))) {
-                    failed += 1;
+                match h.join() {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        failed += 1;
+                        eprintln!("{e}");
+                    }
+                    Err(_) => failed += 1,
                 }
             }
             Ok(failed)
@@ -69,8 +74,13 @@ fn run(mode: &str, host: &str, port: u16, arg: &str) -> dclient::Result<usize> {
                 }
                 let mut failed = 0;
                 while let Some(r) = tasks.join_next().await {
-                    if !matches!(r, Ok(Ok(_))) {
-                        failed += 1;
+                    match r {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            failed += 1;
+                            eprintln!("{e}");
+                        }
+                        Err(_) => failed += 1,
                     }
                 }
                 Ok(failed)
