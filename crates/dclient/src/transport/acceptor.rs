@@ -32,7 +32,9 @@ use crate::names::printable;
 /// A-ASSOCIATE-RJ: rejected-transient, service-provider (presentation), local limit exceeded.
 pub const RJ_LIMIT: AssociateRj = AssociateRj { result: 2, source: 3, reason: 2 };
 
-/// The most connections waiting for their A-ASSOCIATE-RQ (or TLS handshake) at once.
+/// The most connections waiting for their A-ASSOCIATE-RQ (or TLS handshake) at once, by
+/// default (at least `max_associations` are always allowed: that many clients associating
+/// at the same moment are not a flood).
 pub const MAX_HANDSHAKES: usize = 256;
 
 /// How long an A-ASSOCIATE-RQ waits for a slot when all are taken, before the rejection
@@ -253,13 +255,14 @@ impl<H: Handler> Shared<H> {
     /// has waited longest is closed.
     fn begin_handshake(&self, id: u64, stream: &TcpStream) {
         let Ok(clone) = stream.try_clone() else { return };
+        let max = MAX_HANDSHAKES.max(self.config.max_associations);
         let mut q = lock(&self.handshakes);
         q.push_back((id, clone));
-        while q.len() > MAX_HANDSHAKES {
+        while q.len() > max {
             if let Some((_, oldest)) = q.pop_front() {
                 let peer = oldest.peer_addr().map(|a| a.to_string()).unwrap_or_default();
                 tracing::warn!(
-                    "{MAX_HANDSHAKES} connections are waiting to associate: closing the oldest ({peer})"
+                    "{max} connections are waiting to associate: closing the oldest ({peer})"
                 );
                 let _ = oldest.shutdown(Shutdown::Both);
             }
