@@ -98,10 +98,10 @@ pub fn commit(
     let result = match client.commit(req, &wait.options()) {
         Ok(r) => r,
         Err(e @ dclient::Error::NoReport { .. }) if wait.receive.is_none() => {
-            return Err(anyhow::Error::new(e).context(
-                "an SCP that reports on a new association needs --receive PORT (and our AE \
-                 title at that port in its configuration)",
-            ));
+            anyhow::bail!(
+                "{e}; an SCP that reports on a new association needs --receive PORT (and our \
+                 AE title at that port in its configuration)"
+            );
         }
         Err(e) => return Err(e.into()),
     };
