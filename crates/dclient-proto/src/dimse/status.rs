@@ -259,10 +259,6 @@ fn service_meaning(code: u16, service: Service) -> Option<&'static str> {
         (Service::Get | Service::Move, 0xFF00) => "pending: sub-operations are continuing",
 
         // PS3.4 F.7.2.1.2 and F.7.2.2.2: what an MPPS SCP means by these.
-        (Service::Mpps, 0x0110) => {
-            "processing failure (Error ID A710: the performed procedure step may no longer be \
-             updated)"
-        }
         (Service::Mpps, 0x0111) => "duplicate SOP instance (an MPPS with this UID exists)",
         (Service::Mpps, 0x0112) => "no such SOP instance (no MPPS with this UID)",
 
@@ -309,6 +305,15 @@ fn general_meaning(code: u16) -> Option<&'static str> {
         _ => return None,
     };
     Some(m)
+}
+
+/// The meaning of an (0000,0903) Error ID an MPPS SCP sends with status 0110 (PS3.4
+/// F.7.2.2.2).
+pub fn mpps_error_id_meaning(error_id: u16) -> Option<&'static str> {
+    match error_id {
+        0xA710 => Some("the performed procedure step may no longer be updated"),
+        _ => None,
+    }
 }
 
 /// The meaning of a (0008,1197) Failure Reason of a Storage Commitment report (PS3.3
@@ -476,7 +481,11 @@ mod tests {
             Status(0xA900).meaning(Service::Worklist),
             Status(0xA900).meaning(Service::Find)
         );
-        assert!(Status(0x0110).meaning(Service::Mpps).contains("A710"));
+        assert_eq!(Status(0x0110).meaning(Service::Mpps), "processing failure");
+        assert_eq!(
+            mpps_error_id_meaning(0xA710),
+            Some("the performed procedure step may no longer be updated")
+        );
         assert_eq!(Status(0x0110).meaning(Service::StorageCommitment), "processing failure");
         assert!(Status(0x0123).meaning(Service::StorageCommitment).contains("Action Type"));
         assert_eq!(Status(0x0119).meaning(Service::Other), "class-instance conflict");

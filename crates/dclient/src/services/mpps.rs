@@ -174,7 +174,10 @@ fn run(
             (&mut e, command_set.u16(dclient_proto::dimse::command::tags::ERROR_ID))
         {
             let c = comment.take().map(|c| format!("{c}, ")).unwrap_or_default();
-            *comment = Some(format!("{c}Error ID 0x{id:04X}"));
+            let m = dclient_proto::dimse::status::mpps_error_id_meaning(id)
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
+            *comment = Some(format!("{c}Error ID 0x{id:04X}{m}"));
         }
         return Err(e);
     }
