@@ -191,8 +191,18 @@ pub(crate) fn action(
         .accepted(context_id)
         .map_or(uids::IMPLICIT_VR_LE.to_owned(), |c| c.transfer_syntax.clone());
     let Some(bytes) = data else {
-        let why = "no Action Information (or one larger than we take)";
-        return refused(conn, context_id, &rq, Status::MISSING_ATTRIBUTE, why, calling);
+        let (status, why) = if rq.has_data_set {
+            (
+                Status::RESOURCE_LIMITATION,
+                format!(
+                    "Action Information larger than {} bytes: about 10,000 instances per request",
+                    crate::qr::MAX_IDENTIFIER
+                ),
+            )
+        } else {
+            (Status::MISSING_ATTRIBUTE, "no Action Information".to_owned())
+        };
+        return refused(conn, context_id, &rq, status, &why, calling);
     };
     let parsed = header::parse_dataset(&bytes, &ts)
         .map_err(|e| (Status::PROCESSING_FAILURE, format!("invalid Action Information: {e}")))

@@ -21,7 +21,7 @@ use dclient_proto::dimse::exchange::commitment::{
 use dclient_proto::dimse::exchange::echo::echo_response;
 use dclient_proto::dimse::exchange::normalized::n_response;
 use dclient_proto::dimse::exchange::requests::{Request, Requests};
-use dclient_proto::dimse::exchange::{Exchange, MAX_IDENTIFIER_LEN};
+use dclient_proto::dimse::exchange::Exchange;
 use dclient_proto::dimse::status::{Service, Status};
 use dclient_proto::uids;
 use dclient_proto::ul::negotiation::ProposedContext;
@@ -551,9 +551,13 @@ fn run(
                 tracing::info!("{peer} released the association after its N-ACTION-RSP");
                 alive = false;
                 if !listening {
+                    // Nothing more can come: the report was not sent here.
+                    let waited = deadline.map_or(Duration::ZERO, |d| {
+                        wait.saturating_sub(d.saturating_duration_since(Instant::now()))
+                    });
                     return Err(Error::NoReport {
                         peer,
-                        after: Duration::ZERO,
+                        after: Duration::from_millis(waited.as_millis() as u64),
                         transaction_uid: uid.into(),
                     });
                 }
@@ -648,8 +652,9 @@ impl Handler for CommitReceiver {
         let calling = peer.calling_ae.clone();
         tracing::info!("report association from {calling}@{} accepted", peer.addr);
         let t = conn.timeouts();
+        // A report lists every instance: it may be as large as the request.
         let mut requests =
-            Requests::new(self.idle_timeout, t.dimse, MAX_IDENTIFIER_LEN, Instant::now());
+            Requests::new(self.idle_timeout, t.dimse, MAX_REPORT_LEN, Instant::now());
         loop {
             let request = match conn.step(&mut requests)? {
                 Step::Event(r) => r,
