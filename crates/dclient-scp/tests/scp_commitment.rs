@@ -266,3 +266,61 @@ fn serve_worklist_answers_findscu_w_as_wlmscpfs_does() {
     assert_eq!(ids(&a), ids(&b));
     assert_eq!(a.len(), 4);
 }
+
+#[test]
+fn malformed_commitment_requests_are_refused_with_their_status_and_no_report() {
+    use dclient::dataset::{encode_dataset, DatasetEncoding};
+    use dclient::proto::dimse::command::{Command, NActionRq};
+    use dclient::proto::dimse::exchange::normalized::NormalizedScu;
+    use dclient::proto::uids;
+    let work = tempfile::tempdir().unwrap();
+    let scp = start(&work.path().join("pacs"), &[], None);
+    let c = client(&scp);
+    let good = dclient::commit::action_information(&dclient::commit::Transaction {
+        uid: "2.25.77".into(),
+        instances: vec![SopRef::new(CT, "1.2.3")],
+    });
+    let mut no_uid = good.clone();
+    no_uid.remove_element(dclient::commit::TRANSACTION_UID);
+    let enc = |o: &dicom_object::InMemDicomObject| {
+        encode_dataset(o, DatasetEncoding::ExplicitLittle).unwrap()
+    };
+    // (Action Type ID, requested instance, Action Information, status, Error Comment part)
+    type Case<'a> = (u16, &'a str, Option<Vec<u8>>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (2, uids::STORAGE_COMMITMENT_PUSH_INSTANCE, Some(enc(&good)), 0x0123, "Action Type ID 2"),
+        (1, "1.2.3.4", Some(enc(&good)), 0x0117, "well-known"),
+        (1, uids::STORAGE_COMMITMENT_PUSH_INSTANCE, Some(enc(&no_uid)), 0x0120, "Transaction UID"),
+        (
+            1,
+            uids::STORAGE_COMMITMENT_PUSH_INSTANCE,
+            Some(vec![0x08, 0x00, 0x95, 0x11, 0xFF, 0xFF]),
+            0x0110,
+            "invalid Action Information",
+        ),
+        (1, uids::STORAGE_COMMITMENT_PUSH_INSTANCE, None, 0x0120, "no Action Information"),
+    ];
+    let mut conn = c.associate(vec![dclient::commit::commitment_context()], vec![]).unwrap();
+    for (action, instance, data, status, why) in cases {
+        let rq: Command = NActionRq {
+            message_id: conn.next_message_id(),
+            requested_sop_class_uid: uids::STORAGE_COMMITMENT_PUSH.into(),
+            requested_sop_instance_uid: instance.into(),
+            action_type_id: action,
+            has_data_set: data.is_some(),
+        }
+        .into();
+        let mut ex =
+            NormalizedScu::new(1, &rq, data, Duration::from_secs(5), Instant::now()).unwrap();
+        let rsp = conn.run(&mut ex).unwrap().unwrap();
+        assert_eq!(rsp.status.0, status, "{why}: {:?}", rsp.command_set);
+        let comment = rsp
+            .command_set
+            .string(dclient::proto::dimse::command::tags::ERROR_COMMENT)
+            .unwrap_or_default();
+        assert!(comment.contains(why), "{why}: {comment}");
+    }
+    // No report followed any of them: the association is quiet and releases cleanly.
+    conn.release().unwrap();
+    assert_eq!(scp.stats().reports.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
