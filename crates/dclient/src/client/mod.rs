@@ -4,8 +4,12 @@
 //! performs its exchange and releases the association, as the original does. The response
 //! command sets of the last operation are kept in [`DClient::command_results`].
 
+mod commit;
+mod mpps;
 mod send;
+mod worklist;
 
+pub use commit::CommitOptions;
 pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
 
 use std::path::Path;
@@ -112,8 +116,8 @@ pub struct DClient {
     port: u16,
     options: ClientOptions,
     pub(crate) command_results: Vec<CommandSet>,
-    data_results: Vec<InMemDicomObject>,
-    find_summary: Option<FindSummary>,
+    pub(crate) data_results: Vec<InMemDicomObject>,
+    pub(crate) find_summary: Option<FindSummary>,
 }
 
 /// The outcome of an association attempt, per proposed presentation context.

@@ -205,8 +205,22 @@ impl fmt::Debug for FindStream {
 impl FindStream {
     /// Sends the C-FIND-RQ of `req` on an established association that accepted its
     /// context; the association is released (or aborted on error) when the C-FIND ends.
-    pub fn start(mut conn: Connection, req: &FindRequest) -> Result<FindStream> {
+    pub fn start(conn: Connection, req: &FindRequest) -> Result<FindStream> {
+        let what = format!("level {}", req.level);
         let sop = req.model.find_sop_class();
+        FindStream::start_query(conn, sop, &what, &req.identifier, req.priority, req.limit)
+    }
+
+    /// Sends the C-FIND-RQ of SOP class `sop` (a query model: Q/R, Modality Worklist) with
+    /// `identifier`, as [`start`](Self::start) does for a [`FindRequest`].
+    pub(crate) fn start_query(
+        mut conn: Connection,
+        sop: &str,
+        what: &str,
+        identifier: &Query,
+        priority: Priority,
+        limit: Option<usize>,
+    ) -> Result<FindStream> {
         let started = (|| {
             let ctx = crate::contexts::accepted_context(&conn, sop)?;
             let ts = conn.negotiated().accepted(ctx).map(|c| c.transfer_syntax.clone());
@@ -218,10 +232,10 @@ impl FindStream {
                         format!("accepted C-FIND with a transfer syntax we did not propose: {e}"),
                     )
                 })?;
-            let identifier = req.identifier.encode(encoding)?;
-            Ok::<_, Error>((ctx, encoding, identifier))
+            let bytes = identifier.encode(encoding)?;
+            Ok::<_, Error>((ctx, encoding, bytes))
         })();
-        let (ctx, encoding, identifier) = match started {
+        let (ctx, encoding, identifier_bytes) = match started {
             Ok(x) => x,
             Err(e) => {
                 conn.abort();
@@ -229,19 +243,18 @@ impl FindStream {
             }
         };
         tracing::debug!(
-            "C-FIND-RQ {} level {} ({} keys, {} bytes)",
+            "C-FIND-RQ {} {what} ({} keys, {} bytes)",
             crate::names::describe_uid(sop),
-            req.level,
-            req.identifier.len(),
-            identifier.len()
+            identifier.len(),
+            identifier_bytes.len()
         );
         let id = conn.next_message_id();
         let exchange = FindScu::new(
             ctx,
             id,
             sop,
-            req.priority,
-            identifier,
+            priority,
+            identifier_bytes,
             conn.timeouts().dimse,
             Instant::now(),
         );
@@ -249,7 +262,7 @@ impl FindStream {
             conn: Some(conn),
             exchange,
             encoding,
-            limit: req.limit,
+            limit,
             matches: 0,
             pending_warning_seen: false,
             warnings: Vec::new(),
