@@ -5,7 +5,8 @@
 //! - `prepare_file`: synthetic Part 10 files in every uncompressed syntax, raw data sets,
 //!   an encapsulated one;
 //! - `scp_session`: what a client sends the built-in SCP for C-ECHO, C-STORE, C-FIND (with a
-//!   C-CANCEL), C-GET (answering the sub-operations) and C-MOVE, each then released.
+//!   C-CANCEL), C-GET (answering the sub-operations), C-MOVE and Storage Commitment
+//!   (answering the report), each then released.
 //!
 //! Run from `fuzz/`: `cargo run --example make_dclient_seeds`.
 
@@ -309,11 +310,57 @@ fn main() {
         &[
             rq(vec![ProposedContext::new(uids::STUDY_ROOT_MOVE, &le)], vec![]),
             message(1, &mv.to_command_set(), Some(&get_id)),
-            release,
+            release.clone(),
         ]
         .concat(),
     );
+    write(&dir, "commit", &commit_seed(&pre[0].instance.sop_instance_uid, &rq, &release));
     let _ = fs::remove_dir_all(&scratch);
+}
+
+/// Storage Commitment of a stored instance and an unknown one: the N-ACTION, then the
+/// answer to the report (the SCP's first message ID on the association), then the release.
+fn commit_seed(
+    stored: &str,
+    rq: &dyn Fn(Vec<ProposedContext>, Vec<RoleSelection>) -> Vec<u8>,
+    release: &[u8],
+) -> Vec<u8> {
+    use dclient::proto::dimse::exchange::commitment::{SopRef, Transaction};
+    let ct = dclient_synth::CT_IMAGE_STORAGE;
+    let t = Transaction {
+        uid: "2.25.1234567890".into(),
+        instances: vec![SopRef::new(ct, stored), SopRef::new(ct, "1.2.3.4.999")],
+    };
+    let info = dclient::dataset::encode_dataset(
+        &dclient::commit::action_information(&t),
+        DatasetEncoding::ExplicitLittle,
+    )
+    .expect("encodes");
+    let action = NActionRq {
+        message_id: 1,
+        requested_sop_class_uid: uids::STORAGE_COMMITMENT_PUSH.into(),
+        requested_sop_instance_uid: uids::STORAGE_COMMITMENT_PUSH_INSTANCE.into(),
+        action_type_id: 1,
+        has_data_set: true,
+    };
+    let answer = NEventReportRsp {
+        message_id_being_responded_to: 1,
+        affected_sop_class_uid: Some(uids::STORAGE_COMMITMENT_PUSH.into()),
+        affected_sop_instance_uid: Some(uids::STORAGE_COMMITMENT_PUSH_INSTANCE.into()),
+        event_type_id: Some(2),
+        status: Status::SUCCESS,
+        has_data_set: false,
+        error_comment: None,
+        error_id: None,
+        offending_elements: None,
+    };
+    [
+        rq(vec![ProposedContext::new(uids::STORAGE_COMMITMENT_PUSH, &[uids::EXPLICIT_VR_LE])], vec![]),
+        message(1, &action.to_command_set(), Some(&info)),
+        message(1, &answer.to_command_set(), None),
+        release.to_vec(),
+    ]
+    .concat()
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -1,7 +1,7 @@
 //! Writes the seed corpora of the three targets into `corpus/<target>/seed-*`, built with
 //! the protocol core's own encoder: every PDU type with every item and sub-item, whole
 //! association exchanges for both endpoints of the `deframer` target, and every typed
-//! DIMSE-C command set. Run from `fuzz/`: `cargo run --example make_seeds`.
+//! DIMSE-C and DIMSE-N command set. Run from `fuzz/`: `cargo run --example make_seeds`.
 
 use std::fs;
 use std::path::Path;
@@ -181,17 +181,10 @@ fn commands() -> Vec<(&'static str, Vec<u8>)> {
             .encode(),
         ),
         ("cancel-rq", CCancelRq { message_id_being_responded_to: 3 }.to_command_set().encode()),
-        ("n-event-report-rq", {
-            // A command field outside DIMSE-C (N-EVENT-REPORT-RQ), kept as Command::Other.
-            let mut cs = CommandSet::new();
-            cs.set_u16(tags::COMMAND_FIELD, 0x0100);
-            cs.set_u16(tags::MESSAGE_ID, 6);
-            cs.set_uid(tags::AFFECTED_SOP_CLASS_UID, "1.2.840.10008.1.20.1");
-            cs.set_u16(tags::EVENT_TYPE_ID, 1);
-            cs.set_u16(tags::COMMAND_DATA_SET_TYPE, NO_DATA_SET);
-            cs.encode()
-        }),
     ]
+    .into_iter()
+    .chain(dclient_fuzz_checks::proto::n_command_seeds())
+    .collect()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {

@@ -23,7 +23,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// A DICOM network client: echo, test, find, get, move and send against any PACS.
+/// A DICOM network client: echo, test, find, get, move, send, storage commitment, worklist
+/// and MPPS against any PACS.
 #[derive(Debug, Parser)]
 #[command(name = "dclient", version, about, long_about = None)]
 struct Cli {
@@ -47,6 +48,13 @@ enum Command {
     Move(cmd::retrieve::MoveArgs),
     /// Run the built-in SCP (storage, find, get, move, echo) on a folder until Ctrl-C.
     Serve(cmd::serve::Args),
+    /// Storage Commitment: ask the peer to commit to keeping instances (N-ACTION, then the
+    /// N-EVENT-REPORT); exit 0 only when all are committed.
+    Commit(cmd::commit::Args),
+    /// Modality Worklist C-FIND: the scheduled procedure steps.
+    Worklist(cmd::worklist::Args),
+    /// Modality Performed Procedure Step: start (N-CREATE), complete or discontinue (N-SET).
+    Mpps(cmd::mpps::Args),
     /// Every operation against built-in SCPs in a temporary folder, step by step.
     Demo(cmd::demo::Args),
     /// Print a `serve --users` line for NAME with the password (read from standard input)
@@ -64,6 +72,9 @@ impl Command {
             Command::Get(a) => &a.common,
             Command::Move(a) => &a.common,
             Command::Serve(a) => &a.common,
+            Command::Commit(a) => &a.common,
+            Command::Worklist(a) => &a.common,
+            Command::Mpps(a) => a.common(),
             Command::Demo(a) => &a.common,
             Command::HashPassword(a) => &a.common,
         }
@@ -78,6 +89,9 @@ impl Command {
             Command::Get(a) => cmd::retrieve::run_get(a),
             Command::Move(a) => cmd::retrieve::run_move(a),
             Command::Serve(a) => cmd::serve::run(a),
+            Command::Commit(a) => cmd::commit::run(a),
+            Command::Worklist(a) => cmd::worklist::run(a),
+            Command::Mpps(a) => cmd::mpps::run(a),
             Command::Demo(a) => cmd::demo::run(a),
             Command::HashPassword(a) => cmd::hash_password::run(a),
         }

@@ -115,11 +115,12 @@ fn demo_runs_every_step_and_exits_0() {
         "find IMAGE",
         "get one series",
         "move a study",
+        "storage commitment",
     ] {
         assert!(
             out.lines().any(|l| l.contains(step) && l.contains(" ok ")),
             "step {step} did not succeed:\n{out}"
         );
     }
-    assert!(out.contains("demo: 12 of 12 steps succeeded"), "{out}");
+    assert!(out.contains("demo: 13 of 13 steps succeeded"), "{out}");
 }

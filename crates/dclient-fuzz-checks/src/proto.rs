@@ -3,7 +3,11 @@
 //! association both ends negotiate, how an input is cut into chunks, and the driver that
 //! plays one endpoint against whatever bytes arrive.
 
-use dclient_proto::dimse::command::{CEchoRq, CEchoRsp, Command, CommandSet};
+use dclient_proto::dimse::command::{
+    CEchoRq, CEchoRsp, Command, CommandSet, NActionRq, NActionRsp, NCreateRq, NCreateRsp,
+    NDeleteRq, NDeleteRsp, NEventReportRq, NEventReportRsp, NGetRq, NGetRsp, NSetRq, NSetRsp,
+};
+use dclient_proto::dimse::exchange::normalized::{n_response, response_field};
 use dclient_proto::dimse::message::{send_message, Assembler, DimseEvent};
 use dclient_proto::dimse::status::Status;
 use dclient_proto::uids;
@@ -162,7 +166,8 @@ pub fn pdu_decode(data: &[u8]) {
 
 /// `command_decode`: `CommandSet::decode` then `Command::from_command_set` on arbitrary
 /// bytes never panic; what decodes re-encodes to bytes that decode to the same command set
-/// and command.
+/// and command. Every accessor answers, and a DIMSE-N request gets a response (the
+/// performer's [`n_response`]) that decodes as the matching DIMSE-N response.
 pub fn command_decode(data: &[u8]) {
     let Ok(cs) = CommandSet::decode(data) else { return };
     let again = CommandSet::decode(&cs.encode()).expect("our encoding of a command set decodes");
@@ -172,6 +177,171 @@ pub fn command_decode(data: &[u8]) {
     let Ok(cmd) = Command::from_command_set(&cs) else { return };
     let again = Command::decode(&cmd.encode()).expect("our encoding of a command decodes");
     assert_eq!(cmd, again, "command changed in a round trip");
+    let _ = (cmd.message_id(), cmd.responded_to(), cmd.status(), cmd.has_data_set());
+    let _ = (cmd.affected_sop_class_uid(), cmd.sop_class_uid(), cmd.is_response());
+    if let Some(field) = response_field(cmd.command_field()) {
+        let out = n_response(1, &cmd, Status::SUCCESS, Some("fuzz"), None)
+            .expect("every DIMSE-N request has a response");
+        let rsp = Command::from_command_set(&out.command).expect("our response decodes");
+        assert_eq!(rsp.command_field(), field, "the response answers the request");
+        assert_eq!(rsp.responded_to(), cmd.message_id(), "the response answers its ID");
+    }
+}
+
+/// One or two of each DIMSE-N command set (PS3.7 10.3), named for the seed corpus of
+/// `command_decode`: the Storage Commitment and MPPS messages as their peers send them.
+pub fn n_command_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let sc = uids::STORAGE_COMMITMENT_PUSH;
+    let sc_instance = uids::STORAGE_COMMITMENT_PUSH_INSTANCE;
+    let mpps = uids::MPPS;
+    let msgs: Vec<(&'static str, Command)> = vec![
+        (
+            "n-action-rq",
+            NActionRq {
+                message_id: 7,
+                requested_sop_class_uid: sc.into(),
+                requested_sop_instance_uid: sc_instance.into(),
+                action_type_id: 1,
+                has_data_set: true,
+            }
+            .into(),
+        ),
+        (
+            "n-action-rsp",
+            NActionRsp {
+                message_id_being_responded_to: 7,
+                affected_sop_class_uid: Some(sc.into()),
+                affected_sop_instance_uid: Some(sc_instance.into()),
+                action_type_id: Some(1),
+                status: Status::SUCCESS,
+                has_data_set: false,
+                error_comment: None,
+                error_id: None,
+                offending_elements: None,
+            }
+            .into(),
+        ),
+        (
+            "n-event-report-rq",
+            NEventReportRq {
+                message_id: 1,
+                affected_sop_class_uid: sc.into(),
+                affected_sop_instance_uid: sc_instance.into(),
+                event_type_id: 2,
+                has_data_set: true,
+            }
+            .into(),
+        ),
+        (
+            "n-event-report-rsp",
+            NEventReportRsp {
+                message_id_being_responded_to: 1,
+                affected_sop_class_uid: Some(sc.into()),
+                affected_sop_instance_uid: Some(sc_instance.into()),
+                event_type_id: Some(2),
+                status: Status::INVALID_ARGUMENT_VALUE,
+                has_data_set: false,
+                error_comment: Some("unknown Transaction UID".into()),
+                error_id: None,
+                offending_elements: None,
+            }
+            .into(),
+        ),
+        (
+            "n-create-rq",
+            NCreateRq {
+                message_id: 2,
+                affected_sop_class_uid: mpps.into(),
+                affected_sop_instance_uid: Some("1.2.3.4.5".into()),
+                has_data_set: true,
+            }
+            .into(),
+        ),
+        (
+            "n-create-rsp",
+            NCreateRsp {
+                message_id_being_responded_to: 2,
+                affected_sop_class_uid: Some(mpps.into()),
+                affected_sop_instance_uid: Some("1.2.3.4.5".into()),
+                status: Status::SUCCESS,
+                has_data_set: true,
+                error_comment: None,
+                error_id: None,
+                offending_elements: None,
+            }
+            .into(),
+        ),
+        (
+            "n-set-rq",
+            NSetRq {
+                message_id: 3,
+                requested_sop_class_uid: mpps.into(),
+                requested_sop_instance_uid: "1.2.3.4.5".into(),
+            }
+            .into(),
+        ),
+        (
+            "n-set-rsp",
+            NSetRsp {
+                message_id_being_responded_to: 3,
+                affected_sop_class_uid: Some(mpps.into()),
+                affected_sop_instance_uid: Some("1.2.3.4.5".into()),
+                status: Status::PROCESSING_FAILURE,
+                has_data_set: false,
+                error_comment: Some("may no longer be updated".into()),
+                error_id: Some(0xA710),
+                offending_elements: Some(vec![(0x0040, 0x0252)]),
+            }
+            .into(),
+        ),
+        (
+            "n-get-rq",
+            NGetRq {
+                message_id: 4,
+                requested_sop_class_uid: mpps.into(),
+                requested_sop_instance_uid: "1.2.3.4.5".into(),
+                attribute_identifier_list: Some(vec![(0x0040, 0x0252)]),
+            }
+            .into(),
+        ),
+        (
+            "n-get-rsp",
+            NGetRsp {
+                message_id_being_responded_to: 4,
+                affected_sop_class_uid: Some(mpps.into()),
+                affected_sop_instance_uid: Some("1.2.3.4.5".into()),
+                status: Status::SUCCESS,
+                has_data_set: true,
+                error_comment: None,
+                error_id: None,
+                offending_elements: None,
+            }
+            .into(),
+        ),
+        (
+            "n-delete-rq",
+            NDeleteRq {
+                message_id: 5,
+                requested_sop_class_uid: "1.2.840.10008.5.1.1.1".into(),
+                requested_sop_instance_uid: "1.2.3.4.6".into(),
+            }
+            .into(),
+        ),
+        (
+            "n-delete-rsp",
+            NDeleteRsp {
+                message_id_being_responded_to: 5,
+                affected_sop_class_uid: None,
+                affected_sop_instance_uid: Some("1.2.3.4.6".into()),
+                status: Status::NO_SUCH_SOP_INSTANCE,
+                error_comment: None,
+                error_id: None,
+                offending_elements: None,
+            }
+            .into(),
+        ),
+    ];
+    msgs.into_iter().map(|(n, c)| (n, c.encode())).collect()
 }
 
 /// Every PDU a deframer yields from `pieces`, up to and including its first error.

@@ -31,6 +31,15 @@ pub const QUERY_RETRIEVE: [&str; 6] = [
     STUDY_ROOT_MOVE,
 ];
 
+/// Storage Commitment Push Model SOP Class (PS3.4 J.3).
+pub const STORAGE_COMMITMENT_PUSH: &str = "1.2.840.10008.1.20.1";
+/// The well-known SOP Instance of the Storage Commitment Push Model (PS3.4 J.3.5).
+pub const STORAGE_COMMITMENT_PUSH_INSTANCE: &str = "1.2.840.10008.1.20.1.1";
+/// Modality Worklist Information Model - FIND (PS3.4 K.6.1.2).
+pub const MODALITY_WORKLIST_FIND: &str = "1.2.840.10008.5.1.4.31";
+/// Modality Performed Procedure Step SOP Class (PS3.4 F.7).
+pub const MPPS: &str = "1.2.840.10008.3.1.2.3.3";
+
 /// Implicit VR Little Endian: the default transfer syntax, always acceptable.
 pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 /// Explicit VR Little Endian.

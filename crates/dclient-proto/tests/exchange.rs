@@ -534,6 +534,43 @@ mod requests {
     }
 
     #[test]
+    fn dimse_n_requests_come_typed_with_their_data_sets_and_responses_as_other() {
+        use dclient_proto::dimse::exchange::commitment::CommitmentScu;
+        use dclient_proto::dimse::exchange::normalized::{n_response, NormalizedScu};
+        let t0 = Instant::now();
+        let mut r = Requests::new(IDLE, T, 1 << 20, t0);
+        let action =
+            drain(&mut CommitmentScu::new(5, 3, b"INFO".to_vec(), T, T, None, t0)).remove(0);
+        feed(&mut r, &action, t0).expect("N-ACTION");
+        let rq = match &events(&mut r)[..] {
+            [Request::NAction { context_id: 5, rq, data: Some(d) }] => {
+                assert_eq!(d, b"INFO");
+                rq.clone()
+            }
+            other => panic!("expected the N-ACTION, got {other:?}"),
+        };
+        r.ready(t0);
+        let get: Command = dclient_proto::dimse::command::NGetRq {
+            message_id: 4,
+            requested_sop_class_uid: uids::MPPS.into(),
+            requested_sop_instance_uid: "1.2.3".into(),
+            attribute_identifier_list: None,
+        }
+        .into();
+        let get = drain(&mut NormalizedScu::new(1, &get, None, T, t0).expect("valid")).remove(0);
+        feed(&mut r, &get, t0).expect("N-GET");
+        assert!(matches!(&events(&mut r)[..], [Request::NGet { context_id: 1, .. }]));
+        r.ready(t0);
+        // The answer to a report we (the SCP) sent arrives here too, as Other.
+        let rsp = n_response(5, &Command::NActionRq(rq), Status::SUCCESS, None, None).expect("rsp");
+        feed(&mut r, &rsp, t0).expect("a response");
+        match &events(&mut r)[..] {
+            [Request::Other { command: Command::NActionRsp(_), data: None, .. }] => {}
+            other => panic!("expected Other, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_request_before_the_previous_answer_or_data_without_a_request_is_a_violation() {
         let t0 = Instant::now();
         let mut r = Requests::new(IDLE, T, 1 << 20, t0);
@@ -561,5 +598,319 @@ mod timer {
         assert!(t.expired(t0 + Duration::from_secs(45)));
         t.disarm();
         assert_eq!(t.deadline(), None);
+    }
+}
+
+mod normalized {
+    use super::*;
+    use crate::testing::*;
+    use dclient_proto::dimse::command::{NCreateRq, NDeleteRq, NSetRq};
+    use dclient_proto::dimse::exchange::normalized::*;
+
+    const T: Duration = Duration::from_secs(2);
+
+    fn create(id: u16) -> Command {
+        NCreateRq {
+            message_id: id,
+            affected_sop_class_uid: uids::MPPS.into(),
+            affected_sop_instance_uid: Some("1.2.3.4".into()),
+            has_data_set: true,
+        }
+        .into()
+    }
+
+    #[test]
+    fn n_create_and_its_response_with_an_attribute_list() {
+        let t0 = Instant::now();
+        let rq = create(5);
+        let mut scu = NormalizedScu::new(3, &rq, Some(vec![1, 2, 3, 4]), T, t0).expect("valid");
+        let sent = drain(&mut scu);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].data.as_deref(), Some(&[1u8, 2, 3, 4][..]));
+        assert_eq!(scu.awaiting(), "the N-CREATE-RSP");
+        let rsp = n_response(3, &rq, Status::SUCCESS, None, Some(vec![9, 9])).expect("N-CREATE");
+        deliver(&mut scu, &rsp, t0).expect("valid");
+        let got = events(&mut scu);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].status, Status::SUCCESS);
+        assert_eq!(got[0].data.as_deref(), Some(&[9u8, 9][..]));
+        match &got[0].command {
+            Command::NCreateRsp(r) => {
+                assert_eq!(r.affected_sop_instance_uid.as_deref(), Some("1.2.3.4"));
+                assert_eq!(r.message_id_being_responded_to, 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(scu.is_done());
+    }
+
+    #[test]
+    fn a_response_of_another_operation_or_id_is_a_violation() {
+        let t0 = Instant::now();
+        let rq = create(5);
+        let mut scu = NormalizedScu::new(1, &rq, Some(vec![0; 2]), T, t0).expect("valid");
+        let set: Command = NSetRq {
+            message_id: 5,
+            requested_sop_class_uid: uids::MPPS.into(),
+            requested_sop_instance_uid: "1.2.3.4".into(),
+        }
+        .into();
+        let wrong = n_response(1, &set, Status::SUCCESS, None, None).expect("N-SET");
+        let e = deliver(&mut scu, &wrong, t0).expect_err("N-SET-RSP");
+        assert_eq!(e.to_string(), "expected the N-CREATE-RSP, got a N-SET-RSP");
+        let mut scu = NormalizedScu::new(1, &rq, Some(vec![0; 2]), T, t0).expect("valid");
+        let other_id = n_response(1, &create(6), Status::SUCCESS, None, None).expect("N-CREATE");
+        match deliver(&mut scu, &other_id, t0).expect_err("id") {
+            ExchangeError::Violation(v) => assert_eq!(v.kind, ViolationKind::WrongMessageId),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn misuse_and_silence() {
+        let t0 = Instant::now();
+        let echo: Command = CEchoRq { message_id: 1, affected_sop_class_uid: "1.2".into() }.into();
+        assert!(matches!(NormalizedScu::new(1, &echo, None, T, t0), Err(ProtoError::Misuse(_))));
+        assert!(matches!(
+            NormalizedScu::new(1, &create(1), None, T, t0),
+            Err(ProtoError::Misuse(_))
+        ));
+        let del: Command = NDeleteRq {
+            message_id: 2,
+            requested_sop_class_uid: "1.2".into(),
+            requested_sop_instance_uid: "1.2.3".into(),
+        }
+        .into();
+        let mut scu = NormalizedScu::new(1, &del, None, T, t0).expect("valid");
+        scu.handle_timeout(t0 + T / 2).expect("not yet");
+        let e = scu.handle_timeout(t0 + T).expect_err("timed out");
+        assert_eq!(e.to_string(), "timed out after 2 s waiting for the N-DELETE-RSP");
+        // N-DELETE-RSP never carries a data set.
+        let rsp = n_response(1, &del, Status::SUCCESS, Some(&"x".repeat(100)), Some(vec![1, 2]))
+            .expect("N-DELETE");
+        assert!(rsp.data.is_none());
+        let cmd = Command::from_command_set(&rsp.command).expect("valid");
+        match cmd {
+            Command::NDeleteRsp(r) => assert_eq!(r.error_comment.map(|c| c.len()), Some(64)),
+            other => panic!("{other:?}"),
+        }
+        assert!(n_response(1, &echo, Status::SUCCESS, None, None).is_none());
+    }
+}
+
+mod commitment {
+    use super::*;
+    use crate::testing::*;
+    use dclient_proto::dimse::command::{NActionRsp, NEventReportRq};
+    use dclient_proto::dimse::exchange::commitment::*;
+    use dclient_proto::dimse::exchange::normalized::n_response;
+
+    const T: Duration = Duration::from_secs(2);
+    const WAIT: Duration = Duration::from_secs(10);
+    const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+
+    fn sop(i: u32) -> SopRef {
+        SopRef::new(CT, format!("1.2.3.{i}"))
+    }
+
+    fn transaction() -> Transaction {
+        Transaction { uid: "2.25.1".into(), instances: vec![sop(1), sop(2), sop(3)] }
+    }
+
+    fn report(
+        event: u16,
+        uid: Option<&str>,
+        committed: Vec<SopRef>,
+        failed: Vec<FailedRef>,
+    ) -> Report {
+        Report { event_type_id: event, transaction_uid: uid.map(str::to_owned), committed, failed }
+    }
+
+    fn failed(i: u32, reason: u16) -> FailedRef {
+        FailedRef { sop: sop(i), failure_reason: Some(reason) }
+    }
+
+    #[test]
+    fn a_report_is_matched_by_transaction_uid_and_judged_per_instance() {
+        let mut p = Pending::new();
+        p.add(transaction());
+        let v = p.take_report(&report(2, Some("2.25.1"), vec![sop(1)], vec![failed(2, 0x0112)]));
+        assert_eq!(v.status, Status::SUCCESS);
+        let o = v.outcome.expect("ours");
+        assert_eq!(o.instances.len(), 3);
+        assert!(o.instances[0].is_committed());
+        assert_eq!(o.instances[1].state, InstanceState::Failed { failure_reason: Some(0x0112) });
+        assert!(o.instances[1].describe().contains("0x0112 (no such object instance"));
+        assert_eq!(o.instances[2].state, InstanceState::NotReported);
+        assert_eq!(o.instances[2].describe(), "not confirmed: missing from the report");
+        assert!(!o.all_committed());
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        assert!(p.is_empty(), "the transaction stops waiting");
+    }
+
+    #[test]
+    fn unknown_transaction_uid_and_event_type_are_refused_and_ours_keeps_waiting() {
+        let mut p = Pending::new();
+        p.add(transaction());
+        let v = p.take_report(&report(1, Some("2.25.999"), vec![sop(1)], vec![]));
+        assert_eq!(v.status, Status::INVALID_ARGUMENT_VALUE);
+        assert_eq!(v.error_comment.as_deref(), Some("unknown Transaction UID 2.25.999"));
+        assert!(v.outcome.is_none());
+        let v = p.take_report(&report(1, None, vec![sop(1)], vec![]));
+        assert_eq!(v.status, Status::INVALID_ARGUMENT_VALUE);
+        let v = p.take_report(&report(7, Some("2.25.1"), vec![sop(1)], vec![]));
+        assert_eq!(v.status, Status::NO_SUCH_EVENT_TYPE);
+        assert!(v.error_comment.unwrap_or_default().contains("Event Type ID 7"));
+        assert!(p.contains("2.25.1"), "still waiting for its real report");
+    }
+
+    #[test]
+    fn duplicated_contradicting_foreign_and_reclassed_instances() {
+        let mut p = Pending::new();
+        p.add(transaction());
+        let reclassed = SopRef::new("1.2.840.10008.5.1.4.1.1.7", "1.2.3.3");
+        let r = report(
+            1,
+            Some("2.25.1"),
+            vec![sop(1), sop(1), sop(2), reclassed, sop(42)],
+            vec![failed(2, 0x0110)],
+        );
+        let o = p.take_report(&r).outcome.expect("ours");
+        assert!(o.instances[0].is_committed());
+        assert_eq!(o.instances[0].note.as_deref(), Some("listed twice"));
+        assert_eq!(o.instances[1].state, InstanceState::Failed { failure_reason: Some(0x0110) });
+        assert_eq!(o.instances[1].note.as_deref(), Some("reported both committed and failed"));
+        assert_eq!(o.instances[2].state, InstanceState::Failed { failure_reason: None });
+        assert!(o.instances[2].note.as_deref().unwrap_or_default().contains("as SOP class"));
+        assert_eq!(o.warnings.len(), 2, "{:?}", o.warnings);
+        assert!(o.warnings[0].contains("1 instance(s) we did not ask about"));
+        assert!(o.warnings[1].contains("Event Type ID 1"));
+    }
+
+    fn action_rsp(id: u16, status: Status) -> Outgoing {
+        let rsp = NActionRsp {
+            message_id_being_responded_to: id,
+            affected_sop_class_uid: Some(uids::STORAGE_COMMITMENT_PUSH.into()),
+            affected_sop_instance_uid: Some(uids::STORAGE_COMMITMENT_PUSH_INSTANCE.into()),
+            action_type_id: Some(1),
+            status,
+            has_data_set: false,
+            error_comment: None,
+            error_id: None,
+            offending_elements: None,
+        };
+        Outgoing { context_id: 1, command: rsp.to_command_set(), data: None }
+    }
+
+    fn report_rq(id: u16, class: &str) -> Outgoing {
+        let rq = NEventReportRq {
+            message_id: id,
+            affected_sop_class_uid: class.into(),
+            affected_sop_instance_uid: uids::STORAGE_COMMITMENT_PUSH_INSTANCE.into(),
+            event_type_id: 1,
+            has_data_set: true,
+        };
+        Outgoing { context_id: 1, command: rq.to_command_set(), data: Some(vec![7; 10]) }
+    }
+
+    #[test]
+    fn request_response_then_report_on_the_same_association() {
+        let t0 = Instant::now();
+        let mut scu = CommitmentScu::new(1, 4, vec![1, 2], T, WAIT, None, t0);
+        let sent = drain(&mut scu);
+        match Command::from_command_set(&sent[0].command) {
+            Ok(Command::NActionRq(rq)) => {
+                assert_eq!(rq.action_type_id, 1);
+                assert_eq!(rq.requested_sop_instance_uid, uids::STORAGE_COMMITMENT_PUSH_INSTANCE);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(scu.poll_timeout(), Some(t0 + T));
+        deliver(&mut scu, &action_rsp(4, Status::SUCCESS), t0).expect("valid");
+        assert!(matches!(
+            events(&mut scu)[..],
+            [CommitEvent::ActionResponse { status: Status::SUCCESS, .. }]
+        ));
+        assert_eq!(scu.poll_timeout(), Some(t0 + WAIT), "now the report's wait");
+        assert!(!scu.is_done());
+        deliver(&mut scu, &report_rq(1, uids::STORAGE_COMMITMENT_PUSH), t0).expect("valid");
+        let got = events(&mut scu);
+        let CommitEvent::Report { rq, data, .. } = &got[0] else { panic!("{got:?}") };
+        assert_eq!(data.as_deref(), Some(&[7u8; 10][..]));
+        assert_eq!(scu.poll_timeout(), None, "the user answers first");
+        let rq = rq.clone();
+        scu.answer_report(Status::SUCCESS, None, true);
+        let answer = drain(&mut scu);
+        let want =
+            n_response(1, &Command::NEventReportRq(rq), Status::SUCCESS, None, None).expect("rsp");
+        assert_eq!(answer, vec![want]);
+        assert!(scu.is_done());
+    }
+
+    #[test]
+    fn a_report_before_the_response_a_refused_one_and_ticks() {
+        let t0 = Instant::now();
+        let tick = Duration::from_millis(100);
+        let mut scu = CommitmentScu::new(1, 4, vec![1, 2], T, WAIT, Some(tick), t0);
+        drain(&mut scu);
+        assert_eq!(scu.poll_timeout(), Some(t0 + tick));
+        scu.handle_timeout(t0 + tick).expect("a tick");
+        assert_eq!(events(&mut scu), vec![CommitEvent::Tick]);
+        // Someone else's report first: refused, still waiting.
+        deliver(&mut scu, &report_rq(1, uids::STORAGE_COMMITMENT_PUSH), t0).expect("valid");
+        assert_eq!(events(&mut scu).len(), 1);
+        scu.answer_report(Status::INVALID_ARGUMENT_VALUE, Some("unknown Transaction UID"), false);
+        assert_eq!(drain(&mut scu).len(), 1);
+        // Ours, before the N-ACTION-RSP (PS3.7 allows one operation each way).
+        deliver(&mut scu, &report_rq(2, uids::STORAGE_COMMITMENT_PUSH), t0).expect("valid");
+        events(&mut scu);
+        scu.answer_report(Status::SUCCESS, None, true);
+        drain(&mut scu);
+        assert!(!scu.is_done(), "the N-ACTION-RSP is still due");
+        deliver(&mut scu, &action_rsp(4, Status::SUCCESS), t0).expect("valid");
+        events(&mut scu);
+        assert!(scu.is_done());
+    }
+
+    #[test]
+    fn the_wait_ends_with_report_timeout_and_a_refused_action_ends_at_once() {
+        let t0 = Instant::now();
+        let mut scu = CommitmentScu::new(1, 4, vec![], T, WAIT, None, t0);
+        drain(&mut scu);
+        deliver(&mut scu, &action_rsp(4, Status::SUCCESS), t0).expect("valid");
+        events(&mut scu);
+        scu.handle_timeout(t0 + WAIT).expect("not an error");
+        assert_eq!(events(&mut scu), vec![CommitEvent::ReportTimeout]);
+        assert!(scu.is_done());
+
+        let mut scu = CommitmentScu::new(1, 4, vec![], T, WAIT, None, t0);
+        drain(&mut scu);
+        deliver(&mut scu, &action_rsp(4, Status(0x0122)), t0).expect("valid");
+        events(&mut scu);
+        assert!(scu.is_done());
+
+        let mut scu = CommitmentScu::new(1, 4, vec![], T, WAIT, None, t0);
+        drain(&mut scu);
+        let e = scu.handle_timeout(t0 + T).expect_err("no N-ACTION-RSP");
+        assert_eq!(e.to_string(), "timed out after 2 s waiting for the N-ACTION-RSP");
+    }
+
+    #[test]
+    fn a_report_of_another_class_or_a_stray_message_is_a_violation() {
+        let t0 = Instant::now();
+        let mut scu = CommitmentScu::new(1, 4, vec![], T, WAIT, None, t0);
+        drain(&mut scu);
+        let e = deliver(&mut scu, &report_rq(1, uids::MPPS), t0).expect_err("MPPS report");
+        assert!(e.to_string().contains("N-EVENT-REPORT-RQ of SOP class"), "{e}");
+        let mut scu = CommitmentScu::new(1, 4, vec![], T, WAIT, None, t0);
+        drain(&mut scu);
+        let echo = Outgoing {
+            context_id: 1,
+            command: CEchoRq { message_id: 1, affected_sop_class_uid: uids::VERIFICATION.into() }
+                .to_command_set(),
+            data: None,
+        };
+        let e = deliver(&mut scu, &echo, t0).expect_err("C-ECHO");
+        assert_eq!(e.to_string(), "expected the N-ACTION-RSP, got a C-ECHO-RQ");
     }
 }

@@ -1,4 +1,6 @@
-//! What the SCP does with each request, behind a trait: the [`Archive`] the SCP serves.
+//! What the SCP does with each request, behind a trait: the [`Archive`] the SCP serves:
+//! storage, query/retrieve, and (when it says it supports them) Storage Commitment and a
+//! Modality Worklist.
 //!
 //! The SCP's sessions speak DIMSE (the exchanges of `dclient_proto`, the driver of
 //! `dclient`); an archive only says where an incoming object goes, which objects match a
@@ -10,7 +12,7 @@
 use dclient::proto::dimse::command::CStoreRq;
 use dclient::proto::dimse::status::Status;
 use dclient::store::PreparedFile;
-use dclient::InformationModel;
+use dclient::{InformationModel, SopRef};
 use dicom_object::InMemDicomObject;
 
 /// A refusal: the status to answer with and its Error Comment (at most 64 characters are
@@ -88,7 +90,16 @@ pub struct RetrieveAnswer {
     pub description: String,
 }
 
-/// The behaviour of an SCP: storage, query and retrieve.
+/// Failure Reason 0110 (PS3.3 C.14.1.1): processing failure.
+pub const FAILURE_PROCESSING: u16 = 0x0110;
+/// Failure Reason 0112: no such object instance.
+pub const FAILURE_NO_SUCH_INSTANCE: u16 = 0x0112;
+/// Failure Reason 0119: class/instance conflict.
+pub const FAILURE_CLASS_INSTANCE_CONFLICT: u16 = 0x0119;
+
+/// The behaviour of an SCP: storage, query and retrieve; Storage Commitment and a Modality
+/// Worklist when it has them (the defaults say it has neither, so an archive written
+/// before them still compiles and behaves as it did).
 pub trait Archive: Send + Sync + 'static {
     /// Where an incoming object goes; the data set is written to the returned sink as it
     /// arrives.
@@ -108,4 +119,32 @@ pub trait Archive: Send + Sync + 'static {
         model: InformationModel,
         identifier: &InMemDicomObject,
     ) -> Result<RetrieveAnswer, Failure>;
+
+    /// Whether this archive answers Storage Commitment (PS3.4 J.3): the SCP accepts the
+    /// Storage Commitment Push Model context only then. Default false.
+    fn supports_commitment(&self) -> bool {
+        false
+    }
+
+    /// For each instance of a Storage Commitment request, in order: `None` when the
+    /// archive commits to keep it, or the Failure Reason (PS3.3 C.14.1.1:
+    /// [`FAILURE_NO_SUCH_INSTANCE`], [`FAILURE_CLASS_INSTANCE_CONFLICT`],
+    /// [`FAILURE_PROCESSING`], ...). Answered for what the archive holds when it is called.
+    /// Default: processing failure for every instance.
+    fn commit(&self, instances: &[SopRef]) -> Vec<Option<u16>> {
+        vec![Some(FAILURE_PROCESSING); instances.len()]
+    }
+
+    /// Whether this archive has a Modality Worklist (PS3.4 K): the SCP accepts the
+    /// Modality Worklist Information Model - FIND context only then. Default false.
+    fn supports_worklist(&self) -> bool {
+        false
+    }
+
+    /// The worklist items matching a Modality Worklist C-FIND `identifier` (decoded),
+    /// each with the requested keys only. Default: refused, SOP class not supported.
+    fn worklist(&self, identifier: &InMemDicomObject) -> Result<FindAnswer<'_>, Failure> {
+        let _ = identifier;
+        Err(Failure::new(Status::SOP_CLASS_NOT_SUPPORTED, "no modality worklist here"))
+    }
 }

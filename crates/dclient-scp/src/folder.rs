@@ -1,7 +1,10 @@
 //! [`FolderArchive`]: the archive `dclient serve` runs on. Objects are Part 10 files under
 //! `DIR/<StudyInstanceUID>/<SOPInstanceUID>.dcm`, written atomically (a temporary file in
 //! the folder, renamed into place once complete) and indexed in SQLite at
-//! `DIR/index.sqlite`, which is checked against the folder at start.
+//! `DIR/index.sqlite`, which is checked against the folder at start. It answers Storage
+//! Commitment from its index (an instance is committed when it is indexed under the SOP
+//! class asked for and its file still opens as that instance), and a Modality Worklist
+//! from a folder of worklist files when given one ([`FolderArchive::with_worklist`]).
 
 use std::path::{Path, PathBuf};
 
@@ -10,16 +13,18 @@ use dclient::proto::dimse::status::Status;
 use dclient::proto::uids;
 use dclient::receive::{Incoming, StorageDir};
 use dclient::store::PreparedFile;
-use dclient::{InformationModel, QueryLevel};
+use dclient::{InformationModel, QueryLevel, SopRef};
 use dicom_object::InMemDicomObject;
 
 use crate::archive::{
     Archive, Failure, FindAnswer, RetrieveAnswer, StoreRequest, StoreSink, Stored,
+    FAILURE_CLASS_INSTANCE_CONFLICT, FAILURE_NO_SUCH_INSTANCE, FAILURE_PROCESSING,
 };
 use crate::header::{self, InstanceRecord};
 use crate::index::{Index, IndexError, RepairReport, StoredFile};
 use crate::matching::MatchOptions;
 use crate::query::{identifier_for, parse_query, select};
+use crate::worklist::WorklistFolder;
 
 /// Status for a data set we cannot index (no valid Study Instance UID, unreadable).
 pub const STATUS_CANNOT_UNDERSTAND: Status = Status(0xC000);
@@ -31,7 +36,11 @@ pub struct FolderArchive {
     storage: StorageDir,
     ae: String,
     matching: MatchOptions,
+    worklist: Option<WorklistFolder>,
 }
+
+/// SOP Instance UIDs looked up in the index per query when answering Storage Commitment.
+const COMMIT_BATCH: usize = 500;
 
 impl FolderArchive {
     /// Opens (creating it if needed) the folder `dir` and its index, and checks the index
@@ -45,7 +54,18 @@ impl FolderArchive {
         let storage = StorageDir::new(dir)?;
         let index = Index::open(dir)?;
         let report = index.repair()?;
-        Ok((FolderArchive { index, storage, ae: ae.to_owned(), matching }, report))
+        Ok((FolderArchive { index, storage, ae: ae.to_owned(), matching, worklist: None }, report))
+    }
+
+    /// The same archive answering Modality Worklist queries from `worklist`.
+    pub fn with_worklist(mut self, worklist: WorklistFolder) -> FolderArchive {
+        self.worklist = Some(worklist);
+        self
+    }
+
+    /// The worklist, when there is one.
+    pub fn worklist_folder(&self) -> Option<&WorklistFolder> {
+        self.worklist.as_ref()
     }
 
     /// The index (what was stored).
@@ -186,5 +206,63 @@ impl Archive for FolderArchive {
             files: rows.iter().filter_map(|r| r.file.as_ref()).map(prepared).collect(),
             description: format!("{} ({})", q.level.as_str(), q.model.name()),
         })
+    }
+
+    fn supports_commitment(&self) -> bool {
+        true
+    }
+
+    fn commit(&self, instances: &[SopRef]) -> Vec<Option<u16>> {
+        let mut stored = std::collections::HashMap::new();
+        for chunk in instances.chunks(COMMIT_BATCH) {
+            let narrow = crate::index::Narrow {
+                sop_uids: Some(chunk.iter().map(|r| r.sop_instance_uid.clone()).collect()),
+                ..Default::default()
+            };
+            match self.index.rows(QueryLevel::Image, &narrow) {
+                Ok(rows) => {
+                    for f in rows.into_iter().filter_map(|r| r.file) {
+                        stored.insert(f.sop_instance_uid.clone(), f);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("storage commitment: the index failed: {e}");
+                    return vec![Some(FAILURE_PROCESSING); instances.len()];
+                }
+            }
+        }
+        instances
+            .iter()
+            .map(|r| match stored.get(&r.sop_instance_uid) {
+                None => Some(FAILURE_NO_SUCH_INSTANCE),
+                Some(f) if f.sop_class_uid != r.sop_class_uid => {
+                    Some(FAILURE_CLASS_INSTANCE_CONFLICT)
+                }
+                // Present and readable: its file still opens as that instance.
+                Some(f) => match PreparedFile::open(&f.path) {
+                    Ok(p) if p.sop_instance_uid == r.sop_instance_uid => None,
+                    Ok(_) => Some(FAILURE_PROCESSING),
+                    Err(e) => {
+                        tracing::warn!(
+                            "storage commitment: {} is indexed but {} cannot be read: {e}",
+                            printable(&r.sop_instance_uid),
+                            f.path.display()
+                        );
+                        Some(FAILURE_PROCESSING)
+                    }
+                },
+            })
+            .collect()
+    }
+
+    fn supports_worklist(&self) -> bool {
+        self.worklist.is_some()
+    }
+
+    fn worklist(&self, identifier: &InMemDicomObject) -> Result<FindAnswer<'_>, Failure> {
+        match &self.worklist {
+            Some(w) => w.find_answer(identifier),
+            None => Err(Failure::new(Status::SOP_CLASS_NOT_SUPPORTED, "no modality worklist here")),
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The built-in SCP: a small PACS for tests, demos and embedding (`dclient serve`).
 //!
 //! Verification, Storage (every storage SOP class, uncompressed and common compressed
-//! transfer syntaxes as offered), and Patient Root / Study Root Query/Retrieve FIND, GET
-//! and MOVE. Received files are written atomically into `DIR/<StudyInstanceUID>/
+//! transfer syntaxes as offered), Patient Root / Study Root Query/Retrieve FIND, GET
+//! and MOVE, Storage Commitment Push Model (answered from the index), and a Modality
+//! Worklist from a folder of worklist files (`serve --worklist DIR`). Received files are written atomically into `DIR/<StudyInstanceUID>/
 //! <SOPInstanceUID>.dcm` and indexed in SQLite at `DIR/index.sqlite`.
 //!
 //! ```no_run
@@ -22,12 +23,15 @@
 //! protocol core's request exchange; `qr` answers C-FIND/C-GET/C-MOVE over the SCP halves
 //! of its exchanges. What is stored, matched and sent is the [`Archive`]'s business:
 //! [`FolderArchive`] keeps Part 10 files with a SQLite [`index`], matches with the C.2.2.2
-//! rules of [`matching`], and reads stored files with bounded lengths ([`header`]).
+//! rules of [`matching`], and reads stored files with bounded lengths ([`header`]);
+//! `commitment` answers Storage Commitment requests and delivers their reports;
+//! [`worklist`] reads and matches worklist items.
 //! [`users`] checks user identities.
 
 #![forbid(unsafe_code)]
 
 mod archive;
+mod commitment;
 mod folder;
 pub mod harness;
 pub mod header;
@@ -37,6 +41,7 @@ mod qr;
 mod query;
 mod session;
 pub mod users;
+pub mod worklist;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -48,11 +53,15 @@ use std::time::Duration;
 use dclient::server::{AcceptorConfig, AcceptorHandle};
 use dclient::Timeouts;
 
-pub use archive::{Archive, Failure, FindAnswer, RetrieveAnswer, StoreRequest, StoreSink, Stored};
+pub use archive::{
+    Archive, Failure, FindAnswer, RetrieveAnswer, StoreRequest, StoreSink, Stored,
+    FAILURE_CLASS_INSTANCE_CONFLICT, FAILURE_NO_SUCH_INSTANCE, FAILURE_PROCESSING,
+};
 pub use folder::{FolderArchive, STATUS_CANNOT_UNDERSTAND};
 pub use index::{Index, IndexError, RepairReport};
 pub use matching::MatchOptions;
 pub use users::{hash_password, UserList, PBKDF2_ITERATIONS};
+pub use worklist::WorklistFolder;
 
 /// Errors starting the SCP.
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +98,12 @@ pub struct ScpConfig {
     pub port: u16,
     /// The storage folder (files and `index.sqlite`).
     pub dir: PathBuf,
-    /// C-MOVE destinations: AE title -> (host, port).
+    /// C-MOVE destinations, and where Storage Commitment reports go when the requesting
+    /// association has ended: AE title -> (host, port).
     pub peers: BTreeMap<String, (String, u16)>,
+    /// A folder of Modality Worklist items (`*.wl` files, as DCMTK's `wlmscpfs` reads) to
+    /// answer worklist queries from. Default: none (the worklist model is not accepted).
+    pub worklist: Option<PathBuf>,
     /// Accept any called AE title (otherwise only [`ae`](Self::ae)).
     pub accept_any_ae: bool,
     /// Most concurrent associations; more are rejected (transient, local limit exceeded).
@@ -131,6 +144,7 @@ impl ScpConfig {
             port: 11112,
             dir: dir.into(),
             peers: BTreeMap::new(),
+            worklist: None,
             accept_any_ae: false,
             max_associations: 16,
             max_pdu: 65536,
@@ -192,6 +206,10 @@ pub struct Stats {
     pub gets: AtomicU64,
     /// C-MOVE requests answered.
     pub moves: AtomicU64,
+    /// Storage Commitment requests (N-ACTION) answered.
+    pub commitments: AtomicU64,
+    /// Storage Commitment reports delivered (answered with success by the requestor).
+    pub reports: AtomicU64,
 }
 
 /// State shared by the sessions.
@@ -216,7 +234,12 @@ impl Scp {
     /// the port and starts accepting associations on a background thread.
     pub fn start(config: ScpConfig) -> Result<ScpHandle<FolderArchive>, ScpError> {
         config.check()?;
-        let (archive, report) = FolderArchive::open(&config.dir, &config.ae, config.matching)?;
+        let (mut archive, report) = FolderArchive::open(&config.dir, &config.ae, config.matching)?;
+        if let Some(dir) = &config.worklist {
+            let w = WorklistFolder::open(dir, config.matching)
+                .map_err(|e| ScpError::Config(format!("worklist folder {}: {e}", dir.display())))?;
+            archive = archive.with_worklist(w);
+        }
         if report != RepairReport::default() {
             tracing::info!(
                 "index of {}: {} files indexed, {} unchanged, {} rows of vanished files \

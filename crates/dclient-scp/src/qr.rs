@@ -1,7 +1,8 @@
 //! Query/Retrieve SCP (PS3.4 Annex C): C-FIND, C-GET and C-MOVE answered from the
 //! [`Archive`], over the SCP halves of the protocol core's exchanges.
 //!
-//! - C-FIND: one pending response (0xFF00, or 0xFF01 when a matching key the archive does
+//! - C-FIND: also on the Modality Worklist model (answered by `Archive::worklist`); one
+//!   pending response (0xFF00, or 0xFF01 when a matching key the archive does
 //!   not support was ignored) per match with its identifier, then success. A C-CANCEL-RQ is
 //!   looked for before each pending response, without waiting: when one has arrived, the
 //!   final response is Cancel (0xFE00).
@@ -109,13 +110,14 @@ pub(crate) fn find(
     shared.stats.finds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let scp = FindScp::new(context_id, rq);
     let answer = (|| {
-        let model =
-            InformationModel::of(&scp.request().affected_sop_class_uid).ok_or_else(|| {
-                Failure::new(
-                    Status::SOP_CLASS_NOT_SUPPORTED,
-                    "not a Patient or Study Root FIND class",
-                )
-            })?;
+        let sop = &scp.request().affected_sop_class_uid;
+        if sop == uids::MODALITY_WORKLIST_FIND {
+            let obj = decode_identifier(conn, context_id, identifier)?;
+            return shared.archive.worklist(&obj);
+        }
+        let model = InformationModel::of(sop).ok_or_else(|| {
+            Failure::new(Status::SOP_CLASS_NOT_SUPPORTED, "not a Patient or Study Root FIND class")
+        })?;
         let obj = decode_identifier(conn, context_id, identifier)?;
         shared.archive.find(model, &obj)
     })();

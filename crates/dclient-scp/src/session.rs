@@ -26,6 +26,7 @@ use dclient::server::{acceptor_policy, check_called_ae, is_storage_class, Accept
 use dclient::{Connection, Error, Step};
 
 use crate::archive::{StoreRequest, StoreSink};
+use crate::commitment::{self, PendingReport};
 use crate::qr;
 use crate::Shared;
 
@@ -51,7 +52,14 @@ impl Handler for Session {
             );
             return Err(rj);
         }
-        let mut policy = acceptor_policy(rq, cfg.max_pdu, &uids::QUERY_RETRIEVE);
+        let mut services: Vec<&str> = uids::QUERY_RETRIEVE.to_vec();
+        if shared.archive.supports_commitment() {
+            services.push(uids::STORAGE_COMMITMENT_PUSH);
+        }
+        if shared.archive.supports_worklist() {
+            services.push(uids::MODALITY_WORKLIST_FIND);
+        }
+        let mut policy = acceptor_policy(rq, cfg.max_pdu, &services);
         let mut user = None;
         if let Some(users) = &cfg.users {
             match users.check(rq.user_info.user_identity_rq.as_ref()) {
@@ -88,13 +96,15 @@ impl Handler for Session {
         );
         let started = Instant::now();
         let mut counts = SessionCounts::default();
-        let end = serve(conn, shared, calling, &mut counts);
+        let mut reports = Vec::new();
+        let end = serve(conn, shared, calling, &mut counts, &mut reports);
         let summary = format!(
-            "{} stored, {} find, {} get, {} move, {} echo in {:.1} s",
+            "{} stored, {} find, {} get, {} move, {} commit, {} echo in {:.1} s",
             counts.stored,
             counts.find,
             counts.get,
             counts.mv,
+            counts.commit,
             counts.echo,
             started.elapsed().as_secs_f64()
         );
@@ -106,6 +116,11 @@ impl Handler for Session {
                 tracing::warn!("association from {calling}@{} ended: {e} ({summary})", peer.addr)
             }
         }
+        // Reports the requestor did not answer on its association go on a new one (J.3.3).
+        if !reports.is_empty() {
+            conn.abort();
+            commitment::deliver_later(shared, reports);
+        }
         end
     }
 }
@@ -116,6 +131,7 @@ struct SessionCounts {
     find: u64,
     get: u64,
     mv: u64,
+    commit: u64,
     echo: u64,
 }
 
@@ -129,12 +145,14 @@ struct Storing<'a> {
     bytes: u64,
 }
 
-/// The request loop. Ok when the peer released.
+/// The request loop. Ok when the peer released. Storage Commitment reports sent on the
+/// association and not answered yet are left in `reports`.
 fn serve(
     conn: &mut Connection,
     shared: &Shared,
     calling: &str,
     counts: &mut SessionCounts,
+    reports: &mut Vec<PendingReport>,
 ) -> Result<(), Error> {
     let t = conn.timeouts();
     let mut requests =
@@ -187,6 +205,13 @@ fn serve(
                 qr::move_(conn, context_id, rq, identifier, shared, calling)?;
                 counts.mv += 1;
             }
+            Request::NAction { context_id, rq, data } => {
+                if let Some(r) = commitment::action(conn, context_id, rq, data, shared, calling)? {
+                    reports.push(r);
+                }
+                counts.commit += 1;
+            }
+            Request::Other { command, .. } if commitment::answered(reports, &command, shared) => {}
             Request::StaleCancel { message_id } => {
                 // A cancel for a request already answered: nothing to do (PS3.7 9.3.2.3).
                 tracing::debug!(

@@ -5,6 +5,12 @@
 //! - DCMTK 3.6.7 `storescp` ([`dcmtk_storescp`]) and `dcmqrscp` ([`dcmtk_qrscp`],
 //!   loaded with [`load_into_qrscp`]),
 //! - pynetdicom's `storescp` ([`pynetdicom_storescp`]) and `qrscp` ([`pynetdicom_qrscp`]),
+//!   and the kit's own pynetdicom scripts (`peers/*.py`): a Storage Commitment SCP
+//!   ([`pynetdicom_commit_scp`], report on the same association, a new one, or never;
+//!   some instances failed), a Storage Commitment SCU ([`pynetdicom_commit_scu`]) and an
+//!   MPPS SCP ([`pynetdicom_mpps_scp`]),
+//! - DCMTK's `wlmscpfs` ([`dcmtk_wlmscpfs`]) on DCMTK's example worklist
+//!   ([`example_worklist`]), and `findscu -W` ([`findscu_worklist`]),
 //! - Orthanc ([`orthanc`], with a tiny REST client: [`orthanc_upload`],
 //!   [`orthanc_instances`], [`orthanc_get_file`]).
 //!
@@ -33,6 +39,7 @@ mod process;
 mod pynetdicom;
 mod testdata;
 mod tls;
+mod worklist;
 
 pub use dcmtk::{
     dcmtk, dcmtk_qrscp, dcmtk_storescp, echo, load_into_qrscp, QrScpOpts, StoreScpOpts, CLIENT_AE,
@@ -41,9 +48,14 @@ pub use net::{
     closed_port, free_port, silent_listener, wait_port_closed, SilentListener, LOOPBACK,
 };
 pub use orthanc::{
-    orthanc, orthanc_get_file, orthanc_instances, orthanc_request, orthanc_upload, OrthancOpts,
+    orthanc, orthanc_commitment_report, orthanc_get_file, orthanc_instances, orthanc_request,
+    orthanc_storage_commitment, orthanc_upload, OrthancOpts,
 };
 pub use process::{require_tool, run_bounded, Peer};
-pub use pynetdicom::{pynetdicom_qrscp, pynetdicom_storescp, PyQrScpOpts, PyStoreScpOpts};
+pub use pynetdicom::{
+    pynetdicom_commit_scp, pynetdicom_commit_scu, pynetdicom_mpps_scp, pynetdicom_qrscp,
+    pynetdicom_storescp, PyCommitScpOpts, PyQrScpOpts, PyStoreScpOpts, ReportMode,
+};
 pub use testdata::{dump2dcm, unique_uid, TestImage};
 pub use tls::{CertFiles, TestPki};
+pub use worklist::{dcmtk_wlmscpfs, example_worklist, findscu_worklist};

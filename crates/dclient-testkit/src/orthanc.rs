@@ -223,3 +223,45 @@ pub fn orthanc_get_file(peer: &Peer, id: &str) -> Result<Vec<u8>> {
     let what = format!("GET {path}");
     expect_ok(peer, &what, orthanc_request(peer, "GET", &path, &[])?)
 }
+
+/// Asks Orthanc, as a Storage Commitment SCU, to request commitment from its modality
+/// `modality` (a key of `DicomModalities`: an AE title of [`OrthancOpts::modalities`]) for
+/// `instances` (SOP class, SOP instance): `POST /modalities/{modality}/storage-commitment`.
+/// Returns the Transaction UID Orthanc chose. The HTTP call returns after the
+/// N-ACTION-RSP; the report comes later (see [`orthanc_commitment_report`]).
+pub fn orthanc_storage_commitment(
+    peer: &Peer,
+    modality: &str,
+    instances: &[(&str, &str)],
+) -> Result<String> {
+    let body = json!({
+        "DicomInstances": instances
+            .iter()
+            .map(|(c, i)| json!({"SOPClassUID": c, "SOPInstanceUID": i}))
+            .collect::<Vec<_>>(),
+        "Timeout": 10,
+    });
+    let path = format!("/modalities/{modality}/storage-commitment");
+    let what = format!("POST {path}");
+    let r = orthanc_request(peer, "POST", &path, body.to_string().as_bytes())?;
+    let v: Value = serde_json::from_slice(&expect_ok(peer, &what, r)?).context(what.clone())?;
+    v["ID"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("{what}: no ID in {v}"))
+}
+
+/// Polls `GET /storage-commitment/{uid}` every 100 ms until its `Status` is no longer
+/// `Pending`, for at most `timeout`; returns the last answer (`Status` `Success` or
+/// `Failure`, `Success` and `Failures` lists, `RemoteAET`), or the pending one at the
+/// timeout.
+pub fn orthanc_commitment_report(peer: &Peer, uid: &str, timeout: Duration) -> Result<Value> {
+    let path = format!("/storage-commitment/{uid}");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let what = format!("GET {path}");
+        let r = orthanc_request(peer, "GET", &path, &[])?;
+        let v: Value = serde_json::from_slice(&expect_ok(peer, &what, r)?).context(what)?;
+        if v["Status"] != "Pending" || Instant::now() >= deadline {
+            return Ok(v);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

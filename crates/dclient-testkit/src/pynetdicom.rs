@@ -1,4 +1,6 @@
-//! pynetdicom 3 peers: its `storescp` and `qrscp` apps (`python3 -m pynetdicom ...`).
+//! pynetdicom 3 peers: its `storescp` and `qrscp` apps (`python3 -m pynetdicom ...`), and
+//! small handler scripts of this crate (`peers/*.py`): a Storage Commitment SCP and SCU
+//! and an MPPS SCP.
 //!
 //! pynetdicom's AE does not check the called AE title by default
 //! (`AE.require_called_aet` is false) and its apps have no option to turn
@@ -189,5 +191,148 @@ pub fn pynetdicom_qrscp(opts: PyQrScpOpts) -> Result<Peer> {
             .args(["-m", "pynetdicom", "qrscp", "-ll", "info", "-c"])
             .arg(&ini_path);
         Ok(Launch { cmd, ae: opts.ae.clone(), dir, extra_logs: vec![] })
+    })
+}
+
+/// Writes one of this crate's peer scripts into `dir`; its path.
+fn script(dir: &std::path::Path, name: &str, text: &str) -> Result<PathBuf> {
+    let p = dir.join(name);
+    std::fs::write(&p, text)?;
+    Ok(p)
+}
+
+const COMMIT_SCP: &str = include_str!("../peers/commit_scp.py");
+const COMMIT_SCU: &str = include_str!("../peers/commit_scu.py");
+const MPPS_SCP: &str = include_str!("../peers/mpps_scp.py");
+
+/// Where the Storage Commitment SCP sends its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportMode {
+    /// On the requesting association, after the N-ACTION-RSP.
+    Same,
+    /// On a new association to the requestor (see [`PyCommitScpOpts::reply`]).
+    New,
+    /// Never: the requestor waits in vain.
+    Never,
+}
+
+/// Options of [`pynetdicom_commit_scp`].
+#[derive(Debug, Clone)]
+pub struct PyCommitScpOpts {
+    /// Its AE title, default `"COMMITSCP"`.
+    pub ae: String,
+    /// Where the report goes, default the same association.
+    pub mode: ReportMode,
+    /// For [`ReportMode::New`]: the requestors as (AE title, port at 127.0.0.1).
+    pub reply: Vec<(String, u16)>,
+    /// Instances whose SOP Instance UID contains this are reported failed.
+    pub fail_substr: Option<String>,
+    /// Their Failure Reason, default 0x0112 (no such object instance).
+    pub reason: u16,
+    /// The N-ACTION-RSP status, default 0x0000 (no report is sent after a failure).
+    pub action_status: u16,
+    /// Delay before the report, default 0.2 s.
+    pub delay: Duration,
+}
+
+impl Default for PyCommitScpOpts {
+    fn default() -> Self {
+        Self {
+            ae: "COMMITSCP".into(),
+            mode: ReportMode::Same,
+            reply: Vec::new(),
+            fail_substr: None,
+            reason: 0x0112,
+            action_status: 0,
+            delay: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Starts the Storage Commitment Push Model SCP of `peers/commit_scp.py` (pynetdicom) on a
+/// free 127.0.0.1 port: it answers N-ACTION-RQ and reports as `opts` says.
+pub fn pynetdicom_commit_scp(opts: PyCommitScpOpts) -> Result<Peer> {
+    check_ae(&opts.ae)?;
+    for (ae, _) in &opts.reply {
+        check_ae(ae)?;
+    }
+    let py = python()?;
+    launch("pynetdicom-commit-scp", false, |tmp, port, _| {
+        let path = script(tmp, "commit_scp.py", COMMIT_SCP)?;
+        let mode = match opts.mode {
+            ReportMode::Same => "same",
+            ReportMode::New => "new",
+            ReportMode::Never => "none",
+        };
+        let mut cmd = Command::new(&py.exe);
+        cmd.current_dir(tmp)
+            .arg(&path)
+            .args(["--port", &port.to_string(), "--aet", &opts.ae, "--mode", mode])
+            .args(["--delay", &opts.delay.as_secs_f64().to_string()])
+            .args(["--reason", &format!("0x{:04X}", opts.reason)])
+            .args(["--action-status", &format!("0x{:04X}", opts.action_status)]);
+        for (ae, p) in &opts.reply {
+            cmd.args(["--reply", &format!("{ae}=127.0.0.1:{p}")]);
+        }
+        if let Some(f) = &opts.fail_substr {
+            cmd.args(["--fail-substr", f]);
+        }
+        Ok(Launch { cmd, ae: opts.ae.clone(), dir: tmp.to_path_buf(), extra_logs: vec![] })
+    })
+}
+
+/// Starts the MPPS SCP of `peers/mpps_scp.py` (pynetdicom) on a free 127.0.0.1 port, AE
+/// `MPPSSCP`: each step it holds is written to [`Peer::dir`] as `<uid>.json` (DICOM JSON).
+pub fn pynetdicom_mpps_scp() -> Result<Peer> {
+    let py = python()?;
+    launch("pynetdicom-mpps-scp", false, |tmp, port, _| {
+        let path = script(tmp, "mpps_scp.py", MPPS_SCP)?;
+        let dir = tmp.join("steps");
+        std::fs::create_dir(&dir)?;
+        let mut cmd = Command::new(&py.exe);
+        cmd.current_dir(tmp)
+            .arg(&path)
+            .args(["--port", &port.to_string(), "--aet", "MPPSSCP", "--dump"])
+            .arg(&dir);
+        Ok(Launch { cmd, ae: "MPPSSCP".into(), dir, extra_logs: vec![] })
+    })
+}
+
+/// Runs the Storage Commitment SCU of `peers/commit_scu.py` (pynetdicom) once: an
+/// N-ACTION for `refs` (SOP class, SOP instance) to 127.0.0.1:`port` (called AE `aec`,
+/// calling AE `PYSCU`), waiting up to `wait` for the report on that association. Returns
+/// its JSON line: `action_status`, `event_type` (null without a report),
+/// `transaction_uid`, `sent_uid`, `committed` (instance UIDs) and `failed` (pairs of
+/// instance UID and Failure Reason). Bounded by `wait` + 30 s.
+pub fn pynetdicom_commit_scu(
+    port: u16,
+    aec: &str,
+    refs: &[(&str, &str)],
+    wait: Duration,
+) -> Result<serde_json::Value> {
+    check_ae(aec)?;
+    let py = python()?;
+    let tmp = tempfile::tempdir()?;
+    let path = script(tmp.path(), "commit_scu.py", COMMIT_SCU)?;
+    let mut cmd = Command::new(&py.exe);
+    cmd.arg(&path).args([
+        "127.0.0.1",
+        &port.to_string(),
+        aec,
+        "--wait",
+        &wait.as_secs_f64().to_string(),
+    ]);
+    for (c, i) in refs {
+        cmd.arg(format!("{c}:{i}"));
+    }
+    let out = run_bounded(&mut cmd, wait + Duration::from_secs(30))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
+    serde_json::from_str(line).map_err(|e| {
+        anyhow!(
+            "commit_scu.py printed no JSON ({e}; {}):\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }

@@ -226,3 +226,25 @@ fn peer_that_exits_early_is_an_error_with_its_log() {
     assert!(err.contains("exited early"), "{err}");
     assert!(err.contains("no-such-option"), "log tail missing: {err}");
 }
+
+#[test]
+fn pynetdicom_commit_and_mpps_scps_echo_and_die_on_drop() {
+    echo_then_drop(pynetdicom_commit_scp(PyCommitScpOpts::default()).unwrap());
+    echo_then_drop(pynetdicom_mpps_scp().unwrap());
+}
+
+#[test]
+fn wlmscpfs_serves_the_dcmtk_example_worklist_and_dies_on_drop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let offis = example_worklist(&db, "OFFIS").unwrap();
+    assert_eq!(
+        files_in(&offis).iter().filter(|p| p.extension().is_some_and(|x| x == "wl")).count(),
+        10
+    );
+    let peer = dcmtk_wlmscpfs(&db, "OFFIS").unwrap();
+    let got =
+        findscu_worklist(peer.port, "OFFIS", &["PatientName="], &tmp.path().join("out")).unwrap();
+    assert_eq!(got.len(), 10, "{}", peer.log_tail());
+    echo_then_drop(peer);
+}

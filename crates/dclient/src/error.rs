@@ -5,7 +5,7 @@
 //! | Who | Variants |
 //! |-----|----------|
 //! | the caller's input (exit 2 in the CLI) | [`InvalidTag`](Error::InvalidTag), [`InvalidInput`](Error::InvalidInput) |
-//! | the network, the local system | [`Connect`](Error::Connect), [`Listen`](Error::Listen), [`Timeout`](Error::Timeout), [`Io`](Error::Io), [`File`](Error::File), [`Tls`](Error::Tls) |
+//! | the network, the local system | [`Connect`](Error::Connect), [`Listen`](Error::Listen), [`Timeout`](Error::Timeout), [`NoReport`](Error::NoReport), [`Io`](Error::Io), [`File`](Error::File), [`Tls`](Error::Tls) |
 //! | the peer's refusal | [`Rejected`](Error::Rejected), [`NoAcceptedContext`](Error::NoAcceptedContext), [`Aborted`](Error::Aborted), [`Status`](Error::Status), [`IdentityNotConfirmed`](Error::IdentityNotConfirmed) |
 //! | the peer's violation | [`PeerViolation`](Error::PeerViolation), with a typed [`Violation`] |
 //! | our misuse, our bug | [`Protocol`](Error::Protocol), [`Internal`](Error::Internal) |
@@ -66,6 +66,18 @@ pub enum Error {
         after: Duration,
         /// host:port.
         peer: String,
+    },
+    /// The peer took a Storage Commitment request (N-ACTION-RSP success) but no report
+    /// came within the wait: on the requesting association, nor on our receiver if one
+    /// listened. The association was released.
+    #[error("no storage commitment report from {peer} within {} s (Transaction UID {transaction_uid})", after.as_secs_f64())]
+    NoReport {
+        /// host:port.
+        peer: String,
+        /// The wait.
+        after: Duration,
+        /// The transaction.
+        transaction_uid: String,
     },
     /// The connection dropped or a read/write failed.
     #[error("network error with {peer}: {source}")]

@@ -2,7 +2,9 @@
 //!
 //! A library modelled on ruby-dicom's `DICOM::DClient`: C-ECHO, association tests, C-FIND at
 //! the four query levels, C-GET and C-MOVE, and C-STORE of files, against any PACS (DCMTK,
-//! pynetdicom, Orthanc, dcm4chee). The protocol itself lives in the sans-IO crate
+//! pynetdicom, Orthanc, dcm4chee); and the DIMSE-N services of the hospital integrator:
+//! Storage Commitment ([`DClient::commit`]), Modality Worklist
+//! ([`DClient::find_worklist`]) and MPPS ([`DClient::mpps_start`]). The protocol itself lives in the sans-IO crate
 //! [`dclient_proto`] (re-exported as [`proto`]); this crate adds the blocking driver
 //! ([`Connection`]), one thin module per DIMSE service, the C-STORE receiver, data sets,
 //! TLS (feature `tls`, on by default) and the [`DClient`] facade.
@@ -42,18 +44,24 @@ mod transport;
 pub use dclient_proto as proto;
 
 pub use client::{
-    AssocFind, Association, AssociationReport, ClientOptions, Contexts, DClient, GetOptions,
+    AssocFind, Association, AssociationReport, ClientOptions, CommitOptions, Contexts, DClient,
+    GetOptions,
 };
 pub use client::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
 pub use error::{Error, Result};
 pub use identity::UserIdentity;
 pub use model::{InformationModel, QueryLevel};
+pub use services::commit::{CommitRequest, CommitResult, ReportSource};
 pub use services::echo::c_echo;
 pub use services::find::{FindRequest, FindStream, FindSummary, IntoQuery, KeyValue};
+pub use services::mpps::{MppsFinal, MppsResult};
 pub use services::retrieve::{
     ClassSource, FoundInstance, GetBatch, GetPlan, Progress, RetrieveRequest, RetrieveResult,
 };
-pub use services::status_error;
+pub use services::worklist::WorklistRequest;
+pub use services::{new_uid, status_error};
+
+pub use dclient_proto::dimse::exchange::commitment::{InstanceResult, InstanceState, SopRef};
 #[cfg(feature = "tls")]
 pub use tls::{TlsClientConfig, TlsServerConfig};
 pub use transport::{Connection, Incoming, Step, Stream, Timeouts};
@@ -103,6 +111,38 @@ pub mod tokio {
 /// one process, and a scripted stream for feeding a server fixed input.
 pub mod memory {
     pub use crate::transport::memory::{pipe, MemoryStream, ScriptedStream};
+}
+
+/// Storage Commitment Push Model (PS3.4 J.3) over a [`Connection`]: the request on an
+/// association of your own ([`commit::storage_commitment`]), the receiver of reports sent
+/// on a new association ([`commit::CommitReceiver`]) and the transactions it matches them
+/// to ([`commit::ReportBox`]), and the data sets of both messages.
+pub mod commit {
+    pub use crate::services::commit::{
+        action_information, commitment_context, report_of, sop_item, storage_commitment,
+        CommitReceiver, ReportBox, FAILED_SOP_SEQUENCE, FAILURE_REASON, MAX_INSTANCES,
+        REFERENCED_SOP_CLASS_UID, REFERENCED_SOP_INSTANCE_UID, REFERENCED_SOP_SEQUENCE,
+        TRANSACTION_UID,
+    };
+    pub use dclient_proto::dimse::exchange::commitment::{
+        FailedRef, Outcome, Pending, Report, Transaction, Verdict,
+    };
+}
+
+/// Modality Performed Procedure Step (PS3.4 F.7) over a [`Connection`]: N-CREATE and N-SET,
+/// and the attribute lists [`DClient::mpps_start`] and its siblings send.
+pub mod mpps {
+    pub use crate::services::mpps::{
+        create_attributes, final_attributes, mpps_context, n_create, n_set, now_utc,
+        PERFORMED_PROCEDURE_STEP_STATUS,
+    };
+}
+
+/// Modality Worklist (PS3.4 K): the default return keys and how keys merge into them.
+pub mod worklist {
+    pub use crate::services::worklist::{
+        merge_deep, DEFAULT_KEYS, SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+    };
 }
 
 /// C-GET and C-MOVE as functions over a [`Connection`], for programs that manage their own

@@ -2,9 +2,10 @@
 //!
 //! Starts two built-in SCPs in a temporary folder (DEMO-PACS, and DEMO-DEST as a C-MOVE
 //! destination), generates two patients' studies (CT and MR, with pixel data), then runs
-//! `test`, `echo`, `send`, `find` at the four levels, `get` of a series and `move` of a
-//! study, and checks that what arrived equals what was sent. Exit 0 only when every step
-//! succeeded.
+//! `test`, `echo`, `send`, `find` at the four levels, `get` of a series, `move` of a
+//! study and storage commitment of everything sent (plus one instance never sent, which
+//! must be reported failed), and checks that what arrived equals what was sent. Exit 0
+//! only when every step succeeded.
 //!
 //! The studies come from [`dclient_synth`] (one CT study of four slices, one MR study of
 //! two series of three slices: a phantom image with plausible metadata), every step uses
@@ -208,6 +209,38 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         }
         let n = compare_all(&sent_of_study(&files, &ct)?, &pacs_files(&dest)?)?;
         Ok(Step::Ok(format!("{n} instances now in {DEST}, identical to what was sent")))
+    });
+
+    r.step("storage commitment of the sent files", || {
+        // Every file sent, and one instance never sent: the report must say which is which.
+        let (req, _) = dclient::CommitRequest::from_files(&files)?;
+        let missing = dclient::SopRef::new(
+            "1.2.840.10008.5.1.4.1.1.7",
+            format!("{}.999", dclient::new_uid()),
+        );
+        let mut refs = req.instances().to_vec();
+        refs.push(missing.clone());
+        let req = dclient::CommitRequest::new(refs)?;
+        let result = client.commit(&req, &dclient::CommitOptions::default())?;
+        let failed: Vec<&dclient::InstanceResult> =
+            result.instances.iter().filter(|i| !i.is_committed()).collect();
+        let expected = dclient::InstanceState::Failed { failure_reason: Some(0x0112) };
+        if result.committed() != files.len()
+            || failed.len() != 1
+            || failed[0].sop != missing
+            || failed[0].state != expected
+        {
+            bail!(
+                "{} of {} committed; not committed: {}",
+                result.committed(),
+                result.instances.len(),
+                failed.iter().map(|i| i.describe()).collect::<Vec<_>>().join("; ")
+            );
+        }
+        Ok(Step::Ok(format!(
+            "{} committed, the unsent one failed (0x0112 no such object instance)",
+            result.committed()
+        )))
     });
 
     pacs.shutdown();

@@ -1,5 +1,5 @@
-//! `dclient send HOST PORT PATH... [--parallel N] [--report FILE]`: C-STORE of files and
-//! folders.
+//! `dclient send HOST PORT PATH... [--parallel N] [--report FILE] [--commit [--receive
+//! PORT]]`: C-STORE of files and folders, then storage commitment of what was stored.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -30,12 +30,21 @@ pub struct Args {
     /// send again.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Then ask for storage commitment of every file stored (one line per instance; exit
+    /// 0 only when all are stored and committed).
+    #[arg(long)]
+    pub commit: bool,
+    #[command(flatten)]
+    pub commit_wait: crate::cmd::commit::Wait,
     #[command(flatten)]
     pub common: Common,
 }
 
 /// Sends, prints one line per failed file on stderr and the summary on stdout.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
+    if a.commit_wait.receive.is_some() && !a.commit {
+        return Err(dclient::Error::InvalidInput("--receive is for --commit".into()).into());
+    }
     let mut client = a.common.client(&a.host, a.port)?;
     let report_file = match &a.report {
         Some(path) => {
@@ -126,7 +135,22 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
             anyhow::bail!("the report {} is incomplete: a write to it failed", path.display());
         }
     }
-    Ok(if report.all_stored() { Outcome::Success } else { Outcome::Failed })
+    let sent = if report.all_stored() { Outcome::Success } else { Outcome::Failed };
+    if !a.commit {
+        return Ok(sent);
+    }
+    let stored: Vec<&std::path::Path> = report
+        .files
+        .iter()
+        .filter(|f| matches!(f.outcome, FileOutcome::Stored { .. }))
+        .map(|f| f.path.as_path())
+        .collect();
+    if stored.is_empty() {
+        anyhow::bail!("nothing was stored: no storage commitment to ask for");
+    }
+    let (req, _) = dclient::CommitRequest::from_files(&stored)?;
+    let committed = crate::cmd::commit::commit(&mut client, &req, &a.commit_wait, &a.common)?;
+    Ok(if sent == Outcome::Success { committed } else { Outcome::Failed })
 }
 
 /// The report's columns.

@@ -1,5 +1,6 @@
-//! `dclient serve --port N --dir DIR [--ae AE] [--peer AE=HOST:PORT]...`: the built-in SCP
-//! (storage, query/retrieve, verification) until Ctrl-C.
+//! `dclient serve --port N --dir DIR [--ae AE] [--peer AE=HOST:PORT]... [--worklist DIR]`:
+//! the built-in SCP (storage, query/retrieve, storage commitment, worklist, verification)
+//! until Ctrl-C.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -23,10 +24,15 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// A C-MOVE destination, AE=HOST:PORT (repeatable). With TLS (--tls-cert), reached
-    /// over TLS: checked against --tls-ca, presented with our certificate.
+    /// A C-MOVE destination, AE=HOST:PORT (repeatable); also where a Storage Commitment
+    /// report goes when its requestor's association has ended. With TLS (--tls-cert),
+    /// reached over TLS: checked against --tls-ca, presented with our certificate.
     #[arg(long = "peer", value_parser = parse_peer)]
     pub peers: Vec<(String, String, u16)>,
+    /// Answer Modality Worklist queries from the worklist files (`*.wl`, as DCMTK's
+    /// wlmscpfs reads) in DIR, read again at every query.
+    #[arg(long, value_name = "DIR")]
+    pub worklist: Option<PathBuf>,
     /// Accept any called AE title, not only ours.
     #[arg(long)]
     pub accept_any_ae: bool,
@@ -71,6 +77,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     config.bind = a.bind;
     config.port = a.port;
     config.accept_any_ae = a.accept_any_ae;
+    config.worklist = a.worklist.clone();
     config.max_associations = usize::from(a.max_associations);
     config.max_pdu = a.common.max_pdu.max(4096);
     let t = Duration::from_secs_f64(a.common.timeout);

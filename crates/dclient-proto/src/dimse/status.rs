@@ -1,4 +1,5 @@
-//! DIMSE status codes (PS3.7 Annex C) and their meaning per service (PS3.4 B.2.3, C.4).
+//! DIMSE status codes (PS3.7 Annex C) and their meaning per service (PS3.4 B.2.3, C.4, F.7,
+//! J.3, K.4), and the Failure Reasons of Storage Commitment (PS3.3 C.14.1.1).
 //!
 //! A [`Status`] is the raw 16-bit value of (0000,0900). Its [`StatusCategory`] follows from
 //! the value alone; its plain-words [`meaning`](Status::meaning) depends on the service that
@@ -37,7 +38,7 @@ impl fmt::Display for StatusCategory {
     }
 }
 
-/// The DIMSE-C service whose status is read, for service-specific meanings (PS3.4).
+/// The service whose status is read, for service-specific meanings (PS3.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Service {
     /// C-ECHO (Verification Service Class, PS3.4 Annex A).
@@ -50,6 +51,14 @@ pub enum Service {
     Get,
     /// C-MOVE (Query/Retrieve, PS3.4 C.4.2).
     Move,
+    /// C-FIND on the Modality Worklist Information Model (PS3.4 K.4.1.1.4, the statuses
+    /// of C.4.1.1.4).
+    Worklist,
+    /// N-ACTION and N-EVENT-REPORT of the Storage Commitment Push Model (PS3.4 J.3.2,
+    /// J.3.3): the general statuses of PS3.7 Annex C.
+    StorageCommitment,
+    /// N-CREATE and N-SET of Modality Performed Procedure Step (PS3.4 F.7.2.1, F.7.2.2).
+    Mpps,
     /// Any other service: only the general statuses of PS3.7 Annex C are known.
     Other,
 }
@@ -67,18 +76,38 @@ impl Status {
     pub const OPTIONAL_ATTRIBUTES_NOT_SUPPORTED: Status = Status(0x0001);
     /// 0107: warning, attribute list error.
     pub const ATTRIBUTE_LIST_ERROR: Status = Status(0x0107);
+    /// 0105: failure, no such attribute.
+    pub const NO_SUCH_ATTRIBUTE: Status = Status(0x0105);
+    /// 0106: failure, invalid attribute value.
+    pub const INVALID_ATTRIBUTE_VALUE: Status = Status(0x0106);
     /// 0110: failure, processing failure.
     pub const PROCESSING_FAILURE: Status = Status(0x0110);
     /// 0111: failure, duplicate SOP instance.
     pub const DUPLICATE_SOP_INSTANCE: Status = Status(0x0111);
     /// 0112: failure, no such SOP instance.
     pub const NO_SUCH_SOP_INSTANCE: Status = Status(0x0112);
+    /// 0113: failure, no such event type (N-EVENT-REPORT).
+    pub const NO_SUCH_EVENT_TYPE: Status = Status(0x0113);
+    /// 0114: failure, no such argument.
+    pub const NO_SUCH_ARGUMENT: Status = Status(0x0114);
+    /// 0115: failure, invalid argument value.
+    pub const INVALID_ARGUMENT_VALUE: Status = Status(0x0115);
     /// 0116: warning, attribute value out of range.
     pub const ATTRIBUTE_VALUE_OUT_OF_RANGE: Status = Status(0x0116);
     /// 0118: failure, no such SOP class.
     pub const NO_SUCH_SOP_CLASS: Status = Status(0x0118);
+    /// 0117: failure, invalid object instance.
+    pub const INVALID_OBJECT_INSTANCE: Status = Status(0x0117);
+    /// 0119: failure, class-instance conflict.
+    pub const CLASS_INSTANCE_CONFLICT: Status = Status(0x0119);
+    /// 0120: failure, missing attribute.
+    pub const MISSING_ATTRIBUTE: Status = Status(0x0120);
+    /// 0121: failure, missing attribute value.
+    pub const MISSING_ATTRIBUTE_VALUE: Status = Status(0x0121);
     /// 0122: failure, refused: SOP class not supported.
     pub const SOP_CLASS_NOT_SUPPORTED: Status = Status(0x0122);
+    /// 0123: failure, no such action (N-ACTION).
+    pub const NO_SUCH_ACTION: Status = Status(0x0123);
     /// 0124: failure, refused: not authorized.
     pub const NOT_AUTHORIZED: Status = Status(0x0124);
     /// 0211: failure, unrecognized operation.
@@ -184,14 +213,18 @@ fn service_meaning(code: u16, service: Service) -> Option<&'static str> {
         (Service::Store, 0xB007) => "warning: data set does not match SOP class",
         (Service::Store, 0xB006) => "warning: elements discarded",
 
-        // PS3.4 Table C.4-1, C-FIND response status values.
-        (Service::Find, 0xA700) => "refused: out of resources",
-        (Service::Find, 0xA900) => "failed: identifier does not match SOP class",
-        (Service::Find, 0xC000..=0xCFFF) => "failed: unable to process",
-        (Service::Find, 0xFE00) => "cancel: matching terminated due to cancel request",
-        (Service::Find, 0x0000) => "success: matching is complete",
-        (Service::Find, 0xFF00) => "pending: matches are continuing",
-        (Service::Find, 0xFF01) => {
+        // PS3.4 Table C.4-1, C-FIND response status values (K.4.1.1.4 for the worklist).
+        (Service::Find | Service::Worklist, 0xA700) => "refused: out of resources",
+        (Service::Find | Service::Worklist, 0xA900) => {
+            "failed: identifier does not match SOP class"
+        }
+        (Service::Find | Service::Worklist, 0xC000..=0xCFFF) => "failed: unable to process",
+        (Service::Find | Service::Worklist, 0xFE00) => {
+            "cancel: matching terminated due to cancel request"
+        }
+        (Service::Find | Service::Worklist, 0x0000) => "success: matching is complete",
+        (Service::Find | Service::Worklist, 0xFF00) => "pending: matches are continuing",
+        (Service::Find | Service::Worklist, 0xFF01) => {
             "pending: matches are continuing, one or more optional keys were not supported"
         }
 
@@ -224,6 +257,16 @@ fn service_meaning(code: u16, service: Service) -> Option<&'static str> {
             "success: sub-operations complete, no failures or warnings"
         }
         (Service::Get | Service::Move, 0xFF00) => "pending: sub-operations are continuing",
+
+        // PS3.4 F.7.2.1.2 and F.7.2.2.2: what an MPPS SCP means by these.
+        (Service::Mpps, 0x0111) => "duplicate SOP instance (an MPPS with this UID exists)",
+        (Service::Mpps, 0x0112) => "no such SOP instance (no MPPS with this UID)",
+
+        // PS3.4 J.3.2.1.2: the N-ACTION of Storage Commitment.
+        (Service::StorageCommitment, 0x0123) => "no such action (Action Type ID is not 1)",
+        (Service::StorageCommitment, 0x0113) => {
+            "no such event type (Event Type ID is neither 1 nor 2)"
+        }
         _ => return None,
     };
     Some(m)
@@ -262,6 +305,47 @@ fn general_meaning(code: u16) -> Option<&'static str> {
         _ => return None,
     };
     Some(m)
+}
+
+/// The meaning of an (0000,0903) Error ID an MPPS SCP sends with status 0110 (PS3.4
+/// F.7.2.2.2).
+pub fn mpps_error_id_meaning(error_id: u16) -> Option<&'static str> {
+    match error_id {
+        0xA710 => Some("the performed procedure step may no longer be updated"),
+        _ => None,
+    }
+}
+
+/// The meaning of a (0008,1197) Failure Reason of a Storage Commitment report (PS3.3
+/// C.14.1.1), in the words of the standard.
+pub fn failure_reason_meaning(reason: u16) -> &'static str {
+    match reason {
+        0x0110 => {
+            "processing failure: a general failure in processing the operation was encountered"
+        }
+        0x0112 => {
+            "no such object instance: one or more of the elements in the Referenced SOP Instance \
+             Sequence was not available"
+        }
+        0x0213 => {
+            "resource limitation: the SCP does not currently have enough resources to store the \
+             requested SOP instance(s)"
+        }
+        0x0122 => {
+            "referenced SOP class not supported: storage commitment has been requested for a SOP \
+             instance with a SOP class that is not supported by the SCP"
+        }
+        0x0119 => {
+            "class/instance conflict: the SOP class of an element in the Referenced SOP Instance \
+             Sequence did not correspond to the SOP class registered for this SOP instance at \
+             the SCP"
+        }
+        0x0131 => {
+            "duplicate transaction UID: the Transaction UID of the storage commitment request is \
+             already in use"
+        }
+        _ => "unknown failure reason",
+    }
 }
 
 impl fmt::Display for Status {
@@ -389,6 +473,26 @@ mod tests {
         );
         assert_eq!(Status(0xCFFF).meaning(Service::Move), "failed: unable to process");
         assert_eq!(Status(0xFF00).meaning(Service::Get), "pending: sub-operations are continuing");
+    }
+
+    #[test]
+    fn n_service_meanings_and_failure_reasons() {
+        assert_eq!(
+            Status(0xA900).meaning(Service::Worklist),
+            Status(0xA900).meaning(Service::Find)
+        );
+        assert_eq!(Status(0x0110).meaning(Service::Mpps), "processing failure");
+        assert_eq!(
+            mpps_error_id_meaning(0xA710),
+            Some("the performed procedure step may no longer be updated")
+        );
+        assert_eq!(Status(0x0110).meaning(Service::StorageCommitment), "processing failure");
+        assert!(Status(0x0123).meaning(Service::StorageCommitment).contains("Action Type"));
+        assert_eq!(Status(0x0119).meaning(Service::Other), "class-instance conflict");
+        assert!(failure_reason_meaning(274).starts_with("no such object instance"));
+        assert!(failure_reason_meaning(0x0119).starts_with("class/instance conflict"));
+        assert!(failure_reason_meaning(0x0110).starts_with("processing failure"));
+        assert_eq!(failure_reason_meaning(0x9999), "unknown failure reason");
     }
 
     #[test]

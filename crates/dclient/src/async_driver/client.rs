@@ -52,12 +52,12 @@ use crate::transport::acceptor::{self, AcceptorConfig};
 /// ```
 #[derive(Debug, Clone)]
 pub struct AsyncDClient {
-    host: String,
-    port: u16,
-    options: ClientOptions,
-    command_results: Vec<CommandSet>,
-    data_results: Vec<InMemDicomObject>,
-    find_summary: Option<FindSummary>,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) options: ClientOptions,
+    pub(super) command_results: Vec<CommandSet>,
+    pub(super) data_results: Vec<InMemDicomObject>,
+    pub(super) find_summary: Option<FindSummary>,
 }
 
 impl AsyncDClient {

@@ -7,9 +7,10 @@ use std::task::{Context, Poll};
 use dicom_object::InMemDicomObject;
 
 use super::connection::AsyncConnection;
-use super::ops::{find_drain, find_next, find_start, FindNext};
+use super::ops::{find_drain, find_next, query_start, FindNext};
 use crate::error::{Error, Result};
 use crate::services::find::{FindOp, FindRequest, FindSummary};
+use dclient_proto::dimse::command::Priority;
 
 /// What a stream's future owns while it runs, and gives back.
 struct FindState {
@@ -77,11 +78,25 @@ impl std::fmt::Debug for AsyncFindStream {
 
 impl AsyncFindStream {
     /// Sends the C-FIND-RQ of `req` on `conn` (released when the C-FIND ends).
-    pub(crate) async fn start(
+    pub(crate) async fn start(conn: AsyncConnection, req: &FindRequest) -> Result<AsyncFindStream> {
+        let what = format!("level {}", req.level());
+        let q = (
+            req.model().find_sop_class(),
+            what.as_str(),
+            req.identifier(),
+            req.priority,
+            req.limit,
+        );
+        AsyncFindStream::start_query(conn, q).await
+    }
+
+    /// Sends the C-FIND-RQ of any query model (SOP class, what for the log, identifier,
+    /// priority, limit) on `conn`: Q/R, Modality Worklist.
+    pub(crate) async fn start_query(
         mut conn: AsyncConnection,
-        req: &FindRequest,
+        q: (&str, &str, &crate::dataset::Query, Priority, Option<usize>),
     ) -> Result<AsyncFindStream> {
-        let op = match find_start(&mut conn, req).await {
+        let op = match query_start(&mut conn, q).await {
             Ok(op) => op,
             Err(e) => {
                 conn.abort().await;

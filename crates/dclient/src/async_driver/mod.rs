@@ -35,6 +35,7 @@ mod find;
 mod ops;
 #[cfg(feature = "tls")]
 mod tls;
+mod workflow;
 
 pub use association::{AsyncAssocFind, AsyncAssociation};
 pub use client::AsyncDClient;

@@ -31,13 +31,97 @@ pub(crate) async fn c_echo(conn: &mut AsyncConnection, context_id: u8) -> Result
 
 /// Starts a C-FIND on `conn`: the operation, its request queued and written.
 pub(crate) async fn find_start(conn: &mut AsyncConnection, req: &FindRequest) -> Result<FindOp> {
+    let what = format!("level {}", req.level());
+    let q =
+        (req.model().find_sop_class(), what.as_str(), req.identifier(), req.priority, req.limit);
+    query_start(conn, q).await
+}
+
+/// Starts a C-FIND of any query model (SOP class, what for the log, identifier, priority,
+/// limit): Q/R, Modality Worklist.
+pub(crate) async fn query_start(
+    conn: &mut AsyncConnection,
+    q: (&str, &str, &crate::dataset::Query, dclient_proto::dimse::command::Priority, Option<usize>),
+) -> Result<FindOp> {
     let id = conn.next_message_id();
     let mut op =
-        FindOp::new(conn.negotiated(), conn.peer(), req, id, conn.timeouts(), Instant::now())?;
+        FindOp::query(conn.negotiated(), conn.peer(), q, id, conn.timeouts(), Instant::now())?;
     while let Some(out) = op.exchange().poll_transmit() {
         conn.send(&out).await?;
     }
     Ok(op)
+}
+
+/// An MPPS N-CREATE or N-SET.
+pub(crate) async fn mpps(
+    conn: &mut AsyncConnection,
+    kind: crate::services::mpps::MppsKind,
+    uid: &str,
+    attrs: &crate::dataset::Query,
+) -> Result<crate::services::mpps::MppsResult> {
+    let id = conn.next_message_id();
+    let t = conn.timeouts().dimse;
+    let mut op = crate::services::mpps::MppsOp::new(
+        conn.negotiated(),
+        conn.peer(),
+        kind,
+        uid,
+        attrs,
+        id,
+        t,
+    )?;
+    let rsp = conn.run(&mut op.exchange).await?;
+    op.outcome(rsp)
+}
+
+/// A storage commitment request on `conn`, its report taken on this association or from
+/// `reports` (filled by a receiver when `listening`).
+pub(crate) async fn commit(
+    conn: &mut AsyncConnection,
+    req: &crate::services::commit::CommitRequest,
+    wait: std::time::Duration,
+    reports: &crate::services::commit::ReportBox,
+    listening: bool,
+) -> Result<crate::services::commit::CommitResult> {
+    use crate::services::commit::{CommitNext, CommitOp};
+    let id = conn.next_message_id();
+    let t = conn.timeouts();
+    let mut op =
+        CommitOp::start(conn.negotiated(), conn.peer(), req, wait, reports, listening, id, t)?;
+    let r = async {
+        loop {
+            match op.next(reports)? {
+                CommitNext::Step => {
+                    let r = conn.step(op.exchange()).await;
+                    op.on_step(r, conn.negotiated(), reports)?;
+                }
+                CommitNext::WaitReceiver(until) => loop {
+                    if let Some(a) = reports.take_arrived(op.uid()) {
+                        op.waited(Some(a))?;
+                        break;
+                    }
+                    if Instant::now() >= until {
+                        op.waited(None)?;
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                },
+                CommitNext::Done => break,
+            }
+        }
+        if op.alive() {
+            while let Some(out) = op.exchange().poll_transmit() {
+                if let Err(e) = conn.send(&out).await {
+                    tracing::warn!("answering the report of {}: {e}", conn.peer());
+                    break;
+                }
+            }
+        }
+        op.finish()
+    }
+    .await;
+    reports.remove(op.uid());
+    r
 }
 
 /// What one step of a C-FIND gave.

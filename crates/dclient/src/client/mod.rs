@@ -5,10 +5,14 @@
 //! command sets of the last operation are kept in [`DClient::command_results`].
 
 mod association;
+pub(crate) mod commit;
+mod mpps;
 pub(crate) mod send;
+mod worklist;
 
 pub use association::{AssocFind, Association, Contexts};
 
+pub use commit::CommitOptions;
 pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
 
 use std::path::Path;
@@ -115,8 +119,8 @@ pub struct DClient {
     port: u16,
     options: ClientOptions,
     pub(crate) command_results: Vec<CommandSet>,
-    data_results: Vec<InMemDicomObject>,
-    find_summary: Option<FindSummary>,
+    pub(crate) data_results: Vec<InMemDicomObject>,
+    pub(crate) find_summary: Option<FindSummary>,
 }
 
 /// The outcome of an association attempt, per proposed presentation context.

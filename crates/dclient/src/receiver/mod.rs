@@ -133,6 +133,12 @@ pub fn not_provided(conn: &mut Connection, request: &Request, what: &str) -> Err
         Request::Find { .. } => "C-FIND-RQ",
         Request::Get { .. } => "C-GET-RQ",
         Request::Move { .. } => "C-MOVE-RQ",
+        Request::EventReport { .. } => "N-EVENT-REPORT-RQ",
+        Request::NGet { .. } => "N-GET-RQ",
+        Request::NSet { .. } => "N-SET-RQ",
+        Request::NAction { .. } => "N-ACTION-RQ",
+        Request::NCreate { .. } => "N-CREATE-RQ",
+        Request::NDelete { .. } => "N-DELETE-RQ",
         Request::Other { command, .. } => command.command_field().name(),
         _ => "request",
     };

@@ -212,7 +212,23 @@ impl FindOp {
         timeouts: crate::Timeouts,
         now: Instant,
     ) -> Result<FindOp> {
+        let what = format!("level {}", req.level);
         let sop = req.model.find_sop_class();
+        let q = (sop, what.as_str(), &req.identifier, req.priority, req.limit);
+        FindOp::query(n, peer, q, message_id, timeouts, now)
+    }
+
+    /// The C-FIND of SOP class `sop` (a query model: Q/R, Modality Worklist) with
+    /// `identifier`, as [`new`](Self::new) does for a [`FindRequest`]; `what` names the
+    /// query in the log.
+    pub(crate) fn query(
+        n: &Negotiated,
+        peer: &str,
+        (sop, what, identifier, priority, limit): (&str, &str, &Query, Priority, Option<usize>),
+        message_id: u16,
+        timeouts: crate::Timeouts,
+        now: Instant,
+    ) -> Result<FindOp> {
         let ctx = crate::contexts::accepted_in(n, peer, sop)?;
         let ts = n.accepted(ctx).map(|c| c.transfer_syntax.clone());
         let encoding =
@@ -223,20 +239,19 @@ impl FindOp {
                     format!("accepted C-FIND with a transfer syntax we did not propose: {e}"),
                 )
             })?;
-        let identifier = req.identifier.encode(encoding)?;
+        let identifier_bytes = identifier.encode(encoding)?;
         tracing::debug!(
-            "C-FIND-RQ {} level {} ({} keys, {} bytes)",
+            "C-FIND-RQ {} {what} ({} keys, {} bytes)",
             crate::names::describe_uid(sop),
-            req.level,
-            req.identifier.len(),
-            identifier.len()
+            identifier.len(),
+            identifier_bytes.len()
         );
         let exchange =
-            FindScu::new(ctx, message_id, sop, req.priority, identifier, timeouts.dimse, now);
+            FindScu::new(ctx, message_id, sop, priority, identifier_bytes, timeouts.dimse, now);
         Ok(FindOp {
             exchange,
             encoding,
-            limit: req.limit,
+            limit,
             matches: 0,
             pending_warning_seen: false,
             warnings: Vec::new(),
@@ -416,10 +431,26 @@ impl fmt::Debug for FindStream {
 impl FindStream {
     /// Sends the C-FIND-RQ of `req` on an established association that accepted its
     /// context; the association is released (or aborted on error) when the C-FIND ends.
-    pub fn start(mut conn: Connection, req: &FindRequest) -> Result<FindStream> {
+    pub fn start(conn: Connection, req: &FindRequest) -> Result<FindStream> {
+        let what = format!("level {}", req.level);
+        let sop = req.model.find_sop_class();
+        FindStream::start_query(conn, sop, &what, &req.identifier, req.priority, req.limit)
+    }
+
+    /// Sends the C-FIND-RQ of SOP class `sop` (a query model: Q/R, Modality Worklist) with
+    /// `identifier`, as [`start`](Self::start) does for a [`FindRequest`].
+    pub(crate) fn start_query(
+        mut conn: Connection,
+        sop: &str,
+        what: &str,
+        identifier: &Query,
+        priority: Priority,
+        limit: Option<usize>,
+    ) -> Result<FindStream> {
         let id = conn.next_message_id();
+        let q = (sop, what, identifier, priority, limit);
         let op =
-            FindOp::new(conn.negotiated(), conn.peer(), req, id, conn.timeouts(), Instant::now());
+            FindOp::query(conn.negotiated(), conn.peer(), q, id, conn.timeouts(), Instant::now());
         let mut op = match op {
             Ok(op) => op,
             Err(e) => {

@@ -117,6 +117,31 @@ pub trait Client {
     /// Tasks of the driver's runtime still alive (always 0 for the blocking driver).
     fn tasks_alive(&self) -> usize;
 
+    fn commit(
+        &mut self,
+        req: &dclient::CommitRequest,
+        opts: &dclient::CommitOptions,
+    ) -> dclient::Result<dclient::CommitResult>;
+    fn find_worklist(
+        &mut self,
+        req: &dclient::WorklistRequest,
+    ) -> dclient::Result<Vec<InMemDicomObject>>;
+    fn mpps_start(
+        &mut self,
+        uid: Option<&str>,
+        attrs: &[(&str, &str)],
+    ) -> dclient::Result<dclient::MppsResult>;
+    fn mpps_complete(
+        &mut self,
+        uid: &str,
+        attrs: &[(&str, &str)],
+    ) -> dclient::Result<dclient::MppsResult>;
+    fn mpps_discontinue(
+        &mut self,
+        uid: &str,
+        attrs: &[(&str, &str)],
+    ) -> dclient::Result<dclient::MppsResult>;
+
     fn send_paths(&mut self, paths: &[&std::path::Path]) -> dclient::Result<SendReport> {
         let v: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
         self.send(&v, &SendOptions::default())
@@ -241,6 +266,40 @@ impl Client for DClient {
     }
     fn tasks_alive(&self) -> usize {
         0
+    }
+    fn commit(
+        &mut self,
+        req: &dclient::CommitRequest,
+        opts: &dclient::CommitOptions,
+    ) -> dclient::Result<dclient::CommitResult> {
+        DClient::commit(self, req, opts)
+    }
+    fn find_worklist(
+        &mut self,
+        req: &dclient::WorklistRequest,
+    ) -> dclient::Result<Vec<InMemDicomObject>> {
+        DClient::find_worklist(self, req)
+    }
+    fn mpps_start(
+        &mut self,
+        uid: Option<&str>,
+        attrs: &[(&str, &str)],
+    ) -> dclient::Result<dclient::MppsResult> {
+        DClient::mpps_start(self, uid, attrs)
+    }
+    fn mpps_complete(
+        &mut self,
+        uid: &str,
+        attrs: &[(&str, &str)],
+    ) -> dclient::Result<dclient::MppsResult> {
+        DClient::mpps_complete(self, uid, attrs)
+    }
+    fn mpps_discontinue(
+        &mut self,
+        uid: &str,
+        attrs: &[(&str, &str)],
+    ) -> dclient::Result<dclient::MppsResult> {
+        DClient::mpps_discontinue(self, uid, attrs)
     }
 }
 
@@ -384,6 +443,40 @@ mod asynchronous {
         }
         fn tasks_alive(&self) -> usize {
             self.rt.metrics().num_alive_tasks()
+        }
+        fn commit(
+            &mut self,
+            req: &dclient::CommitRequest,
+            opts: &dclient::CommitOptions,
+        ) -> dclient::Result<dclient::CommitResult> {
+            self.rt.block_on(self.inner.commit(req, opts))
+        }
+        fn find_worklist(
+            &mut self,
+            req: &dclient::WorklistRequest,
+        ) -> dclient::Result<Vec<InMemDicomObject>> {
+            self.rt.block_on(self.inner.find_worklist(req))
+        }
+        fn mpps_start(
+            &mut self,
+            uid: Option<&str>,
+            attrs: &[(&str, &str)],
+        ) -> dclient::Result<dclient::MppsResult> {
+            self.rt.block_on(self.inner.mpps_start(uid, attrs))
+        }
+        fn mpps_complete(
+            &mut self,
+            uid: &str,
+            attrs: &[(&str, &str)],
+        ) -> dclient::Result<dclient::MppsResult> {
+            self.rt.block_on(self.inner.mpps_complete(uid, attrs))
+        }
+        fn mpps_discontinue(
+            &mut self,
+            uid: &str,
+            attrs: &[(&str, &str)],
+        ) -> dclient::Result<dclient::MppsResult> {
+            self.rt.block_on(self.inner.mpps_discontinue(uid, attrs))
         }
     }
 }

@@ -1,5 +1,5 @@
-//! [`Command`]: the parsed form of a command set, one variant per typed DIMSE-C message, and
-//! the dispatch on (0000,0100) CommandField to the message's own parser.
+//! [`Command`]: the parsed form of a command set, one variant per typed DIMSE-C and DIMSE-N
+//! message, and the dispatch on (0000,0100) CommandField to the message's own parser.
 
 use super::cancel::CCancelRq;
 use super::echo::{CEchoRq, CEchoRsp};
@@ -8,14 +8,20 @@ use super::fields::Fields;
 use super::find::{CFindRq, CFindRsp};
 use super::get::{CGetRq, CGetRsp};
 use super::move_::{CMoveRq, CMoveRsp};
+use super::n_action::{NActionRq, NActionRsp};
+use super::n_create::{NCreateRq, NCreateRsp};
+use super::n_delete::{NDeleteRq, NDeleteRsp};
+use super::n_event_report::{NEventReportRq, NEventReportRsp};
+use super::n_get::{NGetRq, NGetRsp};
+use super::n_set::{NSetRq, NSetRsp};
 use super::set::{CommandSet, NO_DATA_SET};
 use super::store::{CStoreRq, CStoreRsp};
 use super::tags;
 use crate::dimse::status::Status;
 use crate::error::DecodeError;
 
-/// A parsed DIMSE command: one of the DIMSE-C messages, or the raw command set of anything
-/// else (DIMSE-N, or an undefined command field).
+/// A parsed DIMSE command: one of the DIMSE-C or DIMSE-N messages, or the raw command set of
+/// anything else (an undefined command field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// C-ECHO-RQ.
@@ -40,6 +46,30 @@ pub enum Command {
     CMoveRsp(CMoveRsp),
     /// C-CANCEL-RQ.
     CCancelRq(CCancelRq),
+    /// N-EVENT-REPORT-RQ.
+    NEventReportRq(NEventReportRq),
+    /// N-EVENT-REPORT-RSP.
+    NEventReportRsp(NEventReportRsp),
+    /// N-GET-RQ.
+    NGetRq(NGetRq),
+    /// N-GET-RSP.
+    NGetRsp(NGetRsp),
+    /// N-SET-RQ.
+    NSetRq(NSetRq),
+    /// N-SET-RSP.
+    NSetRsp(NSetRsp),
+    /// N-ACTION-RQ.
+    NActionRq(NActionRq),
+    /// N-ACTION-RSP.
+    NActionRsp(NActionRsp),
+    /// N-CREATE-RQ.
+    NCreateRq(NCreateRq),
+    /// N-CREATE-RSP.
+    NCreateRsp(NCreateRsp),
+    /// N-DELETE-RQ.
+    NDeleteRq(NDeleteRq),
+    /// N-DELETE-RSP.
+    NDeleteRsp(NDeleteRsp),
     /// Any other command, kept as its command set.
     Other(CommandSet),
 }
@@ -54,16 +84,38 @@ macro_rules! impl_from_message {
     )*};
 }
 impl_from_message!(
-    CEchoRq, CEchoRsp, CStoreRq, CStoreRsp, CFindRq, CFindRsp, CGetRq, CGetRsp, CMoveRq, CMoveRsp,
-    CCancelRq
+    CEchoRq,
+    CEchoRsp,
+    CStoreRq,
+    CStoreRsp,
+    CFindRq,
+    CFindRsp,
+    CGetRq,
+    CGetRsp,
+    CMoveRq,
+    CMoveRsp,
+    CCancelRq,
+    NEventReportRq,
+    NEventReportRsp,
+    NGetRq,
+    NGetRsp,
+    NSetRq,
+    NSetRsp,
+    NActionRq,
+    NActionRsp,
+    NCreateRq,
+    NCreateRsp,
+    NDeleteRq,
+    NDeleteRsp
 );
 
 impl Command {
-    /// Parses a command set. The elements PS3.7 Tables 9.3-1 to 9.3-14 make mandatory must
-    /// be present ([`DecodeError::Missing`] otherwise), including CommandDataSetType, which
-    /// must agree with the message type for requests and for C-ECHO-RSP and C-STORE-RSP.
-    /// Optional elements of the wrong length are read as absent. Command fields other than
-    /// the DIMSE-C ones give [`Command::Other`]. The `offset` of an
+    /// Parses a command set. The elements PS3.7 Tables 9.3-1 to 9.3-14 and 10.3-1 to
+    /// 10.3-12 make mandatory must be present ([`DecodeError::Missing`] otherwise),
+    /// including CommandDataSetType, which must agree with the message type where PS3.7
+    /// fixes it (the C-requests, C-ECHO-RSP, C-STORE-RSP, N-GET-RQ, N-SET-RQ, N-DELETE-RQ
+    /// and N-DELETE-RSP). Optional elements of the wrong length are read as absent.
+    /// Undefined command fields give [`Command::Other`]. The `offset` of an
     /// [`InvalidValue`](DecodeError::InvalidValue) from here is 0: the command set has
     /// already left its bytes behind.
     pub fn from_command_set(cs: &CommandSet) -> Result<Command, DecodeError> {
@@ -81,7 +133,23 @@ impl Command {
             CommandField::CMoveRq => Command::CMoveRq(CMoveRq::from_fields(&f)?),
             CommandField::CMoveRsp => Command::CMoveRsp(CMoveRsp::from_fields(&f)?),
             CommandField::CCancelRq => Command::CCancelRq(CCancelRq::from_fields(&f)?),
-            _ => Command::Other(cs.clone()),
+            CommandField::NEventReportRq => {
+                Command::NEventReportRq(NEventReportRq::from_fields(&f)?)
+            }
+            CommandField::NEventReportRsp => {
+                Command::NEventReportRsp(NEventReportRsp::from_fields(&f)?)
+            }
+            CommandField::NGetRq => Command::NGetRq(NGetRq::from_fields(&f)?),
+            CommandField::NGetRsp => Command::NGetRsp(NGetRsp::from_fields(&f)?),
+            CommandField::NSetRq => Command::NSetRq(NSetRq::from_fields(&f)?),
+            CommandField::NSetRsp => Command::NSetRsp(NSetRsp::from_fields(&f)?),
+            CommandField::NActionRq => Command::NActionRq(NActionRq::from_fields(&f)?),
+            CommandField::NActionRsp => Command::NActionRsp(NActionRsp::from_fields(&f)?),
+            CommandField::NCreateRq => Command::NCreateRq(NCreateRq::from_fields(&f)?),
+            CommandField::NCreateRsp => Command::NCreateRsp(NCreateRsp::from_fields(&f)?),
+            CommandField::NDeleteRq => Command::NDeleteRq(NDeleteRq::from_fields(&f)?),
+            CommandField::NDeleteRsp => Command::NDeleteRsp(NDeleteRsp::from_fields(&f)?),
+            CommandField::Other(_) => Command::Other(cs.clone()),
         };
         Ok(cmd)
     }
@@ -105,6 +173,18 @@ impl Command {
             Command::CMoveRq(m) => m.to_command_set(),
             Command::CMoveRsp(m) => m.to_command_set(),
             Command::CCancelRq(m) => m.to_command_set(),
+            Command::NEventReportRq(m) => m.to_command_set(),
+            Command::NEventReportRsp(m) => m.to_command_set(),
+            Command::NGetRq(m) => m.to_command_set(),
+            Command::NGetRsp(m) => m.to_command_set(),
+            Command::NSetRq(m) => m.to_command_set(),
+            Command::NSetRsp(m) => m.to_command_set(),
+            Command::NActionRq(m) => m.to_command_set(),
+            Command::NActionRsp(m) => m.to_command_set(),
+            Command::NCreateRq(m) => m.to_command_set(),
+            Command::NCreateRsp(m) => m.to_command_set(),
+            Command::NDeleteRq(m) => m.to_command_set(),
+            Command::NDeleteRsp(m) => m.to_command_set(),
             Command::Other(cs) => cs.clone(),
         }
     }
@@ -129,6 +209,18 @@ impl Command {
             Command::CMoveRq(_) => CommandField::CMoveRq,
             Command::CMoveRsp(_) => CommandField::CMoveRsp,
             Command::CCancelRq(_) => CommandField::CCancelRq,
+            Command::NEventReportRq(_) => CommandField::NEventReportRq,
+            Command::NEventReportRsp(_) => CommandField::NEventReportRsp,
+            Command::NGetRq(_) => CommandField::NGetRq,
+            Command::NGetRsp(_) => CommandField::NGetRsp,
+            Command::NSetRq(_) => CommandField::NSetRq,
+            Command::NSetRsp(_) => CommandField::NSetRsp,
+            Command::NActionRq(_) => CommandField::NActionRq,
+            Command::NActionRsp(_) => CommandField::NActionRsp,
+            Command::NCreateRq(_) => CommandField::NCreateRq,
+            Command::NCreateRsp(_) => CommandField::NCreateRsp,
+            Command::NDeleteRq(_) => CommandField::NDeleteRq,
+            Command::NDeleteRsp(_) => CommandField::NDeleteRsp,
             Command::Other(cs) => {
                 CommandField::from_u16(cs.u16(tags::COMMAND_FIELD).unwrap_or(0xFFFF))
             }
@@ -148,6 +240,12 @@ impl Command {
             Command::CFindRq(m) => Some(m.message_id),
             Command::CGetRq(m) => Some(m.message_id),
             Command::CMoveRq(m) => Some(m.message_id),
+            Command::NEventReportRq(m) => Some(m.message_id),
+            Command::NGetRq(m) => Some(m.message_id),
+            Command::NSetRq(m) => Some(m.message_id),
+            Command::NActionRq(m) => Some(m.message_id),
+            Command::NCreateRq(m) => Some(m.message_id),
+            Command::NDeleteRq(m) => Some(m.message_id),
             Command::Other(cs) => cs.u16(tags::MESSAGE_ID),
             _ => None,
         }
@@ -162,6 +260,12 @@ impl Command {
             Command::CFindRsp(m) => Some(m.message_id_being_responded_to),
             Command::CGetRsp(m) => Some(m.message_id_being_responded_to),
             Command::CMoveRsp(m) => Some(m.message_id_being_responded_to),
+            Command::NEventReportRsp(m) => Some(m.message_id_being_responded_to),
+            Command::NGetRsp(m) => Some(m.message_id_being_responded_to),
+            Command::NSetRsp(m) => Some(m.message_id_being_responded_to),
+            Command::NActionRsp(m) => Some(m.message_id_being_responded_to),
+            Command::NCreateRsp(m) => Some(m.message_id_being_responded_to),
+            Command::NDeleteRsp(m) => Some(m.message_id_being_responded_to),
             Command::CCancelRq(m) => Some(m.message_id_being_responded_to),
             Command::Other(cs) => cs.u16(tags::MESSAGE_ID_BEING_RESPONDED_TO),
             _ => None,
@@ -175,14 +279,26 @@ impl Command {
             Command::CEchoRq(_)
             | Command::CEchoRsp(_)
             | Command::CStoreRsp(_)
-            | Command::CCancelRq(_) => false,
+            | Command::CCancelRq(_)
+            | Command::NGetRq(_)
+            | Command::NDeleteRq(_)
+            | Command::NDeleteRsp(_) => false,
             Command::CStoreRq(_)
             | Command::CFindRq(_)
             | Command::CGetRq(_)
-            | Command::CMoveRq(_) => true,
+            | Command::CMoveRq(_)
+            | Command::NSetRq(_) => true,
             Command::CFindRsp(m) => m.has_data_set,
             Command::CGetRsp(m) => m.has_data_set,
             Command::CMoveRsp(m) => m.has_data_set,
+            Command::NEventReportRq(m) => m.has_data_set,
+            Command::NEventReportRsp(m) => m.has_data_set,
+            Command::NGetRsp(m) => m.has_data_set,
+            Command::NSetRsp(m) => m.has_data_set,
+            Command::NActionRq(m) => m.has_data_set,
+            Command::NActionRsp(m) => m.has_data_set,
+            Command::NCreateRq(m) => m.has_data_set,
+            Command::NCreateRsp(m) => m.has_data_set,
             Command::Other(cs) => {
                 cs.u16(tags::COMMAND_DATA_SET_TYPE).is_some_and(|v| v != NO_DATA_SET)
             }
@@ -197,13 +313,20 @@ impl Command {
             Command::CFindRsp(m) => Some(m.status),
             Command::CGetRsp(m) => Some(m.status),
             Command::CMoveRsp(m) => Some(m.status),
+            Command::NEventReportRsp(m) => Some(m.status),
+            Command::NGetRsp(m) => Some(m.status),
+            Command::NSetRsp(m) => Some(m.status),
+            Command::NActionRsp(m) => Some(m.status),
+            Command::NCreateRsp(m) => Some(m.status),
+            Command::NDeleteRsp(m) => Some(m.status),
             Command::Other(cs) => cs.u16(tags::STATUS).map(Status),
             _ => None,
         }
     }
 
     /// (0000,0002) AffectedSOPClassUID of a typed message, when present (`None` for
-    /// [`Command::CCancelRq`] and [`Command::Other`]).
+    /// [`Command::CCancelRq`], [`Command::Other`] and the DIMSE-N requests that name a
+    /// Requested SOP Class instead: see [`sop_class_uid`](Self::sop_class_uid)).
     pub fn affected_sop_class_uid(&self) -> Option<&str> {
         match self {
             Command::CEchoRq(m) => Some(&m.affected_sop_class_uid),
@@ -211,12 +334,37 @@ impl Command {
             Command::CFindRq(m) => Some(&m.affected_sop_class_uid),
             Command::CGetRq(m) => Some(&m.affected_sop_class_uid),
             Command::CMoveRq(m) => Some(&m.affected_sop_class_uid),
+            Command::NEventReportRq(m) => Some(&m.affected_sop_class_uid),
+            Command::NCreateRq(m) => Some(&m.affected_sop_class_uid),
             Command::CEchoRsp(m) => m.affected_sop_class_uid.as_deref(),
             Command::CStoreRsp(m) => m.affected_sop_class_uid.as_deref(),
             Command::CFindRsp(m) => m.affected_sop_class_uid.as_deref(),
             Command::CGetRsp(m) => m.affected_sop_class_uid.as_deref(),
             Command::CMoveRsp(m) => m.affected_sop_class_uid.as_deref(),
-            Command::CCancelRq(_) | Command::Other(_) => None,
+            Command::NEventReportRsp(m) => m.affected_sop_class_uid.as_deref(),
+            Command::NGetRsp(m) => m.affected_sop_class_uid.as_deref(),
+            Command::NSetRsp(m) => m.affected_sop_class_uid.as_deref(),
+            Command::NActionRsp(m) => m.affected_sop_class_uid.as_deref(),
+            Command::NCreateRsp(m) => m.affected_sop_class_uid.as_deref(),
+            Command::NDeleteRsp(m) => m.affected_sop_class_uid.as_deref(),
+            Command::CCancelRq(_)
+            | Command::NGetRq(_)
+            | Command::NSetRq(_)
+            | Command::NActionRq(_)
+            | Command::NDeleteRq(_)
+            | Command::Other(_) => None,
+        }
+    }
+
+    /// The SOP class a message is about: its (0000,0002) AffectedSOPClassUID, or the
+    /// (0000,0003) RequestedSOPClassUID of N-GET, N-SET, N-ACTION and N-DELETE requests.
+    pub fn sop_class_uid(&self) -> Option<&str> {
+        match self {
+            Command::NGetRq(m) => Some(&m.requested_sop_class_uid),
+            Command::NSetRq(m) => Some(&m.requested_sop_class_uid),
+            Command::NActionRq(m) => Some(&m.requested_sop_class_uid),
+            Command::NDeleteRq(m) => Some(&m.requested_sop_class_uid),
+            other => other.affected_sop_class_uid(),
         }
     }
 }
@@ -283,17 +431,48 @@ mod tests {
     #[test]
     fn other_commands_are_kept() {
         let mut cs = CommandSet::new();
-        cs.set_u16(tags::COMMAND_FIELD, 0x0130); // N-ACTION-RQ
+        cs.set_u16(tags::COMMAND_FIELD, 0x0131); // no such command
         cs.set_u16(tags::MESSAGE_ID, 8);
         cs.set_uid(tags::REQUESTED_SOP_CLASS_UID, "1.2.840.10008.1.20.1");
-        cs.set_u16(tags::ACTION_TYPE_ID, 1);
         cs.set_u16(tags::COMMAND_DATA_SET_TYPE, 0x0102);
         let cmd = Command::decode(&cs.encode()).unwrap();
         assert_eq!(cmd, Command::Other(cs));
-        assert_eq!(cmd.command_field(), CommandField::NActionRq);
+        assert_eq!(cmd.command_field(), CommandField::Other(0x0131));
         assert_eq!(cmd.message_id(), Some(8));
         assert!(cmd.has_data_set());
         assert!(!cmd.is_response());
+    }
+
+    #[test]
+    fn n_action_rq_as_pynetdicom_sends_it_is_typed() {
+        // A Storage Commitment request: Requested SOP Class/Instance, Action Type 1, an
+        // Action Information data set (data set type 0x0102, not our 0x0001).
+        let mut cs = CommandSet::new();
+        cs.set_u16(tags::COMMAND_FIELD, 0x0130);
+        cs.set_u16(tags::MESSAGE_ID, 8);
+        cs.set_uid(tags::REQUESTED_SOP_CLASS_UID, uids::STORAGE_COMMITMENT_PUSH);
+        cs.set_uid(tags::REQUESTED_SOP_INSTANCE_UID, uids::STORAGE_COMMITMENT_PUSH_INSTANCE);
+        cs.set_u16(tags::ACTION_TYPE_ID, 1);
+        cs.set_u16(tags::COMMAND_DATA_SET_TYPE, 0x0102);
+        let cmd = Command::decode(&cs.encode()).unwrap();
+        match &cmd {
+            Command::NActionRq(rq) => {
+                assert_eq!(rq.message_id, 8);
+                assert_eq!(rq.requested_sop_class_uid, uids::STORAGE_COMMITMENT_PUSH);
+                assert_eq!(rq.requested_sop_instance_uid, uids::STORAGE_COMMITMENT_PUSH_INSTANCE);
+                assert_eq!(rq.action_type_id, 1);
+                assert!(rq.has_data_set);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cmd.sop_class_uid(), Some(uids::STORAGE_COMMITMENT_PUSH));
+        assert_eq!(cmd.affected_sop_class_uid(), None);
+        // Without its Action Type ID it is refused, not passed on.
+        cs.remove(tags::ACTION_TYPE_ID);
+        assert_eq!(
+            Command::decode(&cs.encode()).unwrap_err(),
+            DecodeError::Missing { what: "ActionTypeID" }
+        );
     }
 
     #[test]
@@ -370,6 +549,81 @@ mod tests {
                 CommandField::CCancelRq,
                 &[tags::MESSAGE_ID_BEING_RESPONDED_TO, tags::COMMAND_DATA_SET_TYPE],
             ),
+            (
+                CommandField::NEventReportRq,
+                &[
+                    tags::MESSAGE_ID,
+                    tags::AFFECTED_SOP_CLASS_UID,
+                    tags::AFFECTED_SOP_INSTANCE_UID,
+                    tags::EVENT_TYPE_ID,
+                    tags::COMMAND_DATA_SET_TYPE,
+                ],
+            ),
+            (
+                CommandField::NEventReportRsp,
+                &[tags::MESSAGE_ID_BEING_RESPONDED_TO, tags::STATUS, tags::COMMAND_DATA_SET_TYPE],
+            ),
+            (
+                CommandField::NGetRq,
+                &[
+                    tags::MESSAGE_ID,
+                    tags::REQUESTED_SOP_CLASS_UID,
+                    tags::REQUESTED_SOP_INSTANCE_UID,
+                    tags::COMMAND_DATA_SET_TYPE,
+                ],
+            ),
+            (
+                CommandField::NGetRsp,
+                &[tags::MESSAGE_ID_BEING_RESPONDED_TO, tags::STATUS, tags::COMMAND_DATA_SET_TYPE],
+            ),
+            (
+                CommandField::NSetRq,
+                &[
+                    tags::MESSAGE_ID,
+                    tags::REQUESTED_SOP_CLASS_UID,
+                    tags::REQUESTED_SOP_INSTANCE_UID,
+                    tags::COMMAND_DATA_SET_TYPE,
+                ],
+            ),
+            (
+                CommandField::NSetRsp,
+                &[tags::MESSAGE_ID_BEING_RESPONDED_TO, tags::STATUS, tags::COMMAND_DATA_SET_TYPE],
+            ),
+            (
+                CommandField::NActionRq,
+                &[
+                    tags::MESSAGE_ID,
+                    tags::REQUESTED_SOP_CLASS_UID,
+                    tags::REQUESTED_SOP_INSTANCE_UID,
+                    tags::COMMAND_DATA_SET_TYPE,
+                    tags::ACTION_TYPE_ID,
+                ],
+            ),
+            (
+                CommandField::NActionRsp,
+                &[tags::MESSAGE_ID_BEING_RESPONDED_TO, tags::STATUS, tags::COMMAND_DATA_SET_TYPE],
+            ),
+            (
+                CommandField::NCreateRq,
+                &[tags::MESSAGE_ID, tags::AFFECTED_SOP_CLASS_UID, tags::COMMAND_DATA_SET_TYPE],
+            ),
+            (
+                CommandField::NCreateRsp,
+                &[tags::MESSAGE_ID_BEING_RESPONDED_TO, tags::STATUS, tags::COMMAND_DATA_SET_TYPE],
+            ),
+            (
+                CommandField::NDeleteRq,
+                &[
+                    tags::MESSAGE_ID,
+                    tags::REQUESTED_SOP_CLASS_UID,
+                    tags::REQUESTED_SOP_INSTANCE_UID,
+                    tags::COMMAND_DATA_SET_TYPE,
+                ],
+            ),
+            (
+                CommandField::NDeleteRsp,
+                &[tags::MESSAGE_ID_BEING_RESPONDED_TO, tags::STATUS, tags::COMMAND_DATA_SET_TYPE],
+            ),
         ];
         let msgs = all_messages();
         for &(field, required) in cases {
@@ -387,11 +641,17 @@ mod tests {
             }
             // Optional elements may go.
             let mut cs = full.clone();
-            for elem in [tags::AFFECTED_SOP_CLASS_UID, tags::ERROR_COMMENT, tags::OFFENDING_ELEMENT]
-                .into_iter()
-                .chain(
-                    tags::NUMBER_OF_REMAINING_SUBOPERATIONS..=tags::NUMBER_OF_WARNING_SUBOPERATIONS,
-                )
+            for elem in [
+                tags::AFFECTED_SOP_CLASS_UID,
+                tags::AFFECTED_SOP_INSTANCE_UID,
+                tags::ERROR_COMMENT,
+                tags::ERROR_ID,
+                tags::OFFENDING_ELEMENT,
+                tags::EVENT_TYPE_ID,
+                tags::ACTION_TYPE_ID,
+            ]
+            .into_iter()
+            .chain(tags::NUMBER_OF_REMAINING_SUBOPERATIONS..=tags::NUMBER_OF_WARNING_SUBOPERATIONS)
             {
                 if m.is_response() {
                     cs.remove(elem);

@@ -76,6 +76,49 @@ impl RspHeader<'_> {
     }
 }
 
+/// Starts a DIMSE-N request addressed by (0000,0003) RequestedSOPClassUID and (0000,1001)
+/// RequestedSOPInstanceUID (N-GET, N-SET, N-ACTION, N-DELETE: PS3.7 Tables 10.3-3, 10.3-5,
+/// 10.3-7 and 10.3-11).
+pub(super) fn start_requested_rq(
+    field: CommandField,
+    has_data_set: bool,
+    id: u16,
+    sop_class: &str,
+    sop_instance: &str,
+) -> CommandSet {
+    let mut cs = start(field, has_data_set);
+    cs.set_u16(tags::MESSAGE_ID, id);
+    cs.set_uid(tags::REQUESTED_SOP_CLASS_UID, sop_class);
+    cs.set_uid(tags::REQUESTED_SOP_INSTANCE_UID, sop_instance);
+    cs
+}
+
+/// The header fields every DIMSE-N response carries (PS3.7 Tables 10.3-2, 10.3-4, 10.3-6,
+/// 10.3-8, 10.3-10 and 10.3-12), borrowed from a typed response to write its command set:
+/// the DIMSE-C header plus (0000,1000) AffectedSOPInstanceUID and (0000,0903) ErrorID.
+pub(super) struct NRspHeader<'a> {
+    /// The fields shared with the DIMSE-C responses.
+    pub(super) common: RspHeader<'a>,
+    /// (0000,1000) AffectedSOPInstanceUID, written when present.
+    pub(super) affected_sop_instance_uid: Option<&'a str>,
+    /// (0000,0903) ErrorID, written when present.
+    pub(super) error_id: Option<u16>,
+}
+
+impl NRspHeader<'_> {
+    /// Starts a DIMSE-N response: command field, data set type and the header fields.
+    pub(super) fn start(&self, field: CommandField, has_data_set: bool) -> CommandSet {
+        let mut cs = self.common.start(field, has_data_set);
+        if let Some(uid) = self.affected_sop_instance_uid {
+            cs.set_uid(tags::AFFECTED_SOP_INSTANCE_UID, uid);
+        }
+        if let Some(id) = self.error_id {
+            cs.set_u16(tags::ERROR_ID, id);
+        }
+        cs
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading
 // ---------------------------------------------------------------------------------------------
@@ -101,6 +144,30 @@ pub(super) struct RspFields {
     pub(super) error_comment: Option<String>,
     /// (0000,0901) OffendingElement, optional.
     pub(super) offending_elements: Option<Vec<(u16, u16)>>,
+}
+
+/// The header fields of a DIMSE-N request addressed by its requested SOP class and
+/// instance, as read by [`Fields::requested_rq_header`].
+pub(super) struct RequestedRqFields {
+    /// (0000,0110) MessageID.
+    pub(super) message_id: u16,
+    /// (0000,0003) RequestedSOPClassUID.
+    pub(super) requested_sop_class_uid: String,
+    /// (0000,1001) RequestedSOPInstanceUID.
+    pub(super) requested_sop_instance_uid: String,
+}
+
+/// The header fields of a DIMSE-N response, as read by [`Fields::n_rsp_header`]: the owned
+/// counterpart of [`NRspHeader`].
+pub(super) struct NRspFields {
+    /// The fields shared with the DIMSE-C responses.
+    pub(super) common: RspFields,
+    /// (0000,1000) AffectedSOPInstanceUID, optional.
+    pub(super) affected_sop_instance_uid: Option<String>,
+    /// (0000,0903) ErrorID, optional.
+    pub(super) error_id: Option<u16>,
+    /// Whether a data set follows.
+    pub(super) has_data_set: bool,
 }
 
 /// Reads the elements of a command set for [`Command::from_command_set`]: required elements
@@ -184,6 +251,38 @@ impl Fields<'_> {
         Ok(RqFields {
             message_id: self.u16(tags::MESSAGE_ID)?,
             affected_sop_class_uid: self.string(tags::AFFECTED_SOP_CLASS_UID)?,
+        })
+    }
+
+    /// The header of a DIMSE-N request addressed by (0000,0003) and (0000,1001): checks its
+    /// data set type when PS3.7 fixes it (`Some`), then reads the message ID, the requested
+    /// SOP class and the requested SOP instance.
+    pub(super) fn requested_rq_header(
+        &self,
+        field: CommandField,
+        has_data_set: Option<bool>,
+    ) -> Result<RequestedRqFields, DecodeError> {
+        match has_data_set {
+            Some(expected) => self.expect_data_set(field, expected)?,
+            None => {
+                self.has_data_set()?;
+            }
+        }
+        Ok(RequestedRqFields {
+            message_id: self.u16(tags::MESSAGE_ID)?,
+            requested_sop_class_uid: self.string(tags::REQUESTED_SOP_CLASS_UID)?,
+            requested_sop_instance_uid: self.string(tags::REQUESTED_SOP_INSTANCE_UID)?,
+        })
+    }
+
+    /// The header of a DIMSE-N response: the DIMSE-C header, the affected SOP instance and
+    /// the error ID (both optional), and whether a data set follows.
+    pub(super) fn n_rsp_header(&self) -> Result<NRspFields, DecodeError> {
+        Ok(NRspFields {
+            common: self.rsp_header()?,
+            affected_sop_instance_uid: self.opt_string(tags::AFFECTED_SOP_INSTANCE_UID),
+            error_id: self.opt_u16(tags::ERROR_ID),
+            has_data_set: self.has_data_set()?,
         })
     }
 

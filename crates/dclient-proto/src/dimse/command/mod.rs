@@ -1,4 +1,5 @@
-//! DIMSE command sets (PS3.7 section 9.3 and Annex E) and the typed DIMSE-C messages.
+//! DIMSE command sets (PS3.7 sections 9.3, 10.3 and Annex E) and the typed DIMSE-C and
+//! DIMSE-N messages.
 //!
 //! A command set is group 0000 encoded in Implicit VR Little Endian, whatever transfer syntax
 //! the presentation context negotiated (PS3.7 6.3.1): per element a tag (group and element,
@@ -6,7 +7,7 @@
 //! CommandGroupLength holds the byte length of all the elements that follow it.
 //!
 //! [`CommandSet`] is the raw form: element number to on-wire value bytes, with typed getters
-//! and setters. [`Command`] is the parsed form of the DIMSE-C messages a client meets, built
+//! and setters. [`Command`] is the parsed form of the DIMSE-C and DIMSE-N messages, built
 //! from a command set with [`Command::from_command_set`] and turned back with
 //! [`Command::to_command_set`].
 
@@ -33,15 +34,16 @@ mod fields;
 mod find;
 mod get;
 mod move_;
+mod n_action;
+mod n_create;
+mod n_delete;
+mod n_event_report;
+mod n_get;
+mod n_set;
 mod set;
 mod store;
 mod sub_operations;
 pub mod tags;
-
-// The DIMSE-N families (PS3.7 10.3) go here, one file each, in the same shape as the DIMSE-C
-// ones (typed request and response, `to_command_set`, `from_fields` on the shared headers of
-// `fields`, a `Command` variant in `dispatch`): n_event_report, n_get, n_set, n_action,
-// n_create, n_delete. Until then they decode as `Command::Other`.
 
 #[cfg(test)]
 mod test_support;
@@ -53,6 +55,12 @@ pub use field::{CommandField, Priority};
 pub use find::{CFindRq, CFindRsp};
 pub use get::{CGetRq, CGetRsp};
 pub use move_::{CMoveRq, CMoveRsp};
+pub use n_action::{NActionRq, NActionRsp};
+pub use n_create::{NCreateRq, NCreateRsp};
+pub use n_delete::{NDeleteRq, NDeleteRsp};
+pub use n_event_report::{NEventReportRq, NEventReportRsp};
+pub use n_get::{NGetRq, NGetRsp};
+pub use n_set::{NSetRq, NSetRsp};
 pub use set::{element_info, CommandSet, CommandValue, DATA_SET_PRESENT, NO_DATA_SET};
 pub use store::{CStoreRq, CStoreRsp};
 pub use sub_operations::SubOperations;

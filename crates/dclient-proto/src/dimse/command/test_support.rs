@@ -2,7 +2,8 @@
 
 use super::{
     CCancelRq, CEchoRq, CEchoRsp, CFindRq, CFindRsp, CGetRq, CGetRsp, CMoveRq, CMoveRsp, CStoreRq,
-    CStoreRsp, Command, Priority, SubOperations,
+    CStoreRsp, Command, NActionRq, NActionRsp, NCreateRq, NCreateRsp, NDeleteRq, NDeleteRsp,
+    NEventReportRq, NEventReportRsp, NGetRq, NGetRsp, NSetRq, NSetRsp, Priority, SubOperations,
 };
 use crate::dimse::status::Status;
 use crate::uids;
@@ -184,5 +185,146 @@ pub(super) fn all_messages() -> Vec<Command> {
         }
         .into(),
         CCancelRq { message_id_being_responded_to: 2 }.into(),
+    ]
+    .into_iter()
+    .chain(n_messages())
+    .collect()
+}
+
+/// One or two of each DIMSE-N message (PS3.7 10.3), the Storage Commitment and MPPS ones
+/// as their peers send them.
+pub(super) fn n_messages() -> Vec<Command> {
+    let sc = uids::STORAGE_COMMITMENT_PUSH;
+    let sc_instance = uids::STORAGE_COMMITMENT_PUSH_INSTANCE;
+    let mpps = uids::MPPS;
+    vec![
+        NActionRq {
+            message_id: 7,
+            requested_sop_class_uid: sc.into(),
+            requested_sop_instance_uid: sc_instance.into(),
+            action_type_id: 1,
+            has_data_set: true,
+        }
+        .into(),
+        NActionRsp {
+            message_id_being_responded_to: 7,
+            affected_sop_class_uid: Some(sc.into()),
+            affected_sop_instance_uid: Some(sc_instance.into()),
+            action_type_id: Some(1),
+            status: Status::SUCCESS,
+            has_data_set: false,
+            error_comment: None,
+            error_id: None,
+            offending_elements: None,
+        }
+        .into(),
+        NActionRsp {
+            message_id_being_responded_to: 7,
+            affected_sop_class_uid: None,
+            affected_sop_instance_uid: None,
+            action_type_id: None,
+            status: Status(0x0123),
+            has_data_set: true,
+            error_comment: Some("no such action".into()),
+            error_id: Some(0xA710),
+            offending_elements: Some(vec![(0x0000, 0x1008)]),
+        }
+        .into(),
+        NEventReportRq {
+            message_id: 1,
+            affected_sop_class_uid: sc.into(),
+            affected_sop_instance_uid: sc_instance.into(),
+            event_type_id: 2,
+            has_data_set: true,
+        }
+        .into(),
+        NEventReportRsp {
+            message_id_being_responded_to: 1,
+            affected_sop_class_uid: Some(sc.into()),
+            affected_sop_instance_uid: Some(sc_instance.into()),
+            event_type_id: Some(2),
+            status: Status::SUCCESS,
+            has_data_set: false,
+            error_comment: None,
+            error_id: None,
+            offending_elements: None,
+        }
+        .into(),
+        NCreateRq {
+            message_id: 11,
+            affected_sop_class_uid: mpps.into(),
+            affected_sop_instance_uid: Some("1.2.3.4.5".into()),
+            has_data_set: true,
+        }
+        .into(),
+        NCreateRq {
+            message_id: 12,
+            affected_sop_class_uid: mpps.into(),
+            affected_sop_instance_uid: None,
+            has_data_set: false,
+        }
+        .into(),
+        NCreateRsp {
+            message_id_being_responded_to: 11,
+            affected_sop_class_uid: Some(mpps.into()),
+            affected_sop_instance_uid: Some("1.2.3.4.5".into()),
+            status: Status::DUPLICATE_SOP_INSTANCE,
+            has_data_set: false,
+            error_comment: Some("Duplicate SOP Instance".into()),
+            error_id: None,
+            offending_elements: None,
+        }
+        .into(),
+        NSetRq {
+            message_id: 13,
+            requested_sop_class_uid: mpps.into(),
+            requested_sop_instance_uid: "1.2.3.4.5".into(),
+        }
+        .into(),
+        NSetRsp {
+            message_id_being_responded_to: 13,
+            affected_sop_class_uid: Some(mpps.into()),
+            affected_sop_instance_uid: Some("1.2.3.4.5".into()),
+            status: Status::PROCESSING_FAILURE,
+            has_data_set: false,
+            error_comment: Some("may no longer be updated".into()),
+            error_id: Some(0xA710),
+            offending_elements: None,
+        }
+        .into(),
+        NGetRq {
+            message_id: 14,
+            requested_sop_class_uid: mpps.into(),
+            requested_sop_instance_uid: "1.2.3.4.5".into(),
+            attribute_identifier_list: Some(vec![(0x0040, 0x0252), (0x0008, 0x0060)]),
+        }
+        .into(),
+        NGetRsp {
+            message_id_being_responded_to: 14,
+            affected_sop_class_uid: Some(mpps.into()),
+            affected_sop_instance_uid: Some("1.2.3.4.5".into()),
+            status: Status::SUCCESS,
+            has_data_set: true,
+            error_comment: None,
+            error_id: None,
+            offending_elements: None,
+        }
+        .into(),
+        NDeleteRq {
+            message_id: 15,
+            requested_sop_class_uid: "1.2.840.10008.5.1.1.1".into(),
+            requested_sop_instance_uid: "1.2.3.4.6".into(),
+        }
+        .into(),
+        NDeleteRsp {
+            message_id_being_responded_to: 15,
+            affected_sop_class_uid: None,
+            affected_sop_instance_uid: Some("1.2.3.4.6".into()),
+            status: Status::NO_SUCH_SOP_INSTANCE,
+            error_comment: None,
+            error_id: None,
+            offending_elements: None,
+        }
+        .into(),
     ]
 }

@@ -5,7 +5,8 @@
 //! response, C-FIND's pending responses with their identifiers and the C-CANCEL that ends
 //! them early, C-GET's and C-MOVE's pending responses with sub-operation counts and (C-GET)
 //! the C-STORE sub-operations the peer performs on the same association, C-STORE's response,
-//! and on the SCP side the requests of an association as they arrive. Each exchange checks
+//! the DIMSE-N request/response pairs, Storage Commitment's request and report, and on the
+//! SCP side the requests of an association as they arrive. Each exchange checks
 //! what the standard says about the order of the messages (a response answers our Message
 //! ID, a data set follows when announced, a C-STORE-RQ can only come in a C-GET, ...) and
 //! keeps the counts; none does I/O or reads a clock.
@@ -35,9 +36,15 @@
 //! - [`store`]: C-STORE (9.1.1), also as a C-GET or C-MOVE sub-operation.
 //! - [`requests`]: the SCP side of an association: its requests, their identifiers and
 //!   data sets, and the idle timeout between them.
+//! - [`normalized`]: the DIMSE-N services (10.1, 10.3): one request, one response, both
+//!   sides.
+//! - [`commitment`]: Storage Commitment Push Model (PS3.4 J.3): the transactions waiting
+//!   for their reports, how a report is matched, and the SCU's exchange.
 
+pub mod commitment;
 pub mod echo;
 pub mod find;
+pub mod normalized;
 pub mod requests;
 pub mod retrieve;
 pub mod store;

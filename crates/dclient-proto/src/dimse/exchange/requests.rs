@@ -12,7 +12,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{describe, unexpected, Exchange, ExchangeError, Outgoing, Timer};
-use crate::dimse::command::{CEchoRq, CFindRq, CGetRq, CMoveRq, CStoreRq, Command, CommandSet};
+use crate::dimse::command::{
+    CEchoRq, CFindRq, CGetRq, CMoveRq, CStoreRq, Command, CommandSet, NActionRq, NCreateRq,
+    NDeleteRq, NEventReportRq, NGetRq, NSetRq,
+};
 use crate::dimse::message::DimseEvent;
 use crate::error::Violation;
 
@@ -67,13 +70,65 @@ pub enum Request {
         /// The identifier.
         identifier: Option<Vec<u8>>,
     },
+    /// N-EVENT-REPORT-RQ and its Event Information (`None` when none was announced, see
+    /// `rq.has_data_set`, or when larger than we take: drained).
+    EventReport {
+        /// Its presentation context.
+        context_id: u8,
+        /// The request.
+        rq: NEventReportRq,
+        /// The Event Information.
+        data: Option<Vec<u8>>,
+    },
+    /// N-GET-RQ (no data set).
+    NGet {
+        /// Its presentation context.
+        context_id: u8,
+        /// The request.
+        rq: NGetRq,
+    },
+    /// N-SET-RQ and its Modification List (`None` when too large).
+    NSet {
+        /// Its presentation context.
+        context_id: u8,
+        /// The request.
+        rq: NSetRq,
+        /// The Modification List.
+        data: Option<Vec<u8>>,
+    },
+    /// N-ACTION-RQ and its Action Information (`None` when none was announced or too
+    /// large).
+    NAction {
+        /// Its presentation context.
+        context_id: u8,
+        /// The request.
+        rq: NActionRq,
+        /// The Action Information.
+        data: Option<Vec<u8>>,
+    },
+    /// N-CREATE-RQ and its Attribute List (`None` when none was announced or too large).
+    NCreate {
+        /// Its presentation context.
+        context_id: u8,
+        /// The request.
+        rq: NCreateRq,
+        /// The Attribute List.
+        data: Option<Vec<u8>>,
+    },
+    /// N-DELETE-RQ (no data set).
+    NDelete {
+        /// Its presentation context.
+        context_id: u8,
+        /// The request.
+        rq: NDeleteRq,
+    },
     /// A C-CANCEL-RQ for a request already answered: nothing to do (PS3.7 9.3.2.3).
     StaleCancel {
         /// The message ID it names.
         message_id: u16,
     },
-    /// Any other command (a DIMSE-N request, a response where a request belongs), with
-    /// its data set when it announced one (`None` inside when too large).
+    /// Any other command (a response where a request belongs, an undefined command),
+    /// with its data set when it announced one (`None` inside when too large).
     Other {
         /// Its presentation context.
         context_id: u8,
@@ -179,9 +234,25 @@ impl Requests {
                 self.idle.disarm();
                 self.message.arm(now);
             }
+            Command::NGetRq(rq) => {
+                self.state = State::Busy;
+                self.deliver(Request::NGet { context_id, rq });
+            }
+            Command::NDeleteRq(rq) => {
+                self.state = State::Busy;
+                self.deliver(Request::NDelete { context_id, rq });
+            }
             command => {
                 self.state = State::Busy;
-                self.deliver(Request::Other { context_id, command, command_set, data: None });
+                let r = match command {
+                    Command::NEventReportRq(rq) => {
+                        Request::EventReport { context_id, rq, data: None }
+                    }
+                    Command::NActionRq(rq) => Request::NAction { context_id, rq, data: None },
+                    Command::NCreateRq(rq) => Request::NCreate { context_id, rq, data: None },
+                    command => Request::Other { context_id, command, command_set, data: None },
+                };
+                self.deliver(r);
             }
         }
         Ok(())
@@ -232,6 +303,12 @@ impl Exchange for Requests {
                     Command::CFindRq(rq) => Request::Find { context_id, rq, identifier },
                     Command::CGetRq(rq) => Request::Get { context_id, rq, identifier },
                     Command::CMoveRq(rq) => Request::Move { context_id, rq, identifier },
+                    Command::NEventReportRq(rq) => {
+                        Request::EventReport { context_id, rq, data: identifier }
+                    }
+                    Command::NSetRq(rq) => Request::NSet { context_id, rq, data: identifier },
+                    Command::NActionRq(rq) => Request::NAction { context_id, rq, data: identifier },
+                    Command::NCreateRq(rq) => Request::NCreate { context_id, rq, data: identifier },
                     command => {
                         Request::Other { context_id, command, command_set, data: Some(identifier) }
                     }
