@@ -12,7 +12,8 @@
 //! loopback port that breaks the protocol on cue.
 //!
 //! TLS tests get their certificates from [`TestPki`] (a CA, server and client
-//! certificates, and wrong ones: another CA, another name, expired).
+//! certificates, and wrong ones: another CA, another name, expired). Full and read-only
+//! disks come from [`Tmpfs`] (a tmpfs of a few hundred KiB; needs mount permission).
 //!
 //! Every peer runs in its own process group with its stdout/stderr in files in
 //! its own temp dir; [`Peer`]'s `Drop` kills the group and removes the temp
@@ -33,6 +34,7 @@ mod process;
 mod pynetdicom;
 mod testdata;
 mod tls;
+mod tmpfs;
 
 pub use dcmtk::{
     dcmtk, dcmtk_qrscp, dcmtk_storescp, echo, load_into_qrscp, QrScpOpts, StoreScpOpts, CLIENT_AE,
@@ -47,3 +49,4 @@ pub use process::{require_tool, run_bounded, Peer};
 pub use pynetdicom::{pynetdicom_qrscp, pynetdicom_storescp, PyQrScpOpts, PyStoreScpOpts};
 pub use testdata::{dump2dcm, unique_uid, TestImage};
 pub use tls::{CertFiles, TestPki};
+pub use tmpfs::Tmpfs;

@@ -25,7 +25,7 @@ use crate::dataset::{
 use crate::error::{Error, Result};
 use crate::model::{unique_key, InformationModel, QueryLevel};
 use crate::names::printable;
-use crate::receiver::storage::{Received, StorageDir};
+use crate::receiver::storage::{Received, StorageDir, WriteFailure, STATUS_CANNOT_WRITE};
 use crate::transport::Connection;
 
 mod discover;
@@ -191,7 +191,7 @@ pub fn c_get(
         conn.timeouts().dimse,
         Instant::now(),
     );
-    run_retrieve(conn, &mut ex, "C-GET", Service::Get, encoding, Some(storage), progress)
+    run_retrieve(conn, &mut ex, "C-GET", Service::Get, encoding, Some(storage), &|| None, progress)
 }
 
 /// Sends the C-MOVE-RQ of `req` to move the matching instances to the AE `destination`,
@@ -200,6 +200,19 @@ pub fn c_move(
     conn: &mut Connection,
     req: &RetrieveRequest,
     destination: &str,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RetrieveResult> {
+    c_move_stoppable(conn, req, destination, &|| None, progress)
+}
+
+/// [`c_move`], cancelled (C-CANCEL-RQ, then [`Error::Receive`] at the final response) as
+/// soon as `stop` reports that the destination cannot write what it receives: the move
+/// receiver of [`DClient::move_and_receive`](crate::DClient::move_and_receive).
+pub(crate) fn c_move_stoppable(
+    conn: &mut Connection,
+    req: &RetrieveRequest,
+    destination: &str,
+    stop: &dyn Fn() -> Option<WriteFailure>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<RetrieveResult> {
     let sop = req.model.move_sop_class();
@@ -221,7 +234,7 @@ pub fn c_move(
         conn.timeouts().dimse,
         Instant::now(),
     );
-    run_retrieve(conn, &mut ex, "C-MOVE", Service::Move, encoding, None, progress).map_err(|e| match e {
+    run_retrieve(conn, &mut ex, "C-MOVE", Service::Move, encoding, None, stop, progress).map_err(|e| match e {
         Error::Status { operation, status, comment, .. } if status == Status::MOVE_DESTINATION_UNKNOWN => Error::Status {
             operation,
             status,
@@ -253,7 +266,16 @@ struct SubOperation {
     refused: Option<(Status, &'static str)>,
 }
 
-/// The response loop shared by C-GET and C-MOVE, over the exchange.
+/// C-STORE sub-operations a peer may still start after our C-CANCEL-RQ (one may have been on
+/// its way) before we abort the association.
+const MAX_SUB_OPERATIONS_AFTER_CANCEL: usize = 2;
+
+/// The response loop shared by C-GET and C-MOVE, over the exchange. A failure to write a
+/// received instance (here for C-GET, reported by `stop` for C-MOVE) cancels the retrieve at
+/// once: the failed sub-operation is answered A700, a C-CANCEL-RQ follows, sub-operations
+/// still coming are drained and refused, and the final response ends it with
+/// [`Error::Receive`].
+#[allow(clippy::too_many_arguments)] // the one loop behind c_get and c_move
 fn run_retrieve(
     conn: &mut Connection,
     ex: &mut RetrieveScu,
@@ -261,6 +283,7 @@ fn run_retrieve(
     service: Service,
     encoding: DatasetEncoding,
     storage: Option<&StorageDir>,
+    stop: &dyn Fn() -> Option<WriteFailure>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<RetrieveResult> {
     let mut result = RetrieveResult::default();
@@ -268,13 +291,57 @@ fn run_retrieve(
     let mut stored: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut sub: Option<SubOperation> = None;
     let discard = StorageDir::discarding();
+    // Set once a received instance could not be written: the retrieve is being cancelled.
+    let mut stopping: Option<WriteFailure> = None;
+    let mut after_cancel = 0usize;
+    let receive_error = |w: &WriteFailure, result: &RetrieveResult| Error::Receive {
+        operation,
+        dir: w.dir.clone(),
+        stored: if storage.is_some() {
+            result.stored()
+        } else {
+            usize::from(result.sub_operations.completed.unwrap_or(0))
+        },
+        source: w.to_io_error(),
+    };
     loop {
+        if stopping.is_none() {
+            if let Some(w) = stop() {
+                tracing::warn!(
+                    "cannot write into {}: {}; cancelling the {operation}",
+                    w.dir.display(),
+                    w.message
+                );
+                ex.cancel();
+                stopping = Some(w);
+            }
+        }
         let Some(ev) = conn.run(ex)? else {
             return Err(Error::Internal("C-GET or C-MOVE ended without a final response"));
         };
         match ev {
             RetrieveEvent::StoreRequest { context_id, rq } => {
                 let storage = storage.ok_or(Error::Internal("a C-STORE-RQ on a C-MOVE"))?;
+                if let Some(w) = &stopping {
+                    after_cancel += 1;
+                    if after_cancel > MAX_SUB_OPERATIONS_AFTER_CANCEL {
+                        tracing::warn!(
+                            "{} goes on sending sub-operations after our C-CANCEL-RQ; aborting",
+                            conn.peer()
+                        );
+                        conn.abort();
+                        return Err(receive_error(w, &result));
+                    }
+                    sub = Some(SubOperation {
+                        context_id,
+                        incoming: discard.begin(&rq, uids::IMPLICIT_VR_LE, ""),
+                        refused: Some((
+                            STATUS_CANNOT_WRITE,
+                            "not written: the target folder cannot be written",
+                        )),
+                    });
+                    continue;
+                }
                 let accepted = conn.negotiated().accepted(context_id);
                 let ts = accepted
                     .map(|c| c.transfer_syntax.clone())
@@ -314,14 +381,30 @@ fn run_retrieve(
                     r.error = Some(why.into());
                     r.path = None;
                 }
+                ex.answer_store(r.status, r.error.as_deref(), Instant::now())
+                    .map_err(Error::Protocol)?;
+                if stopping.is_some() {
+                    continue; // drained and refused; the error says it all
+                }
+                if let Some(w) = &r.write_error {
+                    // Every next instance would fail the same way: stop now.
+                    tracing::warn!(
+                        "cannot write {} into {}: {}; cancelling the {operation}",
+                        printable(&r.sop_instance_uid),
+                        w.dir.display(),
+                        w.message
+                    );
+                    ex.cancel();
+                    stopping = Some(w.clone());
+                    continue;
+                }
                 if let Some(e) = &r.error {
-                    tracing::warn!("refused C-STORE of {}: {e}", printable(&r.sop_instance_uid));
+                    // The caller gets it in `received` and `warnings`: logged once, quietly.
+                    tracing::info!("refused C-STORE of {}: {e}", printable(&r.sop_instance_uid));
                     result
                         .warnings
                         .push(format!("refused {}: {e}", printable(&r.sop_instance_uid)));
                 }
-                ex.answer_store(r.status, r.error.as_deref(), Instant::now())
-                    .map_err(Error::Protocol)?;
                 if r.path.is_some() && !stored.insert(r.sop_instance_uid.clone()) {
                     result.warnings.push(format!(
                         "{} was received more than once; the later copy replaced the earlier one",
@@ -339,6 +422,10 @@ fn run_retrieve(
                 result.responses.push(command_set.clone());
                 result.status = status;
                 result.sub_operations = sub_operations;
+                if let Some(w) = &stopping {
+                    progress(&result.sub_operations);
+                    return Err(receive_error(w, &result));
+                }
                 if let Some(bytes) = identifier {
                     let obj = read_dataset(&bytes, encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
                         let err = Error::violation(
