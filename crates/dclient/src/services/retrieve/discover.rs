@@ -31,12 +31,16 @@ fn key_values(req: &RetrieveRequest, tag: Tag) -> Vec<String> {
     }
 }
 
-/// Lists the instances a retrieve request matches, with their SOP classes. First one
-/// IMAGE-level C-FIND with the request's own keys (relational query: Orthanc and many
-/// archives answer it); when the peer refuses that, the hierarchy is descended one level at
-/// a time (patient -> studies -> series -> instances), one value of a UID list at a time, as
-/// strictly hierarchical SCPs (DCMTK's dcmqrscp) need. `find` runs one C-FIND and returns
-/// its matches. Discovery gives up (`None`, and the caller falls back) as soon as the peer
+/// Lists the instances a retrieve request matches, with their SOP classes. Every C-FIND
+/// carries the keys its level needs in the hierarchical model (PS3.4 C.4.1.2.1: a single
+/// value for the unique key of each level above), so that hierarchical SCPs (DCMTK's
+/// dcmqrscp, `dclient serve`) answer it instead of refusing with A900: when the request
+/// itself holds those keys (one series, or given instances in it), one IMAGE-level C-FIND
+/// with its own keys; otherwise the hierarchy is descended one level at a time (patient ->
+/// studies -> series -> instances), one value of a UID list at a time. Only a request that
+/// cannot be descended (instances without exactly one study) is tried as a relational
+/// query, which Orthanc and many archives answer. `find` runs one C-FIND and returns its
+/// matches. Discovery gives up (`None`, and the caller falls back) as soon as the peer
 /// returns instances without their SOP Class UID, or past `max` instances.
 pub fn discover_instances(
     req: &RetrieveRequest,
@@ -89,7 +93,16 @@ pub fn discover_instances(
         pairs
     };
 
-    // One relational query with the request's own keys.
+    // One query with the request's own keys, when it is a valid hierarchical one (or the
+    // hierarchy cannot be descended: then as a relational query).
+    let single = |t: Tag| key_values(req, t).len() == 1;
+    let hierarchical = single(STUDY_INSTANCE_UID)
+        && single(SERIES_INSTANCE_UID)
+        && (model == InformationModel::StudyRoot || single(PATIENT_ID));
+    let descendable = match req.level {
+        QueryLevel::Patient | QueryLevel::Study => true,
+        QueryLevel::Series | QueryLevel::Image => single(STUDY_INSTANCE_UID),
+    };
     let own: Vec<(Tag, String)> =
         [PATIENT_ID, STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID]
             .into_iter()
@@ -101,9 +114,11 @@ pub fn discover_instances(
             })
             .filter(|(t, _)| *t != PATIENT_ID || model == InformationModel::StudyRoot)
             .collect();
-    if let Ok(matches) = find(&mk(QueryLevel::Image, image_keys(own))?) {
-        if !matches.is_empty() {
-            return Ok(add(matches, &mut out).then_some(out));
+    if hierarchical || !descendable {
+        if let Ok(matches) = find(&mk(QueryLevel::Image, image_keys(own))?) {
+            if !matches.is_empty() {
+                return Ok(add(matches, &mut out).then_some(out));
+            }
         }
     }
 
