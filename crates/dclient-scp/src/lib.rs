@@ -75,6 +75,14 @@ pub enum ScpError {
     /// The storage folder could not be created, or the port bound.
     #[error(transparent)]
     Storage(#[from] dclient::Error),
+    /// Another archive (another `dclient serve`, or this process) has the storage folder.
+    #[error("{} is in use by another dclient serve{}: one storage folder, one server", dir.display(), pid.map(|p| format!(" (PID {p})")).unwrap_or_default())]
+    Locked {
+        /// The storage folder.
+        dir: PathBuf,
+        /// The process holding it, as its lock file says.
+        pid: Option<u32>,
+    },
 }
 
 /// Configuration of the built-in SCP.
@@ -217,7 +225,16 @@ impl Scp {
     pub fn start(config: ScpConfig) -> Result<ScpHandle<FolderArchive>, ScpError> {
         config.check()?;
         let (archive, report) = FolderArchive::open(&config.dir, &config.ae, config.matching)?;
-        if report != RepairReport::default() {
+        if let Some(aside) = &report.corrupt_index_moved_to {
+            tracing::warn!(
+                "{} was damaged: moved aside to {} and rebuilt from the folder ({} files \
+                 indexed, {} skipped)",
+                config.dir.join(index::INDEX_FILE).display(),
+                aside.display(),
+                report.added,
+                report.skipped
+            );
+        } else if report != RepairReport::default() {
             tracing::info!(
                 "index of {}: {} files indexed, {} unchanged, {} rows of vanished files \
                  removed, {} files skipped, {} leftover temporary files deleted",
