@@ -307,7 +307,8 @@ fn run_retrieve(
     loop {
         if stopping.is_none() {
             if let Some(w) = stop() {
-                tracing::warn!(
+                // The error the caller gets says it all: logged quietly.
+                tracing::info!(
                     "cannot write into {}: {}; cancelling the {operation}",
                     w.dir.display(),
                     w.message
@@ -387,8 +388,9 @@ fn run_retrieve(
                     continue; // drained and refused; the error says it all
                 }
                 if let Some(w) = &r.write_error {
-                    // Every next instance would fail the same way: stop now.
-                    tracing::warn!(
+                    // Every next instance would fail the same way: stop now. (The error the
+                    // caller gets says it all: logged quietly.)
+                    tracing::info!(
                         "cannot write {} into {}: {}; cancelling the {operation}",
                         printable(&r.sop_instance_uid),
                         w.dir.display(),
@@ -471,8 +473,10 @@ fn finish_retrieve(
     status: Status,
     command_set: &CommandSet,
 ) -> Result<RetrieveResult> {
-    let done_something = result.sub_operations.completed.unwrap_or(0) > 0
-        || result.received.iter().any(|r| r.path.is_some());
+    // Sub-operations that reached us count, stored or refused: what became of each (and
+    // why we refused one, which may be why the peer gave up) must not be lost.
+    let done_something =
+        result.sub_operations.completed.unwrap_or(0) > 0 || !result.received.is_empty();
     if status.is_failure() && done_something {
         // Some instances did arrive: report them with the failure, do not lose them.
         result.warnings.push(format!(
