@@ -375,6 +375,14 @@ fn regression_a_full_disk_lost_the_os_error_and_serve_recovers_when_space_return
     assert_eq!(status, Status(0xA700), "{comment}");
     assert!(comment.contains("No space left on device"), "{comment}");
     assert!(stored > 3, "only {stored} stored");
+    // Not a byte left: the meta group itself cannot be written (that failure used to say
+    // "Could not write file meta group data set", without the OS error).
+    let filler = disk.fill("filler").unwrap();
+    let sop = format!("{series}.999");
+    let (status, comment) = store(&mut conn, &sop, &instance(study, &series, &sop, 0));
+    assert_eq!(status, Status(0xA700), "{comment}");
+    assert!(comment.contains("No space left on device"), "{comment}");
+    std::fs::remove_file(filler).unwrap();
     // Alive: it answers, and the index is what is on disk.
     let echo_ctx = conn.negotiated().find_accepted(uids::VERIFICATION).unwrap().id;
     let echo = dclient::proto::dimse::command::CEchoRq {
