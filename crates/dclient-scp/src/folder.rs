@@ -23,15 +23,12 @@ use crate::archive::{
     Archive, Failure, FindAnswer, RetrieveAnswer, StoreRequest, StoreSink, Stored,
 };
 use crate::header::{self, InstanceRecord};
-use crate::index::{Index, IndexError, RepairReport, StoredFile};
+use crate::index::{Index, IndexError, RepairReport, StoredFile, LOCK_FILE};
 use crate::matching::MatchOptions;
 use crate::query::{identifier_for, parse_query, select};
 
 /// Status for a data set we cannot index (no valid Study Instance UID, unreadable).
 pub const STATUS_CANNOT_UNDERSTAND: Status = Status(0xC000);
-
-/// The lock file that keeps a second archive off a folder.
-pub const LOCK_FILE: &str = ".dclient.lock";
 
 /// A folder of Part 10 files with a SQLite index: the built-in SCP's archive.
 #[derive(Debug)]

@@ -34,6 +34,9 @@ use super::header::{self, InstanceRecord};
 
 /// The index file's name inside the storage folder.
 pub const INDEX_FILE: &str = "index.sqlite";
+/// The lock file that keeps a second archive off a storage folder (see
+/// [`FolderArchive::open`](crate::FolderArchive::open)).
+pub const LOCK_FILE: &str = ".dclient.lock";
 /// Deepest folder level the repair walk descends to.
 const MAX_WALK_DEPTH: usize = 8;
 /// Most files the repair walk looks at.
@@ -550,8 +553,7 @@ impl Index {
             if ft.is_dir() {
                 self.walk(&path, depth + 1, out, report)?;
             } else if ft.is_file() {
-                if depth == 0 && (name.starts_with(INDEX_FILE) || name == crate::folder::LOCK_FILE)
-                {
+                if depth == 0 && (name.starts_with(INDEX_FILE) || name == LOCK_FILE) {
                     continue;
                 }
                 if name.starts_with(".dclient-") && name.ends_with(".part") {

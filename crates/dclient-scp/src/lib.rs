@@ -230,7 +230,7 @@ impl Scp {
                 "{} was damaged: moved aside to {} and rebuilt from the folder ({} files \
                  indexed, {} skipped)",
                 config.dir.join(index::INDEX_FILE).display(),
-                aside.display(),
+                aside.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
                 report.added,
                 report.skipped
             );
