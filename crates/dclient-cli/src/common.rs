@@ -353,7 +353,7 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
     use dclient_scp::ScpError;
     match (e.downcast_ref::<dclient::Error>(), e.downcast_ref::<ScpError>()) {
         (Some(d), _) | (_, Some(ScpError::Storage(d))) if d.is_usage() => 2,
-        (_, Some(ScpError::Config(_))) => 2,
+        (_, Some(ScpError::Config(_) | ScpError::Locked { .. })) => 2,
         _ => 1,
     }
 }

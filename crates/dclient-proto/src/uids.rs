@@ -80,6 +80,21 @@ pub fn is_valid_uid(uid: &str) -> bool {
     })
 }
 
+/// Whether `uid` is plausible as a UID received from a peer, and safe as a file name: 1 to
+/// 64 characters (the UI length, PS3.5 6.2), digits and dots only, starting with a digit.
+///
+/// Laxer than [`is_valid_uid`]: a component with a leading zero (`1.2.03.4`) or an empty
+/// one (`1.2..3`) breaks PS3.5 9.1, but DCMTK's storescp and Orthanc store such instances,
+/// and so do our receivers. What this refuses cannot be a UID at all (letters, `/`, more
+/// than 64 characters: DCMTK aborts the association on a command holding one) or would
+/// make a hidden or special file name (a leading dot, `..`).
+pub fn is_plausible_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid.as_bytes()[0].is_ascii_digit()
+        && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +108,18 @@ mod tests {
             ["", "1..2", ".1", "1.", "1.02", "1.2.a", "../../x", "1.2.3/evil", &"1.".repeat(33)]
         {
             assert!(!is_valid_uid(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn plausible_uids_are_what_dcmtk_stores_and_are_safe_file_names() {
+        for ok in ["1.2.840.10008.1.1", "1.2.03.4", "1.2..3", "1.", "0", &"1".repeat(64)] {
+            assert!(is_plausible_uid(ok), "{ok:?} refused");
+        }
+        for bad in
+            ["", ".1.2", "..", ".", "1.2/3", "../../x", "1.2.a", "1.2 3", "1.2\0", &"1".repeat(65)]
+        {
+            assert!(!is_plausible_uid(bad), "{bad:?} accepted");
         }
     }
 }

@@ -5,6 +5,12 @@
 //! Commitment from its index (an instance is committed when it is indexed under the SOP
 //! class asked for and its file still opens as that instance), and a Modality Worklist
 //! from a folder of worklist files when given one ([`FolderArchive::with_worklist`]).
+//!
+//! One archive per folder: [`FolderArchive::open`] takes an exclusive lock on
+//! `DIR/.dclient.lock` (flock(2), released by the kernel when the process ends, however it
+//! ends) and holds it for the archive's lifetime; a second one on the same folder is
+//! [`ScpError::Locked`](crate::ScpError::Locked), naming the holder's PID. A damaged index
+//! is moved aside to `index.sqlite.corrupt-DATE` and rebuilt from the files.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +27,7 @@ use crate::archive::{
     FAILURE_CLASS_INSTANCE_CONFLICT, FAILURE_NO_SUCH_INSTANCE, FAILURE_PROCESSING,
 };
 use crate::header::{self, InstanceRecord};
-use crate::index::{Index, IndexError, RepairReport, StoredFile};
+use crate::index::{Index, IndexError, RepairReport, StoredFile, LOCK_FILE};
 use crate::matching::MatchOptions;
 use crate::query::{identifier_for, parse_query, select};
 use crate::worklist::WorklistFolder;
@@ -37,6 +43,7 @@ pub struct FolderArchive {
     ae: String,
     matching: MatchOptions,
     worklist: Option<WorklistFolder>,
+    _lock: DirLock,
 }
 
 /// SOP Instance UIDs looked up in the index per query when answering Storage Commitment.
@@ -46,15 +53,50 @@ impl FolderArchive {
     /// Opens (creating it if needed) the folder `dir` and its index, and checks the index
     /// against the folder (files added by hand are indexed, vanished ones removed).
     /// `ae` is the AE title answered as Retrieve AE Title; `matching` the C-FIND options.
+    ///
+    /// The folder is locked for the archive's lifetime ([`ScpError::Locked`] when another
+    /// process or archive holds it). A damaged index is moved aside and rebuilt from the
+    /// files ([`RepairReport::corrupt_index_moved_to`] says where it went).
+    ///
+    /// [`ScpError::Locked`]: crate::ScpError::Locked
     pub fn open(
         dir: &Path,
         ae: &str,
         matching: MatchOptions,
     ) -> Result<(FolderArchive, RepairReport), crate::ScpError> {
         let storage = StorageDir::new(dir)?;
-        let index = Index::open(dir)?;
-        let report = index.repair()?;
-        Ok((FolderArchive { index, storage, ae: ae.to_owned(), matching, worklist: None }, report))
+        let lock = DirLock::acquire(storage.dir())?;
+        let opened = Index::open(dir).and_then(|index| {
+            index.check()?;
+            let report = index.repair()?;
+            Ok((index, report))
+        });
+        let (index, report) = match opened {
+            Ok(x) => x,
+            Err(e) if e.is_corruption() => {
+                // Closed by now (the Index was dropped): move it aside, start afresh.
+                let aside = Index::move_aside(dir)?;
+                tracing::debug!("{}: {e}; moved aside to {}", dir.display(), aside.display());
+                let index = Index::open(dir)?;
+                let mut report = index.repair()?;
+                report.corrupt_index_moved_to = Some(aside);
+                (index, report)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut report = report;
+        report.temp_deleted += storage.stale_temporary_files_removed();
+        Ok((
+            FolderArchive {
+                index,
+                storage,
+                ae: ae.to_owned(),
+                matching,
+                worklist: None,
+                _lock: lock,
+            },
+            report,
+        ))
     }
 
     /// The same archive answering Modality Worklist queries from `worklist`.
@@ -112,7 +154,7 @@ impl StoreSink for FolderSink<'_> {
         let mut record: Option<InstanceRecord> = None;
         let mut why = None;
         let received = incoming.finish_to(|tmp, _default| match header::read_instance(tmp) {
-            Ok(r) if uids::is_valid_uid(&r.study_uid) => {
+            Ok(r) if uids::is_plausible_uid(&r.study_uid) => {
                 let p: PathBuf = dir.join(&r.study_uid).join(format!("{sop_instance_uid}.dcm"));
                 record = Some(r);
                 Ok(p)
@@ -263,6 +305,56 @@ impl Archive for FolderArchive {
         match &self.worklist {
             Some(w) => w.find_answer(identifier),
             None => Err(Failure::new(Status::SOP_CLASS_NOT_SUPPORTED, "no modality worklist here")),
+        }
+    }
+}
+
+/// The exclusive lock on a storage folder: `DIR/.dclient.lock`, locked with flock(2) and
+/// holding the holder's PID (for the message a second server prints). The kernel drops the
+/// lock when the file is closed, so a killed server leaves no stale lock behind.
+#[derive(Debug)]
+struct DirLock {
+    #[cfg(unix)]
+    _file: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<DirLock, crate::ScpError> {
+        let path = dir.join(LOCK_FILE);
+        let io = |e: std::io::Error| IndexError::Io { path: path.clone(), source: e };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        #[cfg(unix)]
+        {
+            use nix::fcntl::{Flock, FlockArg};
+            use std::io::{Read, Seek, Write};
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(mut f) => {
+                    f.set_len(0).map_err(io)?;
+                    f.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+                    writeln!(f, "{}", std::process::id()).map_err(io)?;
+                    Ok(DirLock { _file: f })
+                }
+                Err((mut f, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let mut text = String::new();
+                    let _ = f.read_to_string(&mut text);
+                    Err(crate::ScpError::Locked {
+                        dir: dir.to_path_buf(),
+                        pid: text.trim().parse().ok(),
+                    })
+                }
+                Err((_, errno)) => Err(io(std::io::Error::from(errno)).into()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            drop(file);
+            Ok(DirLock {})
         }
     }
 }

@@ -11,7 +11,13 @@
 //!
 //! The connection sits behind a mutex; every change is one transaction (WAL journal,
 //! `synchronous=NORMAL`: a crash loses at most the last transactions, never consistency,
-//! and [`Index::repair`] re-indexes from the files).
+//! and [`Index::repair`] re-indexes from the files). Another writer of the same file (a
+//! backup tool, `sqlite3`) is waited for: transactions that write begin `IMMEDIATE` (a
+//! deferred one that read first fails at once with "database is locked" when another
+//! connection wrote meanwhile), with a busy timeout of [`BUSY_TIMEOUT`] and a few retries.
+//!
+//! A damaged database ([`IndexError::is_corruption`]) is found by [`Index::check`] at
+//! start; the folder archive then moves it aside and rebuilds it from the files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -28,10 +34,18 @@ use super::header::{self, InstanceRecord};
 
 /// The index file's name inside the storage folder.
 pub const INDEX_FILE: &str = "index.sqlite";
+/// The lock file that keeps a second archive off a storage folder (see
+/// [`FolderArchive::open`](crate::FolderArchive::open)).
+pub const LOCK_FILE: &str = ".dclient.lock";
 /// Deepest folder level the repair walk descends to.
 const MAX_WALK_DEPTH: usize = 8;
 /// Most files the repair walk looks at.
 const MAX_WALK_FILES: usize = 10_000_000;
+/// How long a statement waits for another connection's lock before SQLITE_BUSY.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Attempts of a write transaction that found the database busy (each after the busy
+/// timeout, or at once for a stale read snapshot).
+const BUSY_ATTEMPTS: u32 = 3;
 
 /// Index errors.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +65,34 @@ pub enum IndexError {
     /// A record cannot be indexed (missing or invalid unique keys).
     #[error("cannot index: {0}")]
     Invalid(String),
+    /// The database file is damaged (what SQLite's integrity check says).
+    #[error("index database is damaged: {0}")]
+    Corrupt(String),
+}
+
+impl IndexError {
+    /// True when the database file itself is damaged or not a database: moving it aside
+    /// and rebuilding the index from the folder is the cure.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            IndexError::Corrupt(_) => true,
+            IndexError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ),
+            _ => false,
+        }
+    }
+
+    fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            IndexError::Sqlite(e) if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
+        )
+    }
 }
 
 /// Result alias for the index.
@@ -200,6 +242,8 @@ pub struct RepairReport {
     pub skipped: usize,
     /// Leftover temporary files deleted.
     pub temp_deleted: usize,
+    /// Where a damaged index was moved before this one was rebuilt from the folder.
+    pub corrupt_index_moved_to: Option<PathBuf>,
 }
 
 /// The index of one storage folder.
@@ -259,7 +303,8 @@ CREATE INDEX IF NOT EXISTS instance_path ON instance(path);
 ";
 
 fn valid_uid(u: &str) -> bool {
-    dclient::proto::uids::is_valid_uid(u)
+    // What the receivers store (leading zeros and all), since they name files by it.
+    dclient::proto::uids::is_plausible_uid(u)
 }
 
 /// (size, mtime in ns) of a file.
@@ -279,7 +324,7 @@ impl Index {
         fs::create_dir_all(dir)
             .map_err(|e| IndexError::Io { path: dir.to_path_buf(), source: e })?;
         let conn = Connection::open(dir.join(INDEX_FILE))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -298,6 +343,71 @@ impl Index {
     /// The storage folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// SQLite's quick integrity check of the database: [`IndexError::Corrupt`] with what it
+    /// found, or a corruption error of its own, when the file is damaged.
+    pub fn check(&self) -> Result<()> {
+        let conn = self.lock();
+        let mut st = conn.prepare("PRAGMA quick_check(1)")?;
+        let first: Option<String> = st.query_row([], |r| r.get(0)).optional()?;
+        match first.as_deref() {
+            Some("ok") => Ok(()),
+            Some(other) => Err(IndexError::Corrupt(other.chars().take(200).collect())),
+            None => Err(IndexError::Corrupt("the integrity check returned nothing".into())),
+        }
+    }
+
+    /// Moves a damaged `dir/index.sqlite` (with its `-wal` journal; its `-shm` is removed)
+    /// aside to `index.sqlite.corrupt-DATE` and returns the new path. No [`Index`] of
+    /// `dir` may be open.
+    pub fn move_aside(dir: &Path) -> Result<PathBuf> {
+        let from = dir.join(INDEX_FILE);
+        let stamp = utc_stamp(std::time::SystemTime::now());
+        let mut to = dir.join(format!("{INDEX_FILE}.corrupt-{stamp}"));
+        let mut n = 1;
+        while to.exists() {
+            to = dir.join(format!("{INDEX_FILE}.corrupt-{stamp}-{n}"));
+            n += 1;
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| IndexError::Io { path, source }
+        };
+        fs::rename(&from, &to).map_err(io(&from))?;
+        let wal = dir.join(format!("{INDEX_FILE}-wal"));
+        if wal.exists() {
+            let mut wal_to = to.clone().into_os_string();
+            wal_to.push("-wal");
+            fs::rename(&wal, &wal_to).map_err(io(&wal))?;
+        }
+        let _ = fs::remove_file(dir.join(format!("{INDEX_FILE}-shm")));
+        Ok(to)
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction (the write lock taken first, waiting up to the
+    /// busy timeout for another writer), again when the database was still busy.
+    fn write_tx<T>(&self, mut f: impl FnMut(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            let mut conn = self.lock();
+            let r = (|| -> Result<T> {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let v = f(&tx)?;
+                tx.commit()?;
+                Ok(v)
+            })();
+            match r {
+                Err(e) if e.is_busy() && attempt < BUSY_ATTEMPTS => {
+                    drop(conn);
+                    tracing::debug!("index busy (attempt {attempt}): {e}; trying again");
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                r => return r,
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -335,110 +445,7 @@ impl Index {
         let (size, mtime) =
             stat(path).map_err(|e| IndexError::Io { path: path.to_path_buf(), source: e })?;
         let rel = self.rel(path);
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let old: Option<(String, i64)> = tx
-            .prepare_cached("SELECT path, series_pk FROM instance WHERE sop_uid = ?1")?
-            .query_row([&rec.sop_instance_uid], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        // Where the study and series hang now, to notice when this instance moves them.
-        let study_parent: Option<i64> = tx
-            .prepare_cached("SELECT patient_pk FROM study WHERE study_uid = ?1")?
-            .query_row([&rec.study_uid], |r| r.get(0))
-            .optional()?;
-        let series_parent: Option<i64> = tx
-            .prepare_cached("SELECT study_pk FROM series WHERE series_uid = ?1")?
-            .query_row([&rec.series_uid], |r| r.get(0))
-            .optional()?;
-        let patient_pk: i64 = tx
-            .prepare_cached(
-                "INSERT INTO patient (patient_id, patient_name, birth_date, sex, charset)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(patient_id) DO UPDATE SET patient_name = excluded.patient_name,
-               birth_date = excluded.birth_date, sex = excluded.sex, charset = excluded.charset
-             RETURNING pk",
-            )?
-            .query_row(
-                params![rec.patient_id, rec.patient_name, rec.birth_date, rec.sex, rec.charset],
-                |r| r.get(0),
-            )?;
-        let study_pk: i64 = tx
-            .prepare_cached(
-            "INSERT INTO study (patient_pk, study_uid, study_date, study_time, accession_number,
-               study_id, study_description, referring_physician, charset)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(study_uid) DO UPDATE SET patient_pk = excluded.patient_pk,
-               study_date = excluded.study_date, study_time = excluded.study_time,
-               accession_number = excluded.accession_number, study_id = excluded.study_id,
-               study_description = excluded.study_description,
-               referring_physician = excluded.referring_physician, charset = excluded.charset
-             RETURNING pk",
-            )?
-            .query_row(params![
-                patient_pk,
-                rec.study_uid,
-                rec.study_date,
-                rec.study_time,
-                rec.accession_number,
-                rec.study_id,
-                rec.study_description,
-                rec.referring_physician,
-                rec.charset
-            ], |r| r.get(0))?;
-        let series_pk: i64 = tx
-            .prepare_cached(
-                "INSERT INTO series (study_pk, series_uid, modality, series_number,
-               series_description, charset)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(series_uid) DO UPDATE SET study_pk = excluded.study_pk,
-               modality = excluded.modality, series_number = excluded.series_number,
-               series_description = excluded.series_description, charset = excluded.charset
-             RETURNING pk",
-            )?
-            .query_row(
-                params![
-                    study_pk,
-                    rec.series_uid,
-                    rec.modality,
-                    rec.series_number,
-                    rec.series_description,
-                    rec.charset
-                ],
-                |r| r.get(0),
-            )?;
-        tx.prepare_cached(
-            "INSERT INTO instance (series_pk, sop_uid, sop_class_uid, instance_number,
-               transfer_syntax, path, file_size, mtime, data_offset, charset)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT(sop_uid) DO UPDATE SET series_pk = excluded.series_pk,
-               sop_class_uid = excluded.sop_class_uid,
-               instance_number = excluded.instance_number,
-               transfer_syntax = excluded.transfer_syntax, path = excluded.path,
-               file_size = excluded.file_size, mtime = excluded.mtime,
-               data_offset = excluded.data_offset, charset = excluded.charset",
-        )?
-        .execute(params![
-            series_pk,
-            rec.sop_instance_uid,
-            rec.sop_class_uid,
-            rec.instance_number,
-            rec.transfer_syntax,
-            rel,
-            i64::try_from(size).unwrap_or(i64::MAX),
-            mtime,
-            i64::try_from(rec.data_offset).unwrap_or(i64::MAX),
-            rec.charset
-        ])?;
-        // Only a move (of the instance, series or study to another parent) can leave an
-        // empty series, study or patient behind.
-        let moved = old.as_ref().is_some_and(|(_, s)| *s != series_pk)
-            || series_parent.is_some_and(|p| p != study_pk)
-            || study_parent.is_some_and(|p| p != patient_pk);
-        if moved {
-            prune_empty(&tx)?;
-        }
-        tx.commit()?;
-        drop(conn);
+        let old = self.write_tx(|tx| insert_rows(tx, rec, &rel, size, mtime))?;
         if let Some((old, _)) = old.filter(|(o, _)| *o != rel) {
             let old_abs = self.abs(&old);
             if old_abs.starts_with(&self.dir) && old_abs.is_file() {
@@ -494,10 +501,13 @@ impl Index {
                             report.added += 1;
                             seen.insert(rel);
                         }
-                        Err(e) => {
+                        // The file's fault: say so and go on.
+                        Err(e @ (IndexError::Invalid(_) | IndexError::Io { .. })) => {
                             tracing::warn!("{}: {e}", path.display());
                             report.skipped += 1;
                         }
+                        // The database's: every next file would fail the same way.
+                        Err(e) => return Err(e),
                     }
                 }
                 Err(e) => {
@@ -508,16 +518,17 @@ impl Index {
         }
         let gone: Vec<&String> = indexed.keys().filter(|p| !seen.contains(*p)).collect();
         if !gone.is_empty() {
-            let mut conn = self.lock();
-            let tx = conn.transaction()?;
-            for p in &gone {
-                // Only if no row was re-pointed to this path meanwhile, and it is gone.
-                if !self.abs(p).is_file() {
-                    report.removed += tx.execute("DELETE FROM instance WHERE path = ?1", [p])?;
+            report.removed += self.write_tx(|tx| {
+                let mut removed = 0;
+                for p in &gone {
+                    // Only if no row was re-pointed to this path meanwhile, and it is gone.
+                    if !self.abs(p).is_file() {
+                        removed += tx.execute("DELETE FROM instance WHERE path = ?1", [p])?;
+                    }
                 }
-            }
-            prune_empty(&tx)?;
-            tx.commit()?;
+                prune_empty(tx)?;
+                Ok(removed)
+            })?;
         }
         Ok(report)
     }
@@ -542,12 +553,15 @@ impl Index {
             if ft.is_dir() {
                 self.walk(&path, depth + 1, out, report)?;
             } else if ft.is_file() {
-                if depth == 0 && name.starts_with(INDEX_FILE) {
+                if depth == 0 && (name.starts_with(INDEX_FILE) || name == LOCK_FILE) {
                     continue;
                 }
                 if name.starts_with(".dclient-") && name.ends_with(".part") {
-                    // A transfer that never finished (the server was killed).
-                    if fs::remove_file(&path).is_ok() {
+                    // A transfer that never finished (its process was killed); a live
+                    // process's (a `dclient get` into this folder) is left alone.
+                    if dclient::receive::is_stale_temporary_file(&name)
+                        && fs::remove_file(&path).is_ok()
+                    {
                         report.temp_deleted += 1;
                     }
                     continue;
@@ -570,11 +584,11 @@ impl Index {
 
     /// Removes the row of an instance (its file is left alone).
     pub fn remove(&self, sop_uid: &str) -> Result<bool> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let n = tx.execute("DELETE FROM instance WHERE sop_uid = ?1", [sop_uid])?;
-        prune_empty(&tx)?;
-        tx.commit()?;
+        let n = self.write_tx(|tx| {
+            let n = tx.execute("DELETE FROM instance WHERE sop_uid = ?1", [sop_uid])?;
+            prune_empty(tx)?;
+            Ok(n)
+        })?;
         Ok(n > 0)
     }
 
@@ -694,6 +708,138 @@ impl Index {
     }
 }
 
+/// The rows of one instance (and its series, study, patient) in `tx`; the path of the row it
+/// replaces, if any.
+fn insert_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rec: &InstanceRecord,
+    rel: &str,
+    size: u64,
+    mtime: i64,
+) -> Result<Option<(String, i64)>> {
+    let old: Option<(String, i64)> = tx
+        .prepare_cached("SELECT path, series_pk FROM instance WHERE sop_uid = ?1")?
+        .query_row([&rec.sop_instance_uid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    // Where the study and series hang now, to notice when this instance moves them.
+    let study_parent: Option<i64> = tx
+        .prepare_cached("SELECT patient_pk FROM study WHERE study_uid = ?1")?
+        .query_row([&rec.study_uid], |r| r.get(0))
+        .optional()?;
+    let series_parent: Option<i64> = tx
+        .prepare_cached("SELECT study_pk FROM series WHERE series_uid = ?1")?
+        .query_row([&rec.series_uid], |r| r.get(0))
+        .optional()?;
+    let patient_pk: i64 = tx
+        .prepare_cached(
+            "INSERT INTO patient (patient_id, patient_name, birth_date, sex, charset)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(patient_id) DO UPDATE SET patient_name = excluded.patient_name,
+           birth_date = excluded.birth_date, sex = excluded.sex, charset = excluded.charset
+         RETURNING pk",
+        )?
+        .query_row(
+            params![rec.patient_id, rec.patient_name, rec.birth_date, rec.sex, rec.charset],
+            |r| r.get(0),
+        )?;
+    let study_pk: i64 = tx
+        .prepare_cached(
+            "INSERT INTO study (patient_pk, study_uid, study_date, study_time, accession_number,
+           study_id, study_description, referring_physician, charset)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(study_uid) DO UPDATE SET patient_pk = excluded.patient_pk,
+           study_date = excluded.study_date, study_time = excluded.study_time,
+           accession_number = excluded.accession_number, study_id = excluded.study_id,
+           study_description = excluded.study_description,
+           referring_physician = excluded.referring_physician, charset = excluded.charset
+         RETURNING pk",
+        )?
+        .query_row(
+            params![
+                patient_pk,
+                rec.study_uid,
+                rec.study_date,
+                rec.study_time,
+                rec.accession_number,
+                rec.study_id,
+                rec.study_description,
+                rec.referring_physician,
+                rec.charset
+            ],
+            |r| r.get(0),
+        )?;
+    let series_pk: i64 = tx
+        .prepare_cached(
+            "INSERT INTO series (study_pk, series_uid, modality, series_number,
+           series_description, charset)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(series_uid) DO UPDATE SET study_pk = excluded.study_pk,
+           modality = excluded.modality, series_number = excluded.series_number,
+           series_description = excluded.series_description, charset = excluded.charset
+         RETURNING pk",
+        )?
+        .query_row(
+            params![
+                study_pk,
+                rec.series_uid,
+                rec.modality,
+                rec.series_number,
+                rec.series_description,
+                rec.charset
+            ],
+            |r| r.get(0),
+        )?;
+    tx.prepare_cached(
+        "INSERT INTO instance (series_pk, sop_uid, sop_class_uid, instance_number,
+           transfer_syntax, path, file_size, mtime, data_offset, charset)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(sop_uid) DO UPDATE SET series_pk = excluded.series_pk,
+           sop_class_uid = excluded.sop_class_uid,
+           instance_number = excluded.instance_number,
+           transfer_syntax = excluded.transfer_syntax, path = excluded.path,
+           file_size = excluded.file_size, mtime = excluded.mtime,
+           data_offset = excluded.data_offset, charset = excluded.charset",
+    )?
+    .execute(params![
+        series_pk,
+        rec.sop_instance_uid,
+        rec.sop_class_uid,
+        rec.instance_number,
+        rec.transfer_syntax,
+        rel,
+        i64::try_from(size).unwrap_or(i64::MAX),
+        mtime,
+        i64::try_from(rec.data_offset).unwrap_or(i64::MAX),
+        rec.charset
+    ])?;
+    // Only a move (of the instance, series or study to another parent) can leave an
+    // empty series, study or patient behind.
+    let moved = old.as_ref().is_some_and(|(_, s)| *s != series_pk)
+        || series_parent.is_some_and(|p| p != study_pk)
+        || study_parent.is_some_and(|p| p != patient_pk);
+    if moved {
+        prune_empty(tx)?;
+    }
+    Ok(old)
+}
+
+/// `t` as `YYYYMMDDTHHMMSSZ` (UTC), for file names.
+fn utc_stamp(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// Deletes series without instances, studies without series, patients without studies.
 fn prune_empty(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
@@ -740,6 +886,14 @@ mod tests {
         assert_eq!(rows[0].values[&tags::PATIENT_ID], "P2");
         assert_eq!(rows[0].file.as_ref().map(|f| f.path.clone()), Some(f2.clone()));
         assert!(idx.insert(&rec("P3", "../x", "1.3.1", "1.3.1.1"), &f2).is_err());
+    }
+
+    #[test]
+    fn utc_stamps_name_the_moment() {
+        let at = |s: u64| utc_stamp(UNIX_EPOCH + std::time::Duration::from_secs(s));
+        assert_eq!(at(0), "19700101T000000Z");
+        assert_eq!(at(951_782_400), "20000229T000000Z");
+        assert_eq!(at(1_767_225_599), "20251231T235959Z");
     }
 
     #[test]

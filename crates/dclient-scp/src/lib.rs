@@ -84,6 +84,14 @@ pub enum ScpError {
     /// The storage folder could not be created, or the port bound.
     #[error(transparent)]
     Storage(#[from] dclient::Error),
+    /// Another archive (another `dclient serve`, or this process) has the storage folder.
+    #[error("{} is in use by another dclient serve{}: one storage folder, one server", dir.display(), pid.map(|p| format!(" (PID {p})")).unwrap_or_default())]
+    Locked {
+        /// The storage folder.
+        dir: PathBuf,
+        /// The process holding it, as its lock file says.
+        pid: Option<u32>,
+    },
 }
 
 /// Configuration of the built-in SCP.
@@ -240,7 +248,16 @@ impl Scp {
                 .map_err(|e| ScpError::Config(format!("worklist folder {}: {e}", dir.display())))?;
             archive = archive.with_worklist(w);
         }
-        if report != RepairReport::default() {
+        if let Some(aside) = &report.corrupt_index_moved_to {
+            tracing::warn!(
+                "{} was damaged: moved aside to {} and rebuilt from the folder ({} files \
+                 indexed, {} skipped)",
+                config.dir.join(index::INDEX_FILE).display(),
+                aside.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                report.added,
+                report.skipped
+            );
+        } else if report != RepairReport::default() {
             tracing::info!(
                 "index of {}: {} files indexed, {} unchanged, {} rows of vanished files \
                  removed, {} files skipped, {} leftover temporary files deleted",

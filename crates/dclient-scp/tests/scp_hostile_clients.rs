@@ -346,3 +346,47 @@ fn beyond_256_waiting_connections_the_oldest_are_closed_first() {
         assert!(scp.handshakes_in_progress() <= 256);
     });
 }
+
+/// Bug: an A-ASSOCIATE-RQ with 200 presentation contexts numbered 0 to 199 (even and zero
+/// IDs; PS3.8 9.3.2.2 allows odd ones only) had every context accepted. Such a request, or
+/// one naming an ID twice, is now an invalid PDU: A-ABORT, connection closed, nothing
+/// accepted, and other clients are served throughout.
+#[test]
+fn regression_even_zero_and_duplicate_context_ids_were_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let scp = start(dir.path());
+    let with_ids = |ids: Vec<u8>| {
+        let Pdu::AssociateRq(mut rq) = rq(verification(), vec![]) else { unreachable!() };
+        let pc = rq.presentation_contexts[0].clone();
+        rq.presentation_contexts = ids
+            .into_iter()
+            .map(|id| dclient::proto::ul::pdu::PresentationContextRq { id, ..pc.clone() })
+            .collect();
+        Pdu::AssociateRq(rq)
+    };
+    // Asserted after the echo loop has stopped (a panic inside it would leave it running).
+    let (runs, echoes) = while_echoing(&scp, || {
+        [(0..200).collect::<Vec<u8>>(), vec![2], vec![1, 3, 3]]
+            .into_iter()
+            .map(|ids| {
+                let started = Instant::now();
+                let t = FakeClient::run(scp.port(), vec![Step::SendPdu(with_ids(ids.clone()))]);
+                (ids, started.elapsed(), t)
+            })
+            .collect::<Vec<_>>()
+    });
+    assert!(echoes > 0);
+    for (ids, took, t) in runs {
+        assert!(
+            !t.pdu_names().contains(&"A-ASSOCIATE-AC"),
+            "{ids:?}: accepted: {:?}",
+            t.pdu_names()
+        );
+        assert!(t.got_abort().is_some(), "{ids:?}: {:?}", t.pdu_names());
+        assert!(t.closed_by_peer, "{ids:?}: the server did not close the connection");
+        assert!(took < ACSE + SLACK, "{ids:?}: closed after {took:?}");
+    }
+    // Odd, distinct IDs: accepted as ever.
+    let t = FakeClient::run(scp.port(), vec![Step::SendPdu(with_ids(vec![1, 3, 255]))]);
+    assert!(t.pdu_names().contains(&"A-ASSOCIATE-AC"), "{:?}", t.pdu_names());
+}

@@ -18,7 +18,8 @@
 //! loopback port that breaks the protocol on cue.
 //!
 //! TLS tests get their certificates from [`TestPki`] (a CA, server and client
-//! certificates, and wrong ones: another CA, another name, expired).
+//! certificates, and wrong ones: another CA, another name, expired). Full and read-only
+//! disks come from [`Tmpfs`] (a tmpfs of a few hundred KiB; needs mount permission).
 //!
 //! Every peer runs in its own process group with its stdout/stderr in files in
 //! its own temp dir; [`Peer`]'s `Drop` kills the group and removes the temp
@@ -39,6 +40,7 @@ mod process;
 mod pynetdicom;
 mod testdata;
 mod tls;
+mod tmpfs;
 mod worklist;
 
 pub use dcmtk::{
@@ -58,4 +60,5 @@ pub use pynetdicom::{
 };
 pub use testdata::{dump2dcm, unique_uid, TestImage};
 pub use tls::{CertFiles, TestPki};
+pub use tmpfs::Tmpfs;
 pub use worklist::{dcmtk_wlmscpfs, example_worklist, findscu_worklist};

@@ -5,7 +5,7 @@
 //! | Who | Variants |
 //! |-----|----------|
 //! | the caller's input (exit 2 in the CLI) | [`InvalidTag`](Error::InvalidTag), [`InvalidInput`](Error::InvalidInput) |
-//! | the network, the local system | [`Connect`](Error::Connect), [`Listen`](Error::Listen), [`Timeout`](Error::Timeout), [`NoReport`](Error::NoReport), [`Io`](Error::Io), [`File`](Error::File), [`Tls`](Error::Tls) |
+//! | the network, the local system | [`Connect`](Error::Connect), [`Listen`](Error::Listen), [`Timeout`](Error::Timeout), [`NoReport`](Error::NoReport), [`Io`](Error::Io), [`File`](Error::File), [`Receive`](Error::Receive), [`Tls`](Error::Tls) |
 //! | the peer's refusal | [`Rejected`](Error::Rejected), [`NoAcceptedContext`](Error::NoAcceptedContext), [`Aborted`](Error::Aborted), [`Status`](Error::Status), [`IdentityNotConfirmed`](Error::IdentityNotConfirmed) |
 //! | the peer's violation | [`PeerViolation`](Error::PeerViolation), with a typed [`Violation`] |
 //! | our misuse, our bug | [`Protocol`](Error::Protocol), [`Internal`](Error::Internal) |
@@ -93,6 +93,21 @@ pub enum Error {
     File {
         /// The file.
         path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Received instances could not be written into the target folder (disk full,
+    /// read-only, over quota, an I/O error): the retrieve was stopped at once (a C-GET
+    /// cancelled, a C-MOVE cancelled), and the instances stored before stay.
+    #[error("cannot write into {}: {source}; {operation} stopped after {stored} instance(s) stored", dir.display())]
+    Receive {
+        /// "C-GET" or "C-MOVE".
+        operation: &'static str,
+        /// The target folder.
+        dir: PathBuf,
+        /// Instances stored before the failure.
+        stored: usize,
         /// The OS error.
         #[source]
         source: std::io::Error,

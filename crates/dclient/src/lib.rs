@@ -82,7 +82,9 @@ pub mod store {
 /// [`DClient::move_and_receive`].
 pub mod receive {
     pub use crate::receiver::storage::{
-        Incoming, Received, StorageDir, STATUS_CANNOT_WRITE, STATUS_INVALID_UID,
+        discard_temporary_files, is_stale_temporary_file, remove_stale_temporary_files, Incoming,
+        Received, StorageDir, WriteFailure, STATUS_CANNOT_WRITE, STATUS_INVALID_UID,
+        STATUS_UID_MISMATCH,
     };
     pub use crate::receiver::{not_provided, StoreInProgress, StoreReceiver};
 }

@@ -821,7 +821,8 @@ fn c_get_sub_operations_with_hostile_uids_are_refused_and_write_nothing_outside_
         assert_eq!(rsps.len(), hostile.len());
         for (i, rsp) in rsps.iter().enumerate() {
             assert_eq!(rsp.message_id_being_responded_to, 100 + i as u16);
-            assert_eq!(rsp.status, Status(0xA700), "{:?}", hostile[i]);
+            // C000 (cannot understand): a failure the sender does not retry, unlike A700.
+            assert_eq!(rsp.status, Status(0xC000), "{:?}", hostile[i]);
             assert!(rsp.status.is_failure());
             let comment = rsp.error_comment.clone().unwrap_or_default();
             assert!(comment.contains("not a valid UID"), "{comment}");

@@ -1,7 +1,13 @@
 //! `dclient get` (C-GET into a folder) and `dclient move` (C-MOVE to an AE).
+//!
+//! While instances are being received into a folder (`get --out`, `move --receive`), a
+//! SIGINT, SIGTERM or SIGHUP removes the partial file before the process exits (status
+//! 130); a process killed with SIGKILL leaves its `.part` file, which the next receiver
+//! started on that folder removes.
 
 use std::path::PathBuf;
 
+use dclient::proto::dimse::status::Service;
 use dclient::receive::StorageDir;
 use dclient::GetOptions;
 use dclient::{InformationModel, QueryLevel};
@@ -104,6 +110,24 @@ pub struct MoveArgs {
     pub common: Common,
 }
 
+/// Exit status after SIGINT/SIGTERM/SIGHUP while receiving (128 + SIGINT, as shells do).
+const INTERRUPTED: i32 = 130;
+
+/// On SIGINT, SIGTERM or SIGHUP: removes the temporary files being received, says so,
+/// exits. (The default action would leave a partial `.part` file in the folder.)
+fn remove_partial_files_on_signal() -> anyhow::Result<()> {
+    use anyhow::Context;
+    ctrlc::set_handler(|| {
+        let n = dclient::receive::discard_temporary_files();
+        errln!(
+            "dclient: interrupted{}",
+            if n > 0 { format!("; {n} partial file(s) removed") } else { String::new() }
+        );
+        std::process::exit(INTERRUPTED);
+    })
+    .context("cannot install the signal handler")
+}
+
 /// Runs the C-GET.
 pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
     let req = a.target.request()?;
@@ -112,6 +136,7 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
         (Some(dir), false) => StorageDir::new(dir)?,
         (None, false) => anyhow::bail!("--out DIR is required"),
     };
+    remove_partial_files_on_signal()?;
     let opts = GetOptions {
         sop_classes: a.sop_classes.clone(),
         discover: !a.no_discover,
@@ -126,13 +151,14 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
     let stored = result.stored();
     for r in result.received.iter().filter(|r| !r.status.is_success()) {
         errln!(
-            "dclient: refused {}: status {} ({})",
+            "dclient: refused {}: status {} ({}): {}",
             dclient::names::printable(&r.sop_instance_uid),
             r.status,
+            r.status.meaning(Service::Store),
             r.error.as_deref().unwrap_or("failed")
         );
     }
-    report("C-GET", &result, &a.common);
+    report("C-GET", Service::Get, &result, &a.common);
     if !a.common.quiet {
         outln!(
             "retrieved {} instance(s){} in {:.1} s ({})",
@@ -159,6 +185,7 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     let start = std::time::Instant::now();
     let (result, received) = match (a.receive, &a.out) {
         (Some(port), Some(dir)) => {
+            remove_partial_files_on_signal()?;
             if let Some(dest) = a.dest.as_ref().filter(|d| **d != a.common.ae()) {
                 return Err(dclient::Error::InvalidInput(format!(
                     "with --receive the destination is our own AE title ({}), not {dest}",
@@ -179,7 +206,7 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
             (r?, None)
         }
     };
-    report("C-MOVE", &result, &a.common);
+    report("C-MOVE", Service::Move, &result, &a.common);
     if !a.common.quiet {
         let dest = a.dest.clone().unwrap_or_else(|| a.common.ae().to_owned());
         let got = received
@@ -194,13 +221,39 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     Ok(if result.is_complete() { Outcome::Success } else { Outcome::Failed })
 }
 
-fn report(op: &str, r: &RetrieveResult, common: &Common) {
-    for uid in &r.failed_sop_instance_uids {
-        errln!("dclient: {op} sub-operation failed for {uid}");
+/// One line per failed sub-operation (with the status and its meaning), then the warnings.
+/// An instance we refused ourselves was already reported with our status; the peer's
+/// Failed SOP Instance UID List lists it again, and so do the warnings: said once.
+fn report(op: &str, service: Service, r: &RetrieveResult, common: &Common) {
+    let refused_by_us =
+        |uid: &str| r.received.iter().any(|x| !x.status.is_success() && x.sop_instance_uid == uid);
+    let comment = r
+        .responses
+        .last()
+        .and_then(|c| c.string(dclient::proto::dimse::command::tags::ERROR_COMMENT))
+        .filter(|c| !c.is_empty())
+        .map(|c| format!(", error comment: {}", dclient::names::printable(&c)))
+        .unwrap_or_default();
+    for uid in r.failed_sop_instance_uids.iter().filter(|u| !refused_by_us(u)) {
+        errln!(
+            "dclient: {op} sub-operation failed for {}: the peer lists it as failed (final \
+             status {}: {}{comment})",
+            dclient::names::printable(uid),
+            r.status,
+            r.status.meaning(service)
+        );
     }
     if !common.quiet {
         for w in &r.warnings {
-            errln!("dclient: warning: {w}");
+            let about_a_refusal = w.strip_prefix("refused ").is_some_and(|rest| {
+                r.received.iter().any(|x| {
+                    !x.status.is_success()
+                        && rest.starts_with(&dclient::names::printable(&x.sop_instance_uid))
+                })
+            });
+            if !about_a_refusal {
+                errln!("dclient: warning: {w}");
+            }
         }
     }
 }

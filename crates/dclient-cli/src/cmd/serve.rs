@@ -39,8 +39,9 @@ pub struct Args {
     /// Most associations at once; more are rejected (transient, local limit exceeded).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_associations: u16,
-    /// Seconds an association may stay silent between requests.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds an association may stay silent between requests before it is aborted
+    /// (whatever --timeout says: that one bounds each message once it has begun).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout: u64,
     /// With --tls-cert/--tls-key and --tls-ca: refuse clients without a certificate issued
     /// by that CA (without it, a client certificate is checked only when presented).
@@ -68,7 +69,7 @@ fn parse_peer(s: &str) -> Result<(String, String, u16), String> {
     Ok((ae.to_owned(), host.to_owned(), port))
 }
 
-/// Runs the SCP until Ctrl-C (or SIGTERM), then shuts it down cleanly.
+/// Runs the SCP until Ctrl-C (or SIGTERM, SIGHUP), then shuts it down cleanly.
 pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let mut config = ScpConfig::new(&a.dir);
     // `ANY-SCP` unless given: the called AE title the other subcommands use by default,

@@ -317,6 +317,21 @@ impl Association {
             }
             Pdu::AssociateAc(_) => (Event::Evt3, Input::Pdu(pdu)),
             Pdu::AssociateRj(_) => (Event::Evt4, Input::Pdu(pdu)),
+            Pdu::AssociateRq(ref rq) if self.state == State::Sta2 => {
+                // PS3.8 9.3.2.2: an RQ whose presentation context IDs are not distinct odd
+                // integers is an invalid PDU (Evt19: AA-1, A-ABORT), not something the AC
+                // could answer per context (see `check_context_ids`).
+                match super::negotiation::check_context_ids(rq) {
+                    Ok(()) => (Event::Evt6, Input::Pdu(pdu)),
+                    Err(why) => (
+                        Event::Evt19,
+                        Input::Invalid(
+                            AbortReason::InvalidPduParameterValue,
+                            Violation::new(ViolationKind::Negotiation, why),
+                        ),
+                    ),
+                }
+            }
             Pdu::AssociateRq(_) => (Event::Evt6, Input::Pdu(pdu)),
             Pdu::PData(ref p) if matches!(self.state, State::Sta6 | State::Sta7) => {
                 if let Some(bad) = p.pdvs.iter().find(|v| {

@@ -88,6 +88,37 @@ pub fn context_id(index: usize) -> Option<u8> {
     u8::try_from(index * 2 + 1).ok()
 }
 
+/// Checks the presentation context IDs of an A-ASSOCIATE-RQ: odd integers from 1 to 255,
+/// each proposed once (PS3.8 9.3.2.2; 7.1.1.13 makes each the identifier of one context).
+///
+/// An RQ breaking this is an invalid PDU, answered with A-ABORT (invalid PDU parameter
+/// value) rather than by rejecting the contexts one by one: the reasons of PS3.8 9.3.3.2
+/// are about abstract and transfer syntaxes, not IDs, and the A-ASSOCIATE-AC would have to
+/// repeat an ID that is itself invalid (even, zero) or ambiguous (a duplicate, whose
+/// answers could not be told apart). DCMTK 3.6.7 and Orthanc 1.10 accept such IDs
+/// (collapsing duplicates); pynetdicom 3.0 leaves the requestor waiting.
+pub fn check_context_ids(rq: &AssociateRq) -> Result<(), String> {
+    let mut seen = [false; 256];
+    for pc in &rq.presentation_contexts {
+        if pc.id % 2 == 0 {
+            return Err(format!(
+                "A-ASSOCIATE-RQ proposes presentation context ID {}, which is {}: IDs are odd \
+                 integers from 1 to 255 (PS3.8 9.3.2.2)",
+                pc.id,
+                if pc.id == 0 { "zero" } else { "even" }
+            ));
+        }
+        if std::mem::replace(&mut seen[usize::from(pc.id)], true) {
+            return Err(format!(
+                "A-ASSOCIATE-RQ proposes presentation context ID {} twice: each context has \
+                 its own ID (PS3.8 9.3.2.2)",
+                pc.id
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl RequestorConfig {
     /// Builds the A-ASSOCIATE-RQ, checking AE titles, UIDs and the context count.
     pub fn build_rq(&self) -> Result<AssociateRq, ProtoError> {

@@ -138,7 +138,7 @@ impl AsyncAssociation {
         self.command_results.clear();
         let conn = self.conn()?;
         conn.begin_operation("C-GET").await?;
-        let r = ops::retrieve(conn, req, None, Some(storage), progress).await;
+        let r = ops::retrieve(conn, req, None, Some(storage), &|| None, progress).await;
         conn.end_operation();
         let r = r?;
         self.command_results = r.responses.clone();
@@ -156,7 +156,7 @@ impl AsyncAssociation {
         self.command_results.clear();
         let conn = self.conn()?;
         conn.begin_operation("C-MOVE").await?;
-        let r = ops::retrieve(conn, req, Some(destination), None, progress).await;
+        let r = ops::retrieve(conn, req, Some(destination), None, &|| None, progress).await;
         conn.end_operation();
         let r = r?;
         self.command_results = r.responses.clone();

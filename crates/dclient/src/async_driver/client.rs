@@ -26,7 +26,7 @@ use crate::client::{
 use crate::contexts::{accepted_in, verification_context};
 use crate::error::{Error, Result};
 use crate::model::QueryLevel;
-use crate::receiver::storage::StorageDir;
+use crate::receiver::storage::{StorageDir, WriteFailure};
 use crate::receiver::StoreReceiver;
 use crate::services::find::{FindRequest, FindSummary, IntoQuery};
 use crate::services::retrieve::{
@@ -343,15 +343,22 @@ impl AsyncDClient {
             for w in &warnings {
                 tracing::warn!("{w}");
             }
-            let mut r =
-                match ops::retrieve(&mut conn, &batch.request, None, Some(storage), progress).await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        conn.abort().await;
-                        return Err(e);
-                    }
-                };
+            let mut r = match ops::retrieve(
+                &mut conn,
+                &batch.request,
+                None,
+                Some(storage),
+                &|| None,
+                progress,
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    ops::end_after_error(conn, &e).await;
+                    return Err(e);
+                }
+            };
             conn.release().await?;
             r.warnings.splice(0..0, warnings);
             total.absorb_batch(r);
@@ -375,11 +382,13 @@ impl AsyncDClient {
             ];
             let mut conn: Option<AsyncConnection> = None;
             let found = async {
-                let (mut d, mut q) = Discovery::new(req, opts.max_discovered)?;
+                let (mut d, mut step) = Discovery::new(req, opts.max_discovered)?;
                 loop {
-                    let result = self.find_on(&mut conn, &contexts, &q).await;
-                    match d.on_result(result)? {
-                        DiscoveryStep::Find(next) => q = next,
+                    match step {
+                        DiscoveryStep::Find(q) => {
+                            let result = self.find_on(&mut conn, &contexts, &q).await;
+                            step = d.on_result(result)?;
+                        }
                         DiscoveryStep::Done(found) => return Ok::<_, Error>(found),
                     }
                 }
@@ -458,6 +467,17 @@ impl AsyncDClient {
         req: &RetrieveRequest,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<RetrieveResult> {
+        self.move_inner(destination, req, &|| None, progress).await
+    }
+
+    /// [`move_to`](Self::move_to), cancelled when `stop` reports a write failure.
+    async fn move_inner(
+        &mut self,
+        destination: &str,
+        req: &RetrieveRequest,
+        stop: &(dyn Fn() -> Option<WriteFailure> + Sync),
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<RetrieveResult> {
         self.command_results.clear();
         if dclient_proto::ul::codec::ae_field(destination).is_err() {
             return Err(Error::InvalidInput(format!(
@@ -467,14 +487,14 @@ impl AsyncDClient {
         let sop = req.model().move_sop_class();
         let ctx = ProposedContext::new(sop, crate::contexts::LITTLE_ENDIAN);
         let mut conn = self.associate(vec![ctx], vec![]).await?;
-        match ops::retrieve(&mut conn, req, Some(destination), None, progress).await {
+        match ops::retrieve(&mut conn, req, Some(destination), None, stop, progress).await {
             Ok(r) => {
                 conn.release().await?;
                 self.command_results = r.responses.clone();
                 Ok(r)
             }
             Err(e) => {
-                conn.abort().await;
+                ops::end_after_error(conn, &e).await;
                 Err(e)
             }
         }
@@ -501,7 +521,8 @@ impl AsyncDClient {
         }
         let receiver = acceptor::listen(cfg, StoreReceiver::new(&self.options.ae, true, storage))?;
         let ae = self.options.ae.clone();
-        let result = self.move_to(&ae, req, progress).await;
+        let handler = receiver.handler();
+        let result = self.move_inner(&ae, req, &|| handler.write_failure(), progress).await;
         let stored = receiver.handler().stored();
         // Shutting down waits for the receiver's associations: off the runtime's threads.
         let _ = tokio::task::spawn_blocking(move || receiver.shutdown()).await;

@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 
 use super::connection::AsyncConnection;
 use crate::error::{Error, Result};
-use crate::receiver::storage::StorageDir;
+use crate::receiver::storage::{StorageDir, WriteFailure};
 use crate::services::find::{FindOp, FindRequest, FindStep};
 use crate::services::retrieve::{Progress, RetrieveOp, RetrieveRequest, RetrieveResult};
 use crate::services::status_error;
@@ -189,6 +189,7 @@ pub(crate) async fn retrieve(
     req: &RetrieveRequest,
     destination: Option<&str>,
     storage: Option<&StorageDir>,
+    stop: &(dyn Fn() -> Option<WriteFailure> + Sync),
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<RetrieveResult> {
     let id = conn.next_message_id();
@@ -202,6 +203,7 @@ pub(crate) async fn retrieve(
         Instant::now(),
     )?;
     loop {
+        op.stop_if(stop());
         let Some(ev) = conn.run(op.exchange()).await? else {
             return Err(Error::Internal("C-GET or C-MOVE ended without a final response"));
         };
@@ -211,13 +213,26 @@ pub(crate) async fn retrieve(
         match outcome {
             Ok(Some(result)) => return Ok(result),
             Ok(None) => {}
-            Err(e @ Error::PeerViolation { .. }) => {
-                conn.abort().await;
+            Err(e) => {
+                if op.must_abort(&e) {
+                    conn.abort().await;
+                }
                 return Err(e);
             }
-            Err(e) => return Err(e),
         }
     }
+}
+
+/// Ends the association of a retrieve that failed: released when the peer did nothing wrong
+/// (we stopped it because we cannot write, and it answered our C-CANCEL), aborted otherwise.
+pub(crate) async fn end_after_error(mut conn: AsyncConnection, e: &Error) {
+    if matches!(e, Error::Receive { .. }) {
+        if let Err(e) = conn.release().await {
+            tracing::debug!("releasing after a cancelled retrieve: {e}");
+        }
+        return;
+    }
+    conn.abort().await;
 }
 
 /// C-STORE of one file: the data set streams from the file (read through tokio's file

@@ -445,7 +445,7 @@ impl DClient {
             let mut r = match r {
                 Ok(r) => r,
                 Err(e) => {
-                    conn.abort();
+                    end_after_error(conn, &e);
                     return Err(e);
                 }
             };
@@ -560,7 +560,8 @@ impl DClient {
         let receiver = acceptor::listen(cfg, StoreReceiver::new(&self.options.ae, true, storage))?;
         tracing::info!("receiving on {} as AE {}", receiver.local_addr(), self.options.ae);
         let ae = self.options.ae.clone();
-        let result = self.move_to(&ae, req, progress);
+        let handler = receiver.handler();
+        let result = self.move_inner(&ae, req, &|| handler.write_failure(), progress);
         // The final C-MOVE-RSP comes after the last sub-operation's C-STORE-RSP; the
         // receiver's associations end right after. Shutting down gives them the grace
         // period to close.
@@ -577,6 +578,17 @@ impl DClient {
         req: &RetrieveRequest,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<RetrieveResult> {
+        self.move_inner(destination, req, &|| None, progress)
+    }
+
+    /// [`move_to`](Self::move_to), cancelled when `stop` reports a write failure.
+    fn move_inner(
+        &mut self,
+        destination: &str,
+        req: &RetrieveRequest,
+        stop: &dyn Fn() -> Option<crate::receive::WriteFailure>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RetrieveResult> {
         self.command_results.clear();
         if dclient_proto::ul::codec::ae_field(destination).is_err() {
             return Err(Error::InvalidInput(format!(
@@ -586,7 +598,7 @@ impl DClient {
         let sop = req.model().move_sop_class();
         let mut conn =
             self.associate(vec![ProposedContext::new(sop, retrieve::GET_UNCOMPRESSED)], vec![])?;
-        let r = retrieve::c_move(&mut conn, req, destination, progress);
+        let r = retrieve::c_move_stoppable(&mut conn, req, destination, stop, progress);
         match r {
             Ok(r) => {
                 conn.release()?;
@@ -594,7 +606,7 @@ impl DClient {
                 Ok(r)
             }
             Err(e) => {
-                conn.abort();
+                end_after_error(conn, &e);
                 Err(e)
             }
         }
@@ -644,6 +656,18 @@ pub(crate) fn requestor_config(
         user_identity: options.user_identity.clone(),
         ..RequestorConfig::default()
     }
+}
+
+/// Ends the association of a retrieve that failed: released when the peer did nothing wrong
+/// (we stopped it because we cannot write, and it answered our C-CANCEL), aborted otherwise.
+fn end_after_error(mut conn: Connection, e: &Error) {
+    if matches!(e, Error::Receive { .. }) {
+        if let Err(e) = conn.release() {
+            tracing::debug!("releasing after a cancelled retrieve: {e}");
+        }
+        return;
+    }
+    conn.abort();
 }
 
 /// When a positive response to our user identity was requested and none came, releases

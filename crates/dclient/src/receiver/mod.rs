@@ -11,6 +11,7 @@
 pub(crate) mod storage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dclient_proto::dimse::command::CStoreRq;
@@ -27,11 +28,15 @@ use crate::contexts::{acceptor_policy, check_called_ae};
 use crate::error::Error;
 use crate::transport::acceptor::{Accept, Handler, Peer};
 use crate::transport::{Connection, Step};
-use storage::{Incoming, Received, StorageDir};
+use storage::{Incoming, Received, StorageDir, WriteFailure};
 
 /// A storage SCP that only receives: Verification and every storage SOP class (in the
 /// syntaxes of [`STORAGE_SYNTAXES`](crate::contexts::STORAGE_SYNTAXES)), files written
 /// flat as `<SOPInstanceUID>.dcm` into its [`StorageDir`], no index.
+///
+/// Once a file cannot be written (disk full, read-only, ...), every later C-STORE is
+/// refused at once with the same A700 and OS error, without writing, and
+/// [`write_failure`](StoreReceiver::write_failure) says why: the C-MOVE feeding it stops.
 #[derive(Debug)]
 pub struct StoreReceiver {
     ae: String,
@@ -40,6 +45,7 @@ pub struct StoreReceiver {
     idle_timeout: Duration,
     storage: StorageDir,
     stored: AtomicU64,
+    failed: Mutex<Option<WriteFailure>>,
 }
 
 impl StoreReceiver {
@@ -53,7 +59,13 @@ impl StoreReceiver {
             idle_timeout: Duration::from_secs(60),
             storage,
             stored: AtomicU64::new(0),
+            failed: Mutex::new(None),
         }
+    }
+
+    /// The first failure to write a received file, if any.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// How long an association may stay silent between requests before it is aborted.
@@ -99,7 +111,11 @@ impl Handler for StoreReceiver {
                     conn.send(&echo_response(context_id, &rq, Status::SUCCESS))?;
                 }
                 Request::Store { context_id, rq } => {
-                    store = Some(StoreInProgress::begin(conn, context_id, rq, &self.storage));
+                    store = Some(match self.write_failure() {
+                        // Refused at once, the data set drained: nothing more is written.
+                        Some(w) => StoreInProgress::refuse_write(context_id, rq, &w),
+                        None => StoreInProgress::begin(conn, context_id, rq, &self.storage),
+                    });
                     continue;
                 }
                 Request::StoreData { data, last } => {
@@ -112,6 +128,10 @@ impl Handler for StoreReceiver {
                     }
                     let Some(s) = store.take() else { continue };
                     let r = s.finish_and_answer(conn)?;
+                    if let Some(w) = &r.write_error {
+                        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                        failed.get_or_insert_with(|| w.clone());
+                    }
                     if r.path.is_some() {
                         self.stored.fetch_add(1, Ordering::SeqCst);
                         tracing::info!("C-STORE from {calling}: {} stored", r.sop_instance_uid);
@@ -174,6 +194,13 @@ impl StoreInProgress {
             .unwrap_or_else(|| uids::IMPLICIT_VR_LE.to_owned());
         let source_ae = conn.negotiated().peer_ae.clone();
         let incoming = storage.begin(&rq, &ts, &source_ae);
+        StoreInProgress { context_id, rq, incoming }
+    }
+
+    /// Refuses `rq` because files cannot be written (`why`): its data set is drained, then
+    /// answered A700 with the OS error.
+    pub fn refuse_write(context_id: u8, rq: CStoreRq, why: &WriteFailure) -> StoreInProgress {
+        let incoming = Incoming::refused_write(&rq, why);
         StoreInProgress { context_id, rq, incoming }
     }
 

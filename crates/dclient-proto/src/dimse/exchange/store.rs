@@ -142,7 +142,7 @@ impl Exchange for StoreScu {
     }
 }
 
-/// The SCP side: the C-STORE-RSP to `rq`. UIDs that are not valid are left out of the
+/// The SCP side: the C-STORE-RSP to `rq`. UIDs that are not plausible are left out of the
 /// response (they were the reason for the refusal), and the Error Comment is cut to 64
 /// characters.
 pub fn store_response(
@@ -154,9 +154,9 @@ pub fn store_response(
     let rsp = CStoreRsp {
         message_id_being_responded_to: rq.message_id,
         affected_sop_class_uid: Some(rq.affected_sop_class_uid.clone())
-            .filter(|u| uids::is_valid_uid(u)),
+            .filter(|u| uids::is_plausible_uid(u)),
         affected_sop_instance_uid: Some(rq.affected_sop_instance_uid.clone())
-            .filter(|u| uids::is_valid_uid(u)),
+            .filter(|u| uids::is_plausible_uid(u)),
         status,
         error_comment: comment.map(error_comment),
         offending_elements: None,

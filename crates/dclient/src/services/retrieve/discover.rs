@@ -32,22 +32,26 @@ fn key_values(req: &RetrieveRequest, tag: Tag) -> Vec<String> {
     }
 }
 
-/// Lists the instances a retrieve request matches, with their SOP classes. First one
-/// IMAGE-level C-FIND with the request's own keys (relational query: Orthanc and many
-/// archives answer it); when the peer refuses that, the hierarchy is descended one level at
-/// a time (patient -> studies -> series -> instances), one value of a UID list at a time, as
-/// strictly hierarchical SCPs (DCMTK's dcmqrscp) need. `find` runs one C-FIND and returns
-/// its matches. Discovery gives up (`None`, and the caller falls back) as soon as the peer
+/// Lists the instances a retrieve request matches, with their SOP classes. Every C-FIND
+/// carries the keys its level needs in the hierarchical model (PS3.4 C.4.1.2.1: a single
+/// value for the unique key of each level above), so that hierarchical SCPs (DCMTK's
+/// dcmqrscp, `dclient serve`) answer it instead of refusing with A900: when the request
+/// itself holds those keys (one series, or given instances in it), one IMAGE-level C-FIND
+/// with its own keys; otherwise the hierarchy is descended one level at a time (patient ->
+/// studies -> series -> instances), one value of a UID list at a time. Only a request that
+/// cannot be descended (instances without exactly one study) is tried as a relational
+/// query, which Orthanc and many archives answer. `find` runs one C-FIND and returns its
+/// matches. Discovery gives up (`None`, and the caller falls back) as soon as the peer
 /// returns instances without their SOP Class UID, or past `max` instances.
 pub fn discover_instances(
     req: &RetrieveRequest,
     max: usize,
     find: &mut dyn FnMut(&FindRequest) -> Result<Vec<InMemDicomObject>>,
 ) -> Result<Option<Vec<FoundInstance>>> {
-    let (mut d, mut q) = Discovery::new(req, max)?;
+    let (mut d, mut step) = Discovery::new(req, max)?;
     loop {
-        match d.on_result(find(&q))? {
-            DiscoveryStep::Find(next) => q = next,
+        match step {
+            DiscoveryStep::Find(q) => step = d.on_result(find(&q))?,
             DiscoveryStep::Done(found) => return Ok(found),
         }
     }
@@ -64,8 +68,8 @@ pub(crate) enum DiscoveryStep {
 
 #[derive(Debug)]
 enum Stage {
-    /// The relational query with the request's own keys is out.
-    Relational,
+    /// The query with the request's own keys is out.
+    Own,
     /// A patient's studies are asked for; `pids` are the patients left.
     PatientStudies {
         pids: VecDeque<String>,
@@ -98,20 +102,33 @@ pub(crate) struct Discovery {
 }
 
 impl Discovery {
-    /// Discovery for `req`, and its first C-FIND.
-    pub(crate) fn new(req: &RetrieveRequest, max: usize) -> Result<(Discovery, FindRequest)> {
+    /// Discovery for `req`, and its first step.
+    pub(crate) fn new(req: &RetrieveRequest, max: usize) -> Result<(Discovery, DiscoveryStep)> {
         let patient = key_values(req, PATIENT_ID).into_iter().next();
         let wanted = (req.level == QueryLevel::Image)
             .then(|| key_values(req, SOP_INSTANCE_UID).into_iter().collect());
-        let d = Discovery {
+        let mut d = Discovery {
             req: req.clone(),
             max,
             patient,
             wanted,
             out: Vec::new(),
-            stage: Stage::Relational,
+            stage: Stage::Own,
         };
-        // One relational query with the request's own keys.
+        // One query with the request's own keys, when it is a valid hierarchical one (or
+        // the hierarchy cannot be descended: then as a relational query).
+        let single = |t: Tag| key_values(req, t).len() == 1;
+        let hierarchical = single(STUDY_INSTANCE_UID)
+            && single(SERIES_INSTANCE_UID)
+            && (req.model == InformationModel::StudyRoot || single(PATIENT_ID));
+        let descendable = match req.level {
+            QueryLevel::Patient | QueryLevel::Study => true,
+            QueryLevel::Series | QueryLevel::Image => single(STUDY_INSTANCE_UID),
+        };
+        if !hierarchical && descendable {
+            let step = d.descend()?;
+            return Ok((d, step));
+        }
         let own: Vec<(Tag, String)> =
             [PATIENT_ID, STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID]
                 .into_iter()
@@ -124,7 +141,19 @@ impl Discovery {
                 .filter(|(t, _)| *t != PATIENT_ID || req.model == InformationModel::StudyRoot)
                 .collect();
         let q = d.query(QueryLevel::Image, image_keys(own))?;
-        Ok((d, q))
+        Ok((d, DiscoveryStep::Find(q)))
+    }
+
+    /// Descends the hierarchy: depth first, so that a peer that does not return SOP Class
+    /// UIDs is found out after three queries.
+    fn descend(&mut self) -> Result<DiscoveryStep> {
+        if self.req.level == QueryLevel::Patient {
+            let pids = key_values(&self.req, PATIENT_ID).into();
+            self.next_patient(pids, Vec::new())
+        } else {
+            let studies = key_values(&self.req, STUDY_INSTANCE_UID);
+            self.studies_ready(studies)
+        }
     }
 
     fn query(&self, level: QueryLevel, pairs: Vec<(Tag, String)>) -> Result<FindRequest> {
@@ -175,22 +204,14 @@ impl Discovery {
         result: Result<Vec<InMemDicomObject>>,
     ) -> Result<DiscoveryStep> {
         match std::mem::replace(&mut self.stage, Stage::Done) {
-            Stage::Relational => {
+            Stage::Own => {
                 if let Ok(matches) = result {
                     if !matches.is_empty() {
                         let ok = self.add(matches);
                         return self.done(ok);
                     }
                 }
-                // Strictly hierarchical: depth first, so that a peer that does not return
-                // SOP Class UIDs is found out after three queries.
-                if self.req.level == QueryLevel::Patient {
-                    let pids = key_values(&self.req, PATIENT_ID).into();
-                    self.next_patient(pids, Vec::new())
-                } else {
-                    let studies = key_values(&self.req, STUDY_INSTANCE_UID);
-                    self.studies_ready(studies)
-                }
+                self.descend()
             }
             Stage::PatientStudies { pids, mut studies } => {
                 studies.extend(result?.iter().filter_map(|o| text_of(o, STUDY_INSTANCE_UID)));

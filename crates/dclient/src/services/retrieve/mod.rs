@@ -25,7 +25,7 @@ use crate::dataset::{
 use crate::error::{Error, Result};
 use crate::model::{unique_key, InformationModel, QueryLevel};
 use crate::names::printable;
-use crate::receiver::storage::{Received, StorageDir};
+use crate::receiver::storage::{Received, StorageDir, WriteFailure, STATUS_CANNOT_WRITE};
 use crate::transport::Connection;
 use dclient_proto::ul::negotiation::Negotiated;
 
@@ -189,7 +189,17 @@ pub(crate) struct RetrieveOp {
     /// SOP Instance UIDs stored so far: a second copy replaces the file, and is reported.
     stored: std::collections::HashSet<String>,
     sub: Option<SubOperation>,
+    /// Set once a received instance could not be written: the retrieve is being cancelled.
+    stopping: Option<WriteFailure>,
+    /// Sub-operations the peer started after our C-CANCEL-RQ.
+    after_cancel: usize,
+    /// The peer went on past [`MAX_SUB_OPERATIONS_AFTER_CANCEL`]: abort the association.
+    must_abort: bool,
 }
+
+/// C-STORE sub-operations a peer may still start after our C-CANCEL-RQ (one may have been on
+/// its way) before we abort the association.
+const MAX_SUB_OPERATIONS_AFTER_CANCEL: usize = 2;
 
 /// A C-STORE sub-operation being received.
 #[derive(Debug)]
@@ -257,7 +267,49 @@ impl RetrieveOp {
             result: RetrieveResult::default(),
             stored: std::collections::HashSet::new(),
             sub: None,
+            stopping: None,
+            after_cancel: 0,
+            must_abort: false,
         })
+    }
+
+    /// Cancels the retrieve (C-CANCEL-RQ, then [`Error::Receive`] at the final response)
+    /// because the destination cannot write what it receives: called by the drivers
+    /// before each step with what the move receiver reports (C-MOVE to ourselves).
+    pub(crate) fn stop_if(&mut self, failure: Option<WriteFailure>) {
+        if self.stopping.is_some() {
+            return;
+        }
+        if let Some(w) = failure {
+            // The error the caller gets says it all: logged quietly.
+            tracing::info!(
+                "cannot write into {}: {}; cancelling the {}",
+                w.dir.display(),
+                w.message,
+                self.operation
+            );
+            self.exchange.cancel();
+            self.stopping = Some(w);
+        }
+    }
+
+    /// After an error from [`on_event`](Self::on_event): whether the association must be
+    /// aborted (the peer broke the protocol, or ignored our C-CANCEL-RQ).
+    pub(crate) fn must_abort(&self, e: &Error) -> bool {
+        self.must_abort || matches!(e, Error::PeerViolation { .. })
+    }
+
+    fn receive_error(&self, w: &WriteFailure, result: &RetrieveResult) -> Error {
+        Error::Receive {
+            operation: self.operation,
+            dir: w.dir.clone(),
+            stored: if self.destination.is_none() {
+                result.stored()
+            } else {
+                usize::from(result.sub_operations.completed.unwrap_or(0))
+            },
+            source: w.to_io_error(),
+        }
     }
 
     /// The exchange to step.
@@ -266,7 +318,10 @@ impl RetrieveOp {
     }
 
     /// What an event of the exchange means: `Some(result)` when the retrieve has ended
-    /// (its final response). Received files go into `storage` (C-GET).
+    /// (its final response). Received files go into `storage` (C-GET). A failure to write
+    /// a received instance cancels the retrieve at once: the failed sub-operation is
+    /// answered A700, a C-CANCEL-RQ follows, sub-operations still coming are drained and
+    /// refused, and the final response ends it with [`Error::Receive`].
     pub(crate) fn on_event(
         &mut self,
         ev: RetrieveEvent,
@@ -278,6 +333,24 @@ impl RetrieveOp {
         match ev {
             RetrieveEvent::StoreRequest { context_id, rq } => {
                 let storage = storage.ok_or(Error::Internal("a C-STORE-RQ on a C-MOVE"))?;
+                if let Some(w) = &self.stopping {
+                    self.after_cancel += 1;
+                    if self.after_cancel > MAX_SUB_OPERATIONS_AFTER_CANCEL {
+                        tracing::warn!(
+                            "{peer} goes on sending sub-operations after our C-CANCEL-RQ; aborting"
+                        );
+                        self.must_abort = true;
+                        return Err(self.receive_error(w, &self.result));
+                    }
+                    self.sub = Some(SubOperation {
+                        incoming: StorageDir::discarding().begin(&rq, uids::IMPLICIT_VR_LE, ""),
+                        refused: Some((
+                            STATUS_CANNOT_WRITE,
+                            "not written: the target folder cannot be written",
+                        )),
+                    });
+                    return Ok(None);
+                }
                 let accepted = n.accepted(context_id);
                 let ts = accepted
                     .map(|c| c.transfer_syntax.clone())
@@ -314,15 +387,33 @@ impl RetrieveOp {
                     r.error = Some(why.into());
                     r.path = None;
                 }
+                self.exchange
+                    .answer_store(r.status, r.error.as_deref(), Instant::now())
+                    .map_err(Error::Protocol)?;
+                if self.stopping.is_some() {
+                    return Ok(None); // drained and refused; the error says it all
+                }
+                if let Some(w) = &r.write_error {
+                    // Every next instance would fail the same way: stop now. (The error the
+                    // caller gets says it all: logged quietly.)
+                    tracing::info!(
+                        "cannot write {} into {}: {}; cancelling the {}",
+                        printable(&r.sop_instance_uid),
+                        w.dir.display(),
+                        w.message,
+                        self.operation
+                    );
+                    self.exchange.cancel();
+                    self.stopping = Some(w.clone());
+                    return Ok(None);
+                }
                 if let Some(e) = &r.error {
-                    tracing::warn!("refused C-STORE of {}: {e}", printable(&r.sop_instance_uid));
+                    // The caller gets it in `received` and `warnings`: logged once, quietly.
+                    tracing::info!("refused C-STORE of {}: {e}", printable(&r.sop_instance_uid));
                     self.result
                         .warnings
                         .push(format!("refused {}: {e}", printable(&r.sop_instance_uid)));
                 }
-                self.exchange
-                    .answer_store(r.status, r.error.as_deref(), Instant::now())
-                    .map_err(Error::Protocol)?;
                 if r.path.is_some() && !self.stored.insert(r.sop_instance_uid.clone()) {
                     self.result.warnings.push(format!(
                         "{} was received more than once; the later copy replaced the earlier one",
@@ -343,6 +434,10 @@ impl RetrieveOp {
                 result.responses.push(command_set.clone());
                 result.status = status;
                 result.sub_operations = sub_operations;
+                if let Some(w) = &self.stopping {
+                    progress(&result.sub_operations);
+                    return Err(self.receive_error(w, &result));
+                }
                 if let Some(bytes) = identifier {
                     let obj =
                         read_dataset(&bytes, self.encoding, MAX_IDENTIFIER_LEN).map_err(|e| {
@@ -407,7 +502,7 @@ pub fn c_get(
     storage: &StorageDir,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<RetrieveResult> {
-    run_retrieve(conn, req, None, Some(storage), progress)
+    run_retrieve(conn, req, None, Some(storage), &|| None, progress)
 }
 
 /// Sends the C-MOVE-RQ of `req` to move the matching instances to the AE `destination`,
@@ -418,7 +513,20 @@ pub fn c_move(
     destination: &str,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<RetrieveResult> {
-    run_retrieve(conn, req, Some(destination), None, progress)
+    c_move_stoppable(conn, req, destination, &|| None, progress)
+}
+
+/// [`c_move`], cancelled (C-CANCEL-RQ, then [`Error::Receive`] at the final response) as
+/// soon as `stop` reports that the destination cannot write what it receives: the move
+/// receiver of [`DClient::move_and_receive`](crate::DClient::move_and_receive).
+pub(crate) fn c_move_stoppable(
+    conn: &mut Connection,
+    req: &RetrieveRequest,
+    destination: &str,
+    stop: &dyn Fn() -> Option<WriteFailure>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<RetrieveResult> {
+    run_retrieve(conn, req, Some(destination), None, stop, progress)
 }
 
 /// The blocking driver's loop over a [`RetrieveOp`].
@@ -427,6 +535,7 @@ fn run_retrieve(
     req: &RetrieveRequest,
     destination: Option<&str>,
     storage: Option<&StorageDir>,
+    stop: &dyn Fn() -> Option<WriteFailure>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<RetrieveResult> {
     let id = conn.next_message_id();
@@ -440,6 +549,7 @@ fn run_retrieve(
         Instant::now(),
     )?;
     loop {
+        op.stop_if(stop());
         let Some(ev) = conn.run(op.exchange())? else {
             return Err(Error::Internal("C-GET or C-MOVE ended without a final response"));
         };
@@ -447,11 +557,12 @@ fn run_retrieve(
         match outcome {
             Ok(Some(result)) => return Ok(result),
             Ok(None) => {}
-            Err(e @ Error::PeerViolation { .. }) => {
-                conn.abort();
+            Err(e) => {
+                if op.must_abort(&e) {
+                    conn.abort();
+                }
                 return Err(e);
             }
-            Err(e) => return Err(e),
         }
     }
 }
@@ -464,8 +575,10 @@ fn finish_retrieve(
     status: Status,
     command_set: &CommandSet,
 ) -> Result<RetrieveResult> {
-    let done_something = result.sub_operations.completed.unwrap_or(0) > 0
-        || result.received.iter().any(|r| r.path.is_some());
+    // Sub-operations that reached us count, stored or refused: what became of each (and
+    // why we refused one, which may be why the peer gave up) must not be lost.
+    let done_something =
+        result.sub_operations.completed.unwrap_or(0) > 0 || !result.received.is_empty();
     if status.is_failure() && done_something {
         // Some instances did arrive: report them with the failure, do not lose them.
         result.warnings.push(format!(

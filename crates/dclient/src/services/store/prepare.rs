@@ -117,26 +117,9 @@ impl PreparedFile {
 
         // Walk the data set.
         let ts = pf.transfer_syntax.as_str();
-        let enc = Encoding::of(ts);
         let native = uids::UNCOMPRESSED.contains(&ts);
-        // The head holds the file's first bytes and the file is positioned right after
-        // them: the walk starts in the head and goes on in the file.
-        let head_len = head.len();
-        let src = HeadThenFile {
-            head,
-            at: pf.data_offset.min(head_len as u64) as usize,
-            file: BufReader::with_capacity(16 * 1024, f),
-        };
         let mut found = Found::default();
-        let r = if ts == uids::DEFLATED_EXPLICIT_VR_LE {
-            let z = flate2::read::DeflateDecoder::new(BufReader::with_capacity(64 * 1024, src));
-            let mut w = Walker { src: Inflating(z), pos: 0, end: None, found: &mut found, native };
-            w.walk_top(enc)
-        } else {
-            let mut w = Walker { src, pos: 0, end: Some(pf.data_len), found: &mut found, native };
-            w.walk_top(enc)
-        };
-        r.map_err(|e| match e {
+        walk(&pf, head_src(head, &pf, f), &mut found, native, None).map_err(|e| match e {
             WalkError::Io(e) => PrepareError::Io(e),
             WalkError::Bad(why) if !pf.has_meta && found.elements == 0 => {
                 PrepareError::NotDicom(why)
@@ -154,7 +137,10 @@ impl PreparedFile {
         }
         pf.identifying_len = found.identifying_len.unwrap_or(found.walked);
         if !pf.has_meta {
-            let (Some(class), Some(inst)) = (found.sop_class, found.sop_instance) else {
+            let plausible = |u: Option<String>| u.filter(|u| uids::is_plausible_uid(u));
+            let (Some(class), Some(inst)) =
+                (plausible(found.sop_class), plausible(found.sop_instance))
+            else {
                 return Err(PrepareError::NotDicom(
                     "no file meta group, and no SOP Class and Instance UIDs in a data set".into(),
                 ));
@@ -166,6 +152,62 @@ impl PreparedFile {
             }
         }
         Ok(pf)
+    }
+}
+
+/// The SOP Class and Instance UIDs, (0008,0016) and (0008,0018), of the data set of the Part
+/// 10 file at `path` (not of its meta group), as written there (padding trimmed); `None`
+/// for one the data set lacks. Reads the meta group and the data set's first elements only,
+/// up to the end of group 0008.
+pub(crate) fn data_set_sop_uids(
+    path: &Path,
+) -> Result<(Option<String>, Option<String>), PrepareError> {
+    let mut f = File::open(path)?;
+    let file_len = f.metadata()?.len();
+    let mut head = vec![0u8; HEAD_LEN.min(file_len) as usize];
+    f.read_exact(&mut head)?;
+    if head.len() < 132 || &head[128..132] != b"DICM" {
+        return Err(PrepareError::NotDicom("no Part 10 preamble and DICM prefix".into()));
+    }
+    let pf = read_meta(path, &mut f, &mut head, 132, file_len)?;
+    let mut found = Found::default();
+    walk(&pf, head_src(head, &pf, f), &mut found, false, Some((0x0008, 0x0018))).map_err(|e| {
+        match e {
+            WalkError::Io(e) => PrepareError::Io(e),
+            WalkError::Bad(why) => PrepareError::Invalid(why),
+        }
+    })?;
+    Ok((found.sop_class, found.sop_instance))
+}
+
+/// The file's first bytes (`head`), then the rest of the file, which is positioned right
+/// after them: the walk of the data set starts in the head and goes on in the file.
+fn head_src(head: Vec<u8>, pf: &PreparedFile, f: File) -> HeadThenFile {
+    let head_len = head.len();
+    HeadThenFile {
+        head,
+        at: pf.data_offset.min(head_len as u64) as usize,
+        file: BufReader::with_capacity(16 * 1024, f),
+    }
+}
+
+/// Walks the data set of `pf` from `src` (inflating a deflated one), up to its end or to the
+/// first top-level element past `stop_after`.
+fn walk(
+    pf: &PreparedFile,
+    src: HeadThenFile,
+    found: &mut Found,
+    native: bool,
+    stop_after: Option<(u16, u16)>,
+) -> Result<(), WalkError> {
+    let enc = Encoding::of(&pf.transfer_syntax);
+    if pf.transfer_syntax == uids::DEFLATED_EXPLICIT_VR_LE {
+        let z = flate2::read::DeflateDecoder::new(BufReader::with_capacity(64 * 1024, src));
+        let mut w = Walker { src: Inflating(z), pos: 0, end: None, found, native, stop_after };
+        w.walk_top(enc)
+    } else {
+        let mut w = Walker { src, pos: 0, end: Some(pf.data_len), found, native, stop_after };
+        w.walk_top(enc)
     }
 }
 
@@ -262,7 +304,7 @@ fn read_meta(
     let check = |v: Option<String>, name: &str| -> Result<String, PrepareError> {
         match v {
             None => Err(bad(format!("no {name}"))),
-            Some(u) if !uids::is_valid_uid(&u) => Err(bad(format!(
+            Some(u) if !uids::is_plausible_uid(&u) => Err(bad(format!(
                 "{name} {:?} is not a valid UID",
                 u.chars().take(70).collect::<String>()
             ))),
@@ -431,6 +473,8 @@ struct Walker<'a, S: Source> {
     found: &'a mut Found,
     /// Native (uncompressed) syntax: pixel data must have a defined length.
     native: bool,
+    /// Stop at the first top-level element past this tag.
+    stop_after: Option<(u16, u16)>,
 }
 
 const ITEM: (u16, u16) = (0xFFFE, 0xE000);
@@ -573,6 +617,9 @@ impl<S: Source> Walker<'_, S> {
                 )));
             }
             last_tag = h.tag;
+            if depth == 0 && self.stop_after.is_some_and(|t| h.tag > t) {
+                return Ok(());
+            }
             if depth == 0 {
                 self.found.elements += 1;
                 if h.tag.0 > 0x0020 && self.found.identifying_len.is_none() {
@@ -611,12 +658,10 @@ impl<S: Source> Walker<'_, S> {
                     return Err(WalkError::Bad("the file ends inside a UID".into()));
                 }
                 let u = uid_value(&v);
-                if uids::is_valid_uid(&u) {
-                    if h.tag.1 == 0x0016 {
-                        self.found.sop_class = Some(u);
-                    } else {
-                        self.found.sop_instance = Some(u);
-                    }
+                if h.tag.1 == 0x0016 {
+                    self.found.sop_class = Some(u);
+                } else {
+                    self.found.sop_instance = Some(u);
                 }
                 continue;
             }
