@@ -77,6 +77,26 @@ pub(crate) fn default_thresholds(maxval: i32, near: i32) -> (i32, i32, i32) {
     }
 }
 
+/// Which formula gives the default thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Defaults {
+    /// T.87 C.2.4.1.1.1, as the standard says.
+    Standard,
+    /// CharLS before 2.1 (bundled in DCMTK 3.6): the MAXVAL >= 128 formula for every
+    /// MAXVAL (CharLS issue #51). Differs from the standard only below MAXVAL 128.
+    CharLs1,
+}
+
+/// The thresholds CharLS before 2.1 computed: Figure C.3's first branch for every MAXVAL.
+fn charls1_thresholds(maxval: i32, near: i32) -> (i32, i32, i32) {
+    let clamp = |i: i32, j: i32| if i > maxval || i < j { j } else { i };
+    let factor = (maxval.min(4095) + 128) / 256;
+    let t1 = clamp(factor + 2 + 3 * near, near + 1);
+    let t2 = clamp(factor * 4 + 3 + 5 * near, t1);
+    let t3 = clamp(factor * 17 + 4 + 7 * near, t2);
+    (t1, t2, t3)
+}
+
 /// RESET's default (T.87 C.2.4.1.1, Table C.2).
 pub(crate) const DEFAULT_RESET: i32 = 64;
 
@@ -86,7 +106,7 @@ impl Params {
     /// ranges of T.87 Table C.1 and C.2.3. MAXVAL is the preset's when given, as the
     /// standard says (CharLS always uses 2^P - 1; the two agree for every stream whose
     /// LSE gives MAXVAL = 2^P - 1, which is what DCMTK and GDCM write).
-    pub fn new(bits: u8, preset: &Preset, near: u8) -> Result<Self, String> {
+    pub fn new(bits: u8, preset: &Preset, near: u8, defaults: Defaults) -> Result<Self, String> {
         let full = (1i32 << bits) - 1;
         let maxval = if preset.maxval == 0 { full } else { i32::from(preset.maxval) };
         if maxval > full {
@@ -99,7 +119,10 @@ impl Params {
                 (maxval / 2).min(255)
             ));
         }
-        let (d1, d2, d3) = default_thresholds(maxval, near);
+        let (d1, d2, d3) = match defaults {
+            Defaults::Standard => default_thresholds(maxval, near),
+            Defaults::CharLs1 => charls1_thresholds(maxval, near),
+        };
         let pick = |v: u16, d: i32| if v == 0 { d } else { i32::from(v) };
         let (t1, t2, t3) = (pick(preset.t1, d1), pick(preset.t2, d2), pick(preset.t3, d3));
         if preset.t1 != 0 && !(near + 1..=maxval).contains(&t1) {
@@ -411,24 +434,50 @@ mod tests {
     }
 
     #[test]
+    fn charls1_defaults_differ_only_below_maxval_128() {
+        for maxval in [128, 255, 1023, 4095, 4096, 65535] {
+            for near in [0, 1, 3, 10] {
+                assert_eq!(charls1_thresholds(maxval, near), default_thresholds(maxval, near));
+            }
+        }
+        // 6 and 7 bits: T3 is 4 for CharLS 1, 5 and 10 in the standard.
+        assert_eq!(charls1_thresholds(63, 0), (2, 3, 4));
+        assert_eq!(default_thresholds(63, 0), (2, 3, 5));
+        assert_eq!(default_thresholds(127, 0), (2, 3, 10));
+    }
+
+    #[test]
     fn parameters_of_lossless_16_bit() {
-        let p = Params::new(16, &Preset::default(), 0).unwrap();
+        let p = Params::new(16, &Preset::default(), 0, Defaults::Standard).unwrap();
         assert_eq!((p.range, p.qbpp, p.limit, p.reset), (65536, 16, 64, 64));
-        let p = Params::new(8, &Preset::default(), 3).unwrap();
+        let p = Params::new(8, &Preset::default(), 3, Defaults::Standard).unwrap();
         assert_eq!((p.range, p.qbpp, p.limit), (38, 6, 32));
     }
 
     #[test]
     fn preset_values_outside_table_c1_are_refused() {
-        assert!(Params::new(8, &Preset { maxval: 256, ..Preset::default() }, 0).is_err());
-        assert!(Params::new(8, &Preset { t1: 9, t2: 8, ..Preset::default() }, 0).is_err());
-        assert!(Params::new(8, &Preset { reset: 2, ..Preset::default() }, 0).is_err());
-        assert!(Params::new(8, &Preset::default(), 128).is_err());
+        assert!(Params::new(
+            8,
+            &Preset { maxval: 256, ..Preset::default() },
+            0,
+            Defaults::Standard
+        )
+        .is_err());
+        assert!(Params::new(
+            8,
+            &Preset { t1: 9, t2: 8, ..Preset::default() },
+            0,
+            Defaults::Standard
+        )
+        .is_err());
+        assert!(Params::new(8, &Preset { reset: 2, ..Preset::default() }, 0, Defaults::Standard)
+            .is_err());
+        assert!(Params::new(8, &Preset::default(), 128, Defaults::Standard).is_err());
     }
 
     #[test]
     fn context_sign_is_the_first_nonzero_gradient() {
-        let m = Model::new(Params::new(8, &Preset::default(), 0).unwrap());
+        let m = Model::new(Params::new(8, &Preset::default(), 0, Defaults::Standard).unwrap());
         assert_eq!(m.context(0, 0, 0), 0);
         assert!(m.context(-1, 30, 30) < 0);
         assert!(m.context(0, 1, -30) > 0);

@@ -8,7 +8,7 @@
 //! any of them fails as truncated, so a lying header costs at most one line of work past
 //! the data.
 
-use crate::context::{predict, Model, Params, J};
+use crate::context::{predict, Defaults, Model, Params, J};
 use crate::error::{invalid, unsupported, JpegLsError, Result};
 use crate::markers::{self, FrameHeader, Parser, Preset, ScanHeader, Segment};
 use crate::{FrameInfo, Interleave};
@@ -18,6 +18,8 @@ use crate::{FrameInfo, Interleave};
 /// bits and counts them, so the caller can tell a truncated stream from a valid one.
 pub(crate) struct BitReader<'a> {
     data: &'a [u8],
+    /// First byte of the segment.
+    start: usize,
     /// Next byte to load.
     pos: usize,
     /// End of the segment (the marker's 0xFF).
@@ -35,7 +37,7 @@ pub(crate) struct BitReader<'a> {
 impl<'a> BitReader<'a> {
     /// A reader of the segment `data[start..end]`.
     pub fn new(data: &'a [u8], start: usize, end: usize) -> Self {
-        let mut r = Self { data, pos: start, end, ff: start, cache: 0, bits: 0, pad: 0 };
+        let mut r = Self { data, start, pos: start, end, ff: start, cache: 0, bits: 0, pad: 0 };
         r.find_ff();
         r.fill();
         r
@@ -149,6 +151,23 @@ impl<'a> BitReader<'a> {
     /// The byte the reader has reached (for error messages).
     pub fn offset(&self) -> usize {
         self.pos.min(self.end)
+    }
+
+    /// The offset just after the last bit consumed (CharLS's `get_actual_position`):
+    /// the loaded bytes minus those whose bits are all still in the cache.
+    pub fn consumed_end(&self) -> usize {
+        let mut unconsumed = self.bits.saturating_sub(self.pad);
+        let mut p = self.pos.min(self.end);
+        while p > self.start {
+            // A byte after 0xFF brought 7 bits, any other 8.
+            let brought = if p - 1 > self.start && self.data[p - 2] == 0xFF { 7 } else { 8 };
+            if unconsumed < brought {
+                break;
+            }
+            unconsumed -= brought;
+            p -= 1;
+        }
+        p
     }
 
     /// The end of the segment: where its marker is.
@@ -500,7 +519,6 @@ fn decode_scan(
     at: usize,
 ) -> Result<usize> {
     f.scans += 1;
-    let scan_no = f.scans;
     let mut comps = Vec::with_capacity(scan.ids.len());
     for &id in &scan.ids {
         let Some(c) = f.header.ids.iter().position(|&x| x == id) else {
@@ -512,10 +530,11 @@ fn decode_scan(
         f.done[c] = true;
         comps.push(c);
     }
-    let params = Params::new(f.header.bits, preset, scan.near).map_err(|e| invalid(at, e))?;
-    let nc = comps.len();
+    let bits = f.header.bits;
+    let params =
+        Params::new(bits, preset, scan.near, Defaults::Standard).map_err(|e| invalid(at, e))?;
     // A single component "interleaved" is the same code as ILV 0.
-    let ilv = if nc == 1 { 0 } else { scan.ilv };
+    let ilv = if comps.len() == 1 { 0 } else { scan.ilv };
     if f.interleave.is_none() {
         f.interleave = Some(match ilv {
             0 => Interleave::None,
@@ -523,61 +542,113 @@ fn decode_scan(
             _ => Interleave::Sample,
         });
     }
-    let width = f.header.width as usize;
-    let height = f.header.height as usize;
-    let interval = if restart_interval == 0 { height } else { restart_interval as usize };
-    // Line buffers: two lines (previous, current) per component for ILV 0 and 1, or two
-    // lines of interleaved pixels for ILV 2, each with one pixel of edge on both sides.
-    let (planes, stride) = if ilv == 2 { (1, nc) } else { (nc, 1) };
-    let line_len = (width + 2) * stride;
-    let mut lines: Vec<Lines> =
-        (0..planes).map(|_| Lines { prev: vec![0; line_len], cur: vec![0; line_len] }).collect();
-    let mut run_index = [0usize; markers::MAX_COMPONENTS];
-
-    let seg_end = markers::find_marker(data, scan.data_start);
-    let mut dec = ScanDecoder {
-        m: Model::new(params),
-        r: BitReader::new(data, scan.data_start, seg_end),
-        width,
+    let job = ScanJob { data, scan, comps: &comps, ilv, restart_interval, scan_no: f.scans };
+    let legacy =
+        Params::new(bits, preset, scan.near, Defaults::CharLs1).ok().filter(|l| *l != params);
+    let Some(legacy) = legacy else {
+        return job.run(f, params).map(|(end, _)| end);
     };
-    let mut restarts = 0u8;
-    for y in 0..height {
-        if y > 0 && y % interval == 0 {
-            // T.87 C.2.5 and A.2.1: a restart marker, then everything starts afresh.
-            let next = markers::expect_restart(data, dec.r.end(), restarts % 8)?;
-            restarts = restarts.wrapping_add(1);
-            dec.r = BitReader::new(data, next, markers::find_marker(data, next));
-            dec.m.reset();
-            run_index = [0; markers::MAX_COMPONENTS];
-            for l in &mut lines {
-                l.prev.fill(0);
-                l.cur.fill(0);
-            }
-        }
-        let bad = |r: &BitReader| {
-            if r.overrun() {
-                JpegLsError::Truncated { what: "entropy-coded data of a scan", offset: r.offset() }
-            } else {
-                JpegLsError::InvalidData { scan: scan_no, line: y as u32, offset: r.offset() }
-            }
-        };
-        for (plane, l) in lines.iter_mut().enumerate() {
-            let res = if ilv == 2 {
-                dec.line_interleaved(&mut l.prev, &mut l.cur, nc, &mut run_index[0])
-            } else {
-                dec.line(&mut l.prev, &mut l.cur, &mut run_index[plane])
-            };
-            if res.is_err() || dec.r.overrun() {
-                return Err(bad(&dec.r));
-            }
-            if ilv == 2 {
-                f.out.put(y, &l.cur, nc, &comps);
-            } else {
-                f.out.put(y, &l.cur, 1, &comps[plane..plane + 1]);
-            }
-            // This line is the next one's line above.
-            std::mem::swap(&mut l.prev, &mut l.cur);
-        }
+    // MAXVAL < 128 with default thresholds: CharLS before 2.1 (DCMTK 3.6's) computed
+    // other defaults (CharLS issue #51) and wrote no LSE. A scan decoded with the wrong
+    // thresholds goes astray: it fails, or ends bytes away from its marker. So the
+    // standard's defaults are tried first and CharLS 1's only when they give such a
+    // result and their own decoding ends where the data does.
+    let first = job.run(f, params);
+    if matches!(first, Ok((_, true))) {
+        return first.map(|(end, _)| end);
     }
-    Ok(dec.r.end())
+    if let Ok((end, true)) = job.run(f, legacy) {
+        return Ok(end);
+    }
+    match first {
+        // Decodable but not ending cleanly with either: the standard's reading stands.
+        Ok(_) => job.run(f, params).map(|(end, _)| end),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a scan's decoding needs besides its parameters.
+struct ScanJob<'a> {
+    data: &'a [u8],
+    scan: &'a ScanHeader,
+    /// Frame component of each scan component.
+    comps: &'a [usize],
+    ilv: u8,
+    restart_interval: u32,
+    scan_no: usize,
+}
+
+impl ScanJob<'_> {
+    /// Decodes the scan's lines into `f`'s output with `params`. Returns where the data
+    /// ends, and whether the decoding consumed it to within two bytes of that end (every
+    /// encoder pads the last byte with zero bits, and after a final 0xFF adds one byte).
+    fn run(&self, f: &mut FrameState, params: Params) -> Result<(usize, bool)> {
+        let (data, scan, comps, ilv, scan_no) =
+            (self.data, self.scan, self.comps, self.ilv, self.scan_no);
+        let nc = comps.len();
+        let width = f.header.width as usize;
+        let height = f.header.height as usize;
+        let interval =
+            if self.restart_interval == 0 { height } else { self.restart_interval as usize };
+        // Line buffers: two lines (previous, current) per component for ILV 0 and 1, or
+        // two lines of interleaved pixels for ILV 2, each with one pixel of edge on both
+        // sides.
+        let (planes, stride) = if ilv == 2 { (1, nc) } else { (nc, 1) };
+        let line_len = (width + 2) * stride;
+        let mut lines: Vec<Lines> = (0..planes)
+            .map(|_| Lines { prev: vec![0; line_len], cur: vec![0; line_len] })
+            .collect();
+        let mut run_index = [0usize; markers::MAX_COMPONENTS];
+
+        let seg_end = markers::find_marker(data, scan.data_start);
+        let mut dec = ScanDecoder {
+            m: Model::new(params),
+            r: BitReader::new(data, scan.data_start, seg_end),
+            width,
+        };
+        let mut restarts = 0u8;
+        for y in 0..height {
+            if y > 0 && y % interval == 0 {
+                // T.87 C.2.5 and A.2.1: a restart marker, then everything starts afresh.
+                let next = markers::expect_restart(data, dec.r.end(), restarts % 8)?;
+                restarts = restarts.wrapping_add(1);
+                dec.r = BitReader::new(data, next, markers::find_marker(data, next));
+                dec.m.reset();
+                run_index = [0; markers::MAX_COMPONENTS];
+                for l in &mut lines {
+                    l.prev.fill(0);
+                    l.cur.fill(0);
+                }
+            }
+            let bad = |r: &BitReader| {
+                if r.overrun() {
+                    JpegLsError::Truncated {
+                        what: "entropy-coded data of a scan",
+                        offset: r.offset(),
+                    }
+                } else {
+                    JpegLsError::InvalidData { scan: scan_no, line: y as u32, offset: r.offset() }
+                }
+            };
+            for (plane, l) in lines.iter_mut().enumerate() {
+                let res = if ilv == 2 {
+                    dec.line_interleaved(&mut l.prev, &mut l.cur, nc, &mut run_index[0])
+                } else {
+                    dec.line(&mut l.prev, &mut l.cur, &mut run_index[plane])
+                };
+                if res.is_err() || dec.r.overrun() {
+                    return Err(bad(&dec.r));
+                }
+                if ilv == 2 {
+                    f.out.put(y, &l.cur, nc, comps);
+                } else {
+                    f.out.put(y, &l.cur, 1, &comps[plane..plane + 1]);
+                }
+                // This line is the next one's line above.
+                std::mem::swap(&mut l.prev, &mut l.cur);
+            }
+        }
+        let clean = dec.r.end() - dec.r.consumed_end() <= 2;
+        Ok((dec.r.end(), clean))
+    }
 }

@@ -2,7 +2,7 @@
 //! sample-interleaved) with the default coding parameters, coded as T.87 Annex A says,
 //! the mirror of the decoder on the same context model.
 
-use crate::context::{default_thresholds, predict, Model, Params, DEFAULT_RESET, J};
+use crate::context::{default_thresholds, predict, Defaults, Model, Params, DEFAULT_RESET, J};
 use crate::error::{JpegLsError, Result};
 use crate::markers::{self, Preset};
 use crate::{FrameInfo, Interleave};
@@ -320,14 +320,15 @@ pub(crate) fn encode(pixels: &[u8], info: &FrameInfo, near: u8) -> Result<Vec<u8
         ));
     }
     let maxval = (1i32 << bits) - 1;
-    let params = Params::new(bits, &Preset::default(), near)
+    let params = Params::new(bits, &Preset::default(), near, Defaults::Standard)
         .map_err(|e| bad_params(format!("NEAR {near} for {bits} bits: {e}")))?;
 
     let mut out = Vec::with_capacity(expected / 2 + 64);
     markers::write_header(&mut out, bits, width as u16, height as u16, nc as u8);
-    if maxval > 4095 {
-        // The thresholds are the defaults; written out as DCMTK and GDCM do for 16-bit
-        // data, since older decoders computed the defaults above 4095 differently.
+    if !(128..=4095).contains(&maxval) {
+        // The thresholds are the defaults, written out where decoders disagree on them:
+        // below MAXVAL 128 CharLS before 2.1 (DCMTK 3.6) computes others; above 4095
+        // DCMTK and GDCM write them too, and so our streams equal theirs byte for byte.
         let (t1, t2, t3) = default_thresholds(maxval, i32::from(near));
         let preset = Preset {
             maxval: maxval as u16,
