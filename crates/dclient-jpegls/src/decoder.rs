@@ -148,6 +148,12 @@ impl<'a> BitReader<'a> {
         self.pad > self.bits
     }
 
+    /// True when the segment's bytes are all loaded: a code that fails now most likely
+    /// failed on the zero bits past the end, i.e. on missing data.
+    pub fn at_end(&self) -> bool {
+        self.pad > 0
+    }
+
     /// The byte the reader has reached (for error messages).
     pub fn offset(&self) -> usize {
         self.pos.min(self.end)
@@ -621,7 +627,7 @@ impl ScanJob<'_> {
                 }
             }
             let bad = |r: &BitReader| {
-                if r.overrun() {
+                if r.overrun() || r.at_end() {
                     JpegLsError::Truncated {
                         what: "entropy-coded data of a scan",
                         offset: r.offset(),
