@@ -347,7 +347,8 @@ impl RunContext {
 pub(crate) struct Model {
     /// The scan's coding parameters.
     pub p: Params,
-    /// Q(D) for D in -MAXVAL..=MAXVAL, at index D + MAXVAL (T.87 A.3.3, Code segment A.4).
+    /// Q(D) for D in -T3..=T3, at index D + T3 (T.87 A.3.3, Code segment A.4); beyond
+    /// T3, Q is -4 or 4, what the ends of the table hold, so D is clamped into it.
     qtab: Vec<i8>,
     /// A, B, C, N of the regular contexts.
     pub regular: [Regular; 365],
@@ -358,7 +359,7 @@ pub(crate) struct Model {
 impl Model {
     /// A model for `p`, initialised (T.87 A.2.1).
     pub fn new(p: Params) -> Self {
-        let qtab = (-p.maxval..=p.maxval).map(|d| quantize_gradient(&p, d)).collect();
+        let qtab = (-p.t3..=p.t3).map(|d| quantize_gradient(&p, d)).collect();
         let mut m = Self {
             p,
             qtab,
@@ -388,8 +389,9 @@ impl Model {
 
     #[inline(always)]
     fn q(&self, d: i32) -> i32 {
-        // Samples are in 0..=MAXVAL, so D is in the table; 4 is never used.
-        i32::from(self.qtab.get((d + self.p.maxval) as usize).copied().unwrap_or(4))
+        let i = (d.clamp(-self.p.t3, self.p.t3) + self.p.t3) as usize;
+        // Always in the table; the fallback is never taken.
+        i32::from(self.qtab.get(i).copied().unwrap_or(0))
     }
 }
 
@@ -473,6 +475,21 @@ mod tests {
         assert!(Params::new(8, &Preset { reset: 2, ..Preset::default() }, 0, Defaults::Standard)
             .is_err());
         assert!(Params::new(8, &Preset::default(), 128, Defaults::Standard).is_err());
+    }
+
+    #[test]
+    fn the_clamped_table_quantizes_every_gradient_as_code_segment_a4() {
+        for (bits, near, preset) in [
+            (8, 0, Preset::default()),
+            (16, 3, Preset::default()),
+            (12, 0, Preset { t1: 2, t2: 2, t3: 2, ..Preset::default() }),
+        ] {
+            let p = Params::new(bits, &preset, near, Defaults::Standard).unwrap();
+            let m = Model::new(p);
+            for d in -p.maxval..=p.maxval {
+                assert_eq!(m.q(d), i32::from(quantize_gradient(&p, d)), "D = {d}");
+            }
+        }
     }
 
     #[test]

@@ -375,6 +375,15 @@ struct Lines {
     cur: Vec<i32>,
 }
 
+/// A line buffer of `len` zeros; a failed allocation is an error, not an abort (a
+/// frame that passed the size limit may still be wide beyond what memory holds).
+fn zeroed(len: usize) -> Result<Vec<i32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| JpegLsError::OutOfMemory { bytes: len * 4 })?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
 /// Where decoded samples go: the frame's sample-interleaved output.
 struct Output {
     buf: Vec<u8>,
@@ -398,6 +407,18 @@ impl Output {
         }
         let row = &mut self.buf[y * lb..(y + 1) * lb];
         let (stride, bps) = (self.components, self.bytes_per_sample);
+        if stride == 1 && nc == 1 {
+            // One component: a straight copy.
+            let samples = line[1..].iter().take(self.width);
+            if bps == 1 {
+                row.iter_mut().zip(samples).for_each(|(d, &v)| *d = v as u8);
+            } else {
+                for (d, &v) in row.chunks_exact_mut(2).zip(samples) {
+                    d.copy_from_slice(&(v as u16).to_le_bytes());
+                }
+            }
+            return;
+        }
         for (c, &fc) in comps.iter().enumerate() {
             let samples = line[nc..].iter().skip(c).step_by(nc).take(self.width);
             if bps == 1 {
@@ -601,9 +622,10 @@ impl ScanJob<'_> {
         // sides.
         let (planes, stride) = if ilv == 2 { (1, nc) } else { (nc, 1) };
         let line_len = (width + 2) * stride;
-        let mut lines: Vec<Lines> = (0..planes)
-            .map(|_| Lines { prev: vec![0; line_len], cur: vec![0; line_len] })
-            .collect();
+        let mut lines = Vec::with_capacity(planes);
+        for _ in 0..planes {
+            lines.push(Lines { prev: zeroed(line_len)?, cur: zeroed(line_len)? });
+        }
         let mut run_index = [0usize; markers::MAX_COMPONENTS];
 
         let seg_end = markers::find_marker(data, scan.data_start);

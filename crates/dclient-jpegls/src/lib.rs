@@ -37,8 +37,14 @@
 //! Compatibility: the coded data follows T.87 Annex A exactly, and CharLS's reading of
 //! it where the text leaves room (a run-interruption pixel of a sample-interleaved scan
 //! is coded component by component in context 365, predicted by Rb). It decodes what
-//! DCMTK's `dcmcjpls` and GDCM's `gdcmconv --jpegls` write (both CharLS) bit-exactly, and
-//! they decode what [`encode`] writes.
+//! DCMTK's `dcmcjpls` (CharLS 1) and GDCM's `gdcmconv --jpegls` (CharLS 2) write
+//! bit-exactly, and they decode what [`encode`] writes; for the same image and options
+//! [`encode`]'s coded data is CharLS's, byte for byte. Two known CharLS 1 quirks are
+//! handled: below MAXVAL 128 it computes other default thresholds and writes no LSE
+//! segment (CharLS issue #51), so when the standard's defaults do not decode such a scan
+//! to the end of its data the decoder retries with CharLS 1's; and [`encode`] writes its
+//! thresholds out below MAXVAL 128, so that CharLS 1 reads them right. (DCMTK 3.6.7
+//! decodes 6 to 16 bits, GDCM 3.0 8 to 16.)
 //!
 //! Not supported (each a [`JpegLsError::Unsupported`]): mapping tables (palettes),
 //! sub-sampling, point transform, HP colour transforms, a height given by DNL, more than

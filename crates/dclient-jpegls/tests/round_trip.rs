@@ -276,3 +276,44 @@ fn other_jpeg_and_unsupported_features_are_named() {
     assert!(matches!(decode(b"DICM"), Err(JpegLsError::InvalidStream { .. })));
     assert!(matches!(decode(&[]), Err(JpegLsError::Truncated { .. })));
 }
+
+#[test]
+fn a_frame_coded_as_several_multi_component_scans() {
+    // Four components in two line-interleaved scans of two (T.87 allows any partition of
+    // the frame's components into scans): components 1, 2 from one stream of ours and 3, 4
+    // from another, spliced under one SOF55 of four components.
+    let (w, h) = (11u32, 7u32);
+    let mut rng = Rng::new(3);
+    let px: Vec<u32> = (0..w * h * 4).map(|_| rng.below(256) as u32).collect();
+    let pick =
+        |cs: [usize; 2]| -> Vec<u8> { px.chunks(4).flat_map(|p| cs.map(|c| p[c] as u8)).collect() };
+    let info = FrameInfo {
+        width: w,
+        height: h,
+        bits_per_sample: 8,
+        components: 2,
+        interleave: Interleave::Line,
+    };
+    let a = encode(&pick([0, 1]), &info, 0).unwrap();
+    let b = encode(&pick([2, 3]), &info, 0).unwrap();
+    let (pa, pb) = (split_single_scan(&a).unwrap(), split_single_scan(&b).unwrap());
+    // SOI, SOF55 of 4 components, SOS (1, 2) and its data, SOS (3, 4) and its data, EOI.
+    let mut cs = vec![0xFF, 0xD8, 0xFF, 0xF7, 0, 20, 8, 0, h as u8, 0, w as u8, 4];
+    for id in 1..=4 {
+        cs.extend_from_slice(&[id, 0x11, 0]);
+    }
+    let sos_b = pb.header.windows(2).position(|x| x == [0xFF, 0xDA]).unwrap();
+    let sos_a = pa.header.windows(2).position(|x| x == [0xFF, 0xDA]).unwrap();
+    cs.extend_from_slice(&pa.header[sos_a..]);
+    cs.extend_from_slice(pa.data);
+    let mut second = pb.header[sos_b..].to_vec();
+    second[5] = 3;
+    second[7] = 4;
+    cs.extend_from_slice(&second);
+    cs.extend_from_slice(pb.data);
+    cs.extend_from_slice(&[0xFF, 0xD9]);
+    let (got_info, got) = decode(&cs).unwrap();
+    assert_eq!(got_info.components, 4);
+    assert_eq!(got_info.interleave, Interleave::Line);
+    assert_eq!(from_bytes(&got, 8), px);
+}
