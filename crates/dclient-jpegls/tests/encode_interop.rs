@@ -1,8 +1,9 @@
 //! Our encoder's streams decoded by other programs: each frame is encoded with
 //! [`encode`], wrapped in a DICOM file (JPEG-LS Lossless or Near-Lossless, one fragment
-//! per frame), and decoded by DCMTK's `dcmdjpls` and GDCM's `gdcmconv --raw`. Lossless
-//! streams must give back the original exactly; near-lossless ones exactly what our own
-//! decoder gives, within NEAR of the original.
+//! per frame), and decoded by DCMTK's `dcmdjpls` and GDCM's `gdcmconv --raw`; and the
+//! bare codestreams by the ISO reference implementation (libjpeg), the only one here that
+//! takes every bit depth. Lossless streams must give back the original exactly;
+//! near-lossless ones exactly what our own decoder gives, within NEAR of the original.
 //!
 //! The tools are required: a missing one fails these tests.
 
@@ -146,4 +147,70 @@ fn near_lossless_6_and_7_bits_decodes_in_dcmtk() {
         case(Image::mono("mono7", 40, 30, 8, 7), Interleave::None, 3),
     ];
     check_all(&cases, &[RefTool::Dcmdjpls]);
+}
+
+#[test]
+fn every_bit_depth_and_mode_decodes_in_the_iso_reference_libjpeg() {
+    let mut cases = Vec::new();
+    for bits in 2..=16u16 {
+        let ba = if bits > 8 { 16 } else { 8 };
+        let img = Image::mono(&format!("mono{bits}"), 31, 19, ba, bits);
+        cases.push(case(img.clone(), Interleave::None, 0));
+        cases.push(case(img, Interleave::None, if bits > 2 { 1 } else { 0 }));
+        for (nc, ilv) in [
+            (3u16, Interleave::Line),
+            (3, Interleave::Sample),
+            (2, Interleave::Sample),
+            (4, Interleave::Line),
+        ] {
+            cases.push(case(
+                Image::mono(&format!("{nc}c{bits}"), 13, 9, ba, bits).with(1, nc, false),
+                ilv,
+                0,
+            ));
+        }
+    }
+    cases.push(case(
+        Image::mono("rgb8-near", 40, 30, 8, 8).with(1, 3, false),
+        Interleave::Sample,
+        3,
+    ));
+    cases.push(case(
+        Image::mono("rgb12-near", 40, 30, 16, 12).with(1, 3, false),
+        Interleave::Line,
+        2,
+    ));
+    cases.push(case(Image::mono("1x1", 1, 1, 8, 8), Interleave::None, 0));
+    cases.push(case(Image::mono("1x37", 1, 37, 16, 12), Interleave::None, 0));
+    cases.push(case(Image::mono("37x1-rgb", 37, 1, 8, 8).with(1, 3, false), Interleave::Sample, 0));
+
+    let streams: Vec<Vec<u8>> = cases
+        .iter()
+        .map(|c| {
+            let bits = c.img.bits_stored as u8;
+            encode(&c.img.frame_bytes(0, bits), &c.img.info(bits, c.interleave), c.near).unwrap()
+        })
+        .collect();
+    let decoded = libjpeg_decode(&streams).unwrap();
+    let mut failures = Vec::new();
+    for ((c, cs), theirs) in cases.iter().zip(&streams).zip(&decoded) {
+        let bits = c.img.bits_stored as u8;
+        let theirs = from_bytes(theirs, bits);
+        let want = if c.near == 0 {
+            c.img.frame(0).to_vec()
+        } else {
+            from_bytes(&decode(cs).unwrap().1, bits)
+        };
+        if theirs != want {
+            failures.push(format!(
+                "{} {:?} NEAR {}: differs first at {:?}",
+                c.img.name,
+                c.interleave,
+                c.near,
+                first_diff(&theirs, &want)
+            ));
+        }
+    }
+    eprintln!("{} streams checked by libjpeg", cases.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -449,6 +449,37 @@ pub fn reference_decodings(encoded: &Path, dir: &Path, tools: &[RefTool]) -> Res
     Ok(out)
 }
 
+/// Decodes `streams` with the ISO reference implementation, Thomas Richter's libjpeg
+/// (through the `pylibjpeg-libjpeg` Python package; not CharLS), in one Python run.
+/// Returns each frame in the codec's layout (u8, or u16 little-endian above 8 bits).
+pub fn libjpeg_decode(streams: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    const SCRIPT: &str = r#"
+import sys
+from libjpeg import decode
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    with open(f"{d}/{i}.jls", "rb") as fh:
+        a = decode(fh.read())
+    with open(f"{d}/{i}.raw", "wb") as fh:
+        fh.write(a.astype("<u2" if a.dtype.itemsize > 1 else "u1").tobytes())
+"#;
+    let dir = tempfile::tempdir()?;
+    for (i, s) in streams.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("{i}.jls")), s)?;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(SCRIPT).arg(dir.path()).arg(streams.len().to_string());
+    let o = dclient_testkit::run_bounded(&mut cmd, Duration::from_secs(120))?;
+    if !o.status.success() {
+        bail!(
+            "libjpeg (pip install pylibjpeg-libjpeg; .ci/run does) failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    (0..streams.len()).map(|i| Ok(std::fs::read(dir.path().join(format!("{i}.raw")))?)).collect()
+}
+
 /// The largest |a - b| of two sample vectors (of equal length).
 pub fn max_abs_diff(a: &[u32], b: &[u32]) -> u32 {
     assert_eq!(a.len(), b.len(), "sample counts differ");
