@@ -8,6 +8,11 @@ Images (deterministic, made by `jpegls synth`): a 12-bit CT-like slice in 16-bit
 does by default (raw mode: P = 16 for the CT, line-interleaved colour); ours codes the same
 P and interleave mode, and decodes DCMTK's own codestreams.
 
+A second table compares the codecs alone, in process, when the Python package pyjpegls
+(CharLS 2.4 as a library; `pip install pyjpegls`, optional) is there: CharLS's CPU time per
+call from time.process_time(), ours as (CPU of 1 + R runs - CPU of 1 run) / R of the example
+under GNU time, which leaves out its start-up and file I/O.
+
 Each side runs as a process under GNU time: DCMTK and GDCM read and write DICOM files, ours
 reads and writes the raw samples and the codestream, so all include their file I/O. Throughput
 is MB of uncompressed samples per second of CPU time (user + sys), the median of --rounds
@@ -20,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from benchlib import run_client  # noqa: E402
@@ -114,6 +120,51 @@ def main():
             if x.read() != y.read():
                 sys.exit(f"{name}: our decoding of CharLS's stream differs from the original")
         report(name, "decode", raw_mb, dcmtk, gdcm, ours)
+    in_process(a, IMAGES)
+
+
+def in_process(a, images):
+    """Codec-only CPU time per call: CharLS 2.4 (pyjpegls) and ours, on the same streams."""
+    try:
+        import jpeg_ls
+        import numpy as np
+    except ImportError:
+        print("\n(no in-process comparison: pip install pyjpegls for CharLS 2.4 as a library)")
+        return
+    reps = max(a.rounds, 3)
+    print(f"\nin process, codec only (MB/s of samples per CPU second, median of {reps}):")
+    print(f"{'image':<6} {'op':<6} {'CharLS 2.4':>11} {'ours':>8} {'x':>6}")
+    for name, _, _, _, spp, bits, ilv in images:
+        d = lambda ext: os.path.join(a.dir, f"{name}.{ext}")  # noqa: E731
+        mb = os.path.getsize(d("raw")) / 1e6
+        cs = np.fromfile(d("charls.jls"), dtype=np.uint8)
+        times = []
+        for _ in range(reps):
+            t = time.process_time()
+            arr = jpeg_ls.decode(cs)
+            times.append(time.process_time() - t)
+        charls_dec = mb / statistics.median(times)
+        ours_dec = mb / ours_per_call(a, reps, ["decode", d("charls.jls"), d("dec.raw")])
+        print(f"{name:<6} {'decode':<6} {charls_dec:11.1f} {ours_dec:8.1f} {ours_dec / charls_dec:6.2f}")
+        if spp == 1:
+            # (pyjpegls's encode picks its own interleave mode for colour: grey only.)
+            times = []
+            for _ in range(reps):
+                t = time.process_time()
+                jpeg_ls.encode(arr)
+                times.append(time.process_time() - t)
+            charls_enc = mb / statistics.median(times)
+            ours_enc = mb / ours_per_call(a, reps, ["encode", d("raw"), d("jls"), str(a.size),
+                                                    str(a.size), str(bits), str(spp), ilv, "0"])
+            print(f"{name:<6} {'encode':<6} {charls_enc:11.1f} {ours_enc:8.1f} "
+                  f"{ours_enc / charls_enc:6.2f}")
+
+
+def ours_per_call(a, reps, args):
+    """CPU seconds of one codec call of the example: (1 + reps runs - 1 run) / reps."""
+    one = statistics.median(run_client([a.jpegls] + args + ["1"])[1] for _ in range(3))
+    many = statistics.median(run_client([a.jpegls] + args + [str(1 + reps)])[1] for _ in range(3))
+    return max(many - one, 1e-3) / reps
 
 
 def report(name, op, mb, dcmtk, gdcm, ours):
