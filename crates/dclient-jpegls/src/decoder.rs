@@ -457,7 +457,7 @@ pub(crate) fn decode(data: &[u8], max_bytes: usize) -> Result<(FrameInfo, Vec<u8
         };
         match seg {
             Segment::Frame(h) => {
-                if header.is_some() {
+                if header.is_some() || frame.is_some() {
                     return Err(invalid(at, "a second SOF55 frame header"));
                 }
                 header = Some(h);

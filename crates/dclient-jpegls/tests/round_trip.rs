@@ -317,3 +317,18 @@ fn a_frame_coded_as_several_multi_component_scans() {
     assert_eq!(got_info.interleave, Interleave::Line);
     assert_eq!(from_bytes(&got, 8), px);
 }
+
+#[test]
+fn a_second_frame_header_after_a_scan_is_invalid() {
+    let cs = small_stream();
+    let sof_len = usize::from(u16::from_be_bytes([cs[4], cs[5]]));
+    let sof = cs[2..4 + sof_len].to_vec();
+    let mut twice = cs[..cs.len() - 2].to_vec();
+    twice.extend_from_slice(&sof);
+    twice.extend_from_slice(&[0xFF, 0xD9]);
+    assert!(
+        matches!(decode(&twice), Err(JpegLsError::InvalidStream { .. })),
+        "{:?}",
+        decode(&twice)
+    );
+}
