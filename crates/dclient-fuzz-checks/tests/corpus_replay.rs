@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dclient_fuzz_checks::{data, proto, scp};
+use dclient_fuzz_checks::{codec, data, proto, scp};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
@@ -78,4 +78,9 @@ fn scp_session_corpus() {
     conn.release().unwrap();
     served.join().unwrap();
     assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+}
+
+#[test]
+fn jpegls_decode_corpus() {
+    replay("jpegls_decode", codec::jpegls_decode);
 }
