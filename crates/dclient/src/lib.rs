@@ -47,7 +47,9 @@ pub use client::{
     AssocFind, Association, AssociationReport, ClientOptions, CommitOptions, Contexts, DClient,
     GetOptions,
 };
-pub use client::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
+pub use client::{
+    FileOutcome, FileReport, SendEvent, SendOptions, SendReport, SendTotals, MAX_PARALLEL,
+};
 pub use error::{Error, Result};
 pub use identity::UserIdentity;
 pub use model::{InformationModel, QueryLevel};

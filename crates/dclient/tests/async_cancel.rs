@@ -179,7 +179,7 @@ fn a_send_future_dropped_mid_way_then_a_new_send_stores_everything() {
         ..DatasetSpec::default()
     };
     let files = Synth::new(5).generate(dir.path(), &spec).unwrap();
-    let opts = SendOptions { parallel: 4 };
+    let opts = SendOptions { parallel: 4, ..SendOptions::default() };
     rt.block_on(async {
         let mut node = client(storescp.port);
         let paths = [dir.path()];

@@ -351,7 +351,7 @@ fn orthanc_stores_every_syntax_over_parallel_associations() {
     let peer = orthanc(OrthancOpts::default()).unwrap();
     let fx = fixture();
     for kind in kinds() {
-        let opts = SendOptions { parallel: 2 };
+        let opts = SendOptions { parallel: 2, ..SendOptions::default() };
         let r = client(&peer, kind).send(&paths(&[fx.dir.path()]), &opts).unwrap();
         eprintln!("{}", r.summary());
         assert_eq!(r.failed(), 0, "{r:#?}");

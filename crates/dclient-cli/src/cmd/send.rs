@@ -77,13 +77,15 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     };
     let files_total = std::sync::atomic::AtomicUsize::new(0);
     let files_done = std::sync::atomic::AtomicUsize::new(0);
+    let stored_paths: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
     let quiet = a.common.quiet;
     let on_event = |ev: SendEvent<'_>| match ev {
-        SendEvent::Started { files, bytes } => {
+        SendEvent::Found { files, bytes, .. } => {
             files_total.store(files, std::sync::atomic::Ordering::Relaxed);
             if let Some(pb) = &bar {
                 pb.set_length(bytes);
-                pb.set_message(format!("0/{files}"));
+                let done = files_done.load(std::sync::atomic::Ordering::Relaxed);
+                pb.set_message(format!("{done}/{files}"));
             }
         }
         SendEvent::Bytes(n) => {
@@ -104,7 +106,11 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
                 }
                 _ => None,
             };
-            if matches!(r.outcome, FileOutcome::Stored { .. } | FileOutcome::Failed { .. }) {
+            if a.commit && matches!(r.outcome, FileOutcome::Stored { .. }) {
+                let mut v = stored_paths.lock().unwrap_or_else(|p| p.into_inner());
+                v.push(r.path.clone());
+            }
+            {
                 let done = files_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 if let Some(pb) = &bar {
                     let total = files_total.load(std::sync::atomic::Ordering::Relaxed);
@@ -119,7 +125,9 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
             }
         }
     };
-    let options = SendOptions { parallel: usize::from(a.parallel) };
+    // The reports go to stderr and the report file as they come: none is kept, so that
+    // memory stays flat however many files (with --commit, the stored paths are).
+    let options = SendOptions { parallel: usize::from(a.parallel), keep_reports: false };
     let report = client.send_with(&a.paths, &options, &on_event);
     if let Some(pb) = &bar {
         pb.finish_and_clear();
@@ -139,12 +147,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     if !a.commit {
         return Ok(sent);
     }
-    let stored: Vec<&std::path::Path> = report
-        .files
-        .iter()
-        .filter(|f| matches!(f.outcome, FileOutcome::Stored { .. }))
-        .map(|f| f.path.as_path())
-        .collect();
+    let stored = stored_paths.into_inner().unwrap_or_else(|p| p.into_inner());
     if stored.is_empty() {
         anyhow::bail!("nothing was stored: no storage commitment to ask for");
     }

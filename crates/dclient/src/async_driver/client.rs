@@ -3,9 +3,6 @@
 //! association per call; [`open`](AsyncDClient::open) for many operations on one.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use dclient_proto::dimse::command::{CommandSet, CommandValue};
 use dclient_proto::ul::negotiation::{ProposedContext, RequestorConfig};
@@ -16,13 +13,7 @@ use super::association::AsyncAssociation;
 use super::connection::AsyncConnection;
 use super::find::AsyncFindStream;
 use super::ops::{self, FindNext};
-use crate::client::send::{
-    expand, failed_report, plan, prepare_all, report_for, State, MAX_ASSOCIATION_FAILURES,
-};
-use crate::client::{
-    AssociationReport, ClientOptions, Contexts, FileReport, GetOptions, SendEvent, SendOptions,
-    SendReport, MAX_PARALLEL,
-};
+use crate::client::{AssociationReport, ClientOptions, Contexts, GetOptions};
 use crate::contexts::{accepted_in, verification_context};
 use crate::error::{Error, Result};
 use crate::model::QueryLevel;
@@ -33,7 +24,6 @@ use crate::services::retrieve::{
     check_roles_in, get_association, ClassSource, Discovery, DiscoveryStep, GetPlan, Progress,
     RetrieveRequest, RetrieveResult,
 };
-use crate::services::store::PreparedFile;
 use crate::transport::acceptor::{self, AcceptorConfig};
 
 /// A DICOM network client for one peer, async (tokio). See [`DClient`](crate::DClient) for
@@ -527,202 +517,5 @@ impl AsyncDClient {
         // Shutting down waits for the receiver's associations: off the runtime's threads.
         let _ = tokio::task::spawn_blocking(move || receiver.shutdown()).await;
         result.map(|r| (r, stored))
-    }
-
-    /// Stores files and folders on the peer, as [`DClient::send`](crate::DClient::send).
-    pub async fn send<P: AsRef<Path>>(&mut self, paths: &[P]) -> Result<SendReport> {
-        self.send_with(paths, &SendOptions::default(), Arc::new(|_: SendEvent<'_>| {})).await
-    }
-
-    /// Stores files and folders with `options.parallel` associations at once (tasks, not
-    /// threads), calling `on_event` as files are reported.
-    pub async fn send_with<P: AsRef<Path>>(
-        &mut self,
-        paths: &[P],
-        options: &SendOptions,
-        on_event: Arc<dyn Fn(SendEvent<'_>) + Send + Sync>,
-    ) -> Result<SendReport> {
-        let start = Instant::now();
-        self.command_results.clear();
-        let parallel = options.parallel.clamp(1, MAX_PARALLEL);
-        let mut entries = expand(paths)?;
-        // Preparing reads each file's meta group: off the runtime's threads.
-        let entries = tokio::task::spawn_blocking(move || {
-            prepare_all(&mut entries, parallel);
-            entries
-        })
-        .await
-        .map_err(|_| Error::Internal("the preparation task failed"))?;
-        let files = entries.iter().filter(|e| matches!(e.state, State::Ready(_))).count();
-        let bytes = entries
-            .iter()
-            .map(|e| match &e.state {
-                State::Ready(p) => p.data_len,
-                _ => 0,
-            })
-            .sum();
-        on_event(SendEvent::Started { files, bytes });
-        for e in &entries {
-            if let State::Done(r) = &e.state {
-                on_event(SendEvent::File(r));
-            }
-        }
-        let batches = plan(&entries);
-        let prepared: Arc<Vec<Option<PreparedFile>>> = Arc::new(
-            entries
-                .iter()
-                .map(|e| match &e.state {
-                    State::Ready(p) => Some(p.clone()),
-                    _ => None,
-                })
-                .collect(),
-        );
-        let done: Arc<Mutex<Vec<(usize, FileReport)>>> = Arc::new(Mutex::new(Vec::new()));
-        let results: Arc<Mutex<Vec<CommandSet>>> = Arc::new(Mutex::new(Vec::new()));
-        let associations = Arc::new(AtomicUsize::new(0));
-        let report = |i: usize, r: FileReport, done: &Mutex<Vec<(usize, FileReport)>>| {
-            on_event(SendEvent::File(&r));
-            if let Ok(mut d) = done.lock() {
-                d.push((i, r));
-            }
-        };
-        for (bi, batch) in batches.iter().enumerate() {
-            let first = match self.associate(batch.contexts.clone(), vec![]).await {
-                Ok(c) => c,
-                Err(e) if bi == 0 => return Err(e),
-                Err(e) => {
-                    let why = format!("association failed: {e}");
-                    for &i in &batch.files {
-                        report(i, failed_report(&entries[i].path, why.clone(), None), &done);
-                    }
-                    continue;
-                }
-            };
-            associations.fetch_add(1, Ordering::Relaxed);
-            let next = Arc::new(AtomicUsize::new(0));
-            let files: Arc<Vec<usize>> = Arc::new(batch.files.clone());
-            let workers = parallel.min(batch.files.len()).max(1);
-            let mut tasks = tokio::task::JoinSet::new();
-            let mut first = Some(first);
-            let last_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-            for _ in 0..workers {
-                let w = Worker {
-                    client: self.clone(),
-                    contexts: batch.contexts.clone(),
-                    files: files.clone(),
-                    next: next.clone(),
-                    prepared: prepared.clone(),
-                    done: done.clone(),
-                    results: results.clone(),
-                    associations: associations.clone(),
-                    on_event: on_event.clone(),
-                    last_error: last_error.clone(),
-                };
-                let conn = first.take();
-                tasks.spawn(async move { w.run(conn).await });
-            }
-            while tasks.join_next().await.is_some() {}
-            let taken = next.load(Ordering::Relaxed).min(batch.files.len());
-            let why = last_error
-                .lock()
-                .ok()
-                .and_then(|l| l.clone())
-                .unwrap_or_else(|| "no association could be opened".into());
-            for &i in &batch.files[taken..] {
-                report(i, failed_report(&entries[i].path, why.clone(), None), &done);
-            }
-        }
-        let mut reports: Vec<Option<FileReport>> = entries
-            .into_iter()
-            .map(|e| match e.state {
-                State::Done(r) => Some(r),
-                _ => None,
-            })
-            .collect();
-        let done = std::mem::take(&mut *done.lock().unwrap_or_else(|e| e.into_inner()));
-        for (i, r) in done {
-            if let Some(slot) = reports.get_mut(i) {
-                *slot = Some(r);
-            }
-        }
-        self.command_results =
-            std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
-        Ok(SendReport {
-            files: reports.into_iter().flatten().collect(),
-            elapsed: start.elapsed(),
-            associations: associations.load(Ordering::Relaxed),
-        })
-    }
-}
-
-/// One association's task of an async send: takes the next file of the batch, stores it,
-/// reports it; reconnects after a lost association (a few times).
-struct Worker {
-    client: AsyncDClient,
-    contexts: Vec<ProposedContext>,
-    files: Arc<Vec<usize>>,
-    next: Arc<AtomicUsize>,
-    prepared: Arc<Vec<Option<PreparedFile>>>,
-    done: Arc<Mutex<Vec<(usize, FileReport)>>>,
-    results: Arc<Mutex<Vec<CommandSet>>>,
-    associations: Arc<AtomicUsize>,
-    on_event: Arc<dyn Fn(SendEvent<'_>) + Send + Sync>,
-    last_error: Arc<Mutex<Option<String>>>,
-}
-
-impl Worker {
-    async fn run(self, mut conn: Option<AsyncConnection>) {
-        let mut failures = 0usize;
-        loop {
-            if conn.is_none() {
-                if failures >= MAX_ASSOCIATION_FAILURES
-                    || self.next.load(Ordering::Relaxed) >= self.files.len()
-                {
-                    break;
-                }
-                if failures > 0 {
-                    tokio::time::sleep(Duration::from_millis(100 * failures as u64)).await;
-                }
-                match self.client.associate(self.contexts.clone(), vec![]).await {
-                    Ok(c) => {
-                        self.associations.fetch_add(1, Ordering::Relaxed);
-                        conn = Some(c);
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!("association failed: {e}");
-                        if let Ok(mut l) = self.last_error.lock() {
-                            *l = Some(format!("association failed: {e}"));
-                        }
-                        continue;
-                    }
-                }
-            }
-            let k = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(&index) = self.files.get(k) else { break };
-            let Some(file) = self.prepared.get(index).and_then(Option::as_ref) else { continue };
-            let Some(c) = conn.as_mut() else { continue };
-            let result = ops::store(c, file, None).await;
-            if let Ok(out) = &result {
-                failures = 0;
-                (self.on_event)(SendEvent::Bytes(out.bytes));
-                if let Ok(mut v) = self.results.lock() {
-                    v.push(out.command_set.clone());
-                }
-            }
-            let (report, lost) = report_for(file, result);
-            if lost {
-                conn = None;
-            }
-            (self.on_event)(SendEvent::File(&report));
-            if let Ok(mut d) = self.done.lock() {
-                d.push((index, report));
-            }
-        }
-        if let Some(c) = conn {
-            if let Err(e) = c.release().await {
-                tracing::warn!("releasing the association: {e}");
-            }
-        }
     }
 }

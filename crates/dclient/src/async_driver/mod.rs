@@ -33,6 +33,7 @@ mod client;
 mod connection;
 mod find;
 mod ops;
+mod send;
 #[cfg(feature = "tls")]
 mod tls;
 mod workflow;

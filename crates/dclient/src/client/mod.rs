@@ -13,7 +13,9 @@ mod worklist;
 pub use association::{AssocFind, Association, Contexts};
 
 pub use commit::CommitOptions;
-pub use send::{FileOutcome, FileReport, SendEvent, SendOptions, SendReport, MAX_PARALLEL};
+pub use send::{
+    FileOutcome, FileReport, SendEvent, SendOptions, SendReport, SendTotals, MAX_PARALLEL,
+};
 
 use std::path::Path;
 use std::time::Duration;
