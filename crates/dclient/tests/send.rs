@@ -404,3 +404,34 @@ fn an_aborted_association_fails_its_file_and_a_new_one_carries_on() {
         }
     }
 }
+
+/// A SOP class that first appears after the queue's window (256 files) gets an association
+/// of its own: the first one proposed only what the window held. With the reports not
+/// kept, every file is still reported through the events, and counted.
+#[test]
+fn a_class_first_seen_late_gets_its_own_association_and_reports_go_to_the_events() {
+    let peer = dcmtk_storescp(StoreScpOpts::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::from_entropy();
+    for i in 0..300u32 {
+        let inst = instance(&mut s, Modality::Ct, i + 1);
+        write_instance(&dir.path().join(format!("ct{i:03}.dcm")), &inst, Syntax::ExplicitLe)
+            .unwrap();
+    }
+    let late = instance(&mut s, Modality::Mr, 1);
+    write_instance(&dir.path().join("zz-mr.dcm"), &late, Syntax::ExplicitLe).unwrap();
+    let opts = SendOptions { keep_reports: false, ..SendOptions::default() };
+    for (round, kind) in kinds().into_iter().enumerate() {
+        let mut c = client(&peer, kind);
+        let (r, file_events, found) = c.send_events(&paths(&[dir.path()]), &opts).unwrap();
+        assert_eq!(r.stored(), 301, "{kind}: {}", r.summary());
+        assert!(r.files.is_empty(), "{kind}: reports kept");
+        assert!(c.command_results().is_empty(), "{kind}");
+        assert_eq!(file_events, 301, "{kind}");
+        assert_eq!(found, Some(301), "{kind}");
+        assert_eq!(r.associations, 2, "{kind}: {}", r.summary());
+        let stored = stored_files(&peer.dir);
+        assert!(stored.contains_key(&late.sop_instance_uid), "{kind}");
+        assert_eq!(stored.len(), 301, "{kind} (round {round}): same instances again");
+    }
+}

@@ -90,6 +90,12 @@ pub trait Client {
     fn data_results(&self) -> &[InMemDicomObject];
     fn find_summary(&self) -> Option<&FindSummary>;
     fn send(&mut self, paths: &[PathBuf], options: &SendOptions) -> dclient::Result<SendReport>;
+    /// `send` counting the events: (report, `File` events, files of the last `Found`).
+    fn send_events(
+        &mut self,
+        paths: &[PathBuf],
+        options: &SendOptions,
+    ) -> dclient::Result<(SendReport, usize, Option<usize>)>;
     fn get(
         &mut self,
         req: &RetrieveRequest,
@@ -169,6 +175,31 @@ pub trait Client {
     }
 }
 
+/// What a send reported through its events.
+#[derive(Default)]
+pub struct EventCounts {
+    files: std::sync::atomic::AtomicUsize,
+    found: std::sync::Mutex<Option<usize>>,
+}
+
+impl EventCounts {
+    pub fn see(&self, e: &dclient::SendEvent<'_>) {
+        match e {
+            dclient::SendEvent::File(_) => {
+                self.files.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            dclient::SendEvent::Found { files, complete: true, .. } => {
+                *self.found.lock().unwrap() = Some(*files);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn with(&self, r: SendReport) -> (SendReport, usize, Option<usize>) {
+        (r, self.files.load(std::sync::atomic::Ordering::SeqCst), *self.found.lock().unwrap())
+    }
+}
+
 /// A client of `kind` for `127.0.0.1:port`.
 pub fn client(kind: Kind, port: u16, options: ClientOptions) -> Box<dyn Client> {
     CURRENT.with(|c| c.set(Some(kind)));
@@ -229,6 +260,15 @@ impl Client for DClient {
     }
     fn send(&mut self, paths: &[PathBuf], options: &SendOptions) -> dclient::Result<SendReport> {
         self.send_with(paths, options, &|_| {})
+    }
+    fn send_events(
+        &mut self,
+        paths: &[PathBuf],
+        options: &SendOptions,
+    ) -> dclient::Result<(SendReport, usize, Option<usize>)> {
+        let counts = EventCounts::default();
+        let r = self.send_with(paths, options, &|e| counts.see(&e))?;
+        Ok(counts.with(r))
     }
     fn get(
         &mut self,
@@ -403,6 +443,17 @@ mod asynchronous {
             options: &SendOptions,
         ) -> dclient::Result<SendReport> {
             self.rt.block_on(self.inner.send_with(paths, options, Arc::new(|_| {})))
+        }
+        fn send_events(
+            &mut self,
+            paths: &[PathBuf],
+            options: &SendOptions,
+        ) -> dclient::Result<(SendReport, usize, Option<usize>)> {
+            let counts = Arc::new(EventCounts::default());
+            let c = counts.clone();
+            let on_event = Arc::new(move |e: dclient::SendEvent<'_>| c.see(&e));
+            let r = self.rt.block_on(self.inner.send_with(paths, options, on_event))?;
+            Ok(counts.with(r))
         }
         fn get(
             &mut self,

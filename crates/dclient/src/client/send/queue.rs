@@ -15,6 +15,10 @@ struct Inner<T> {
     closed: bool,
     /// Async consumers waiting for an item.
     wakers: Vec<Waker>,
+    /// Threads blocked in `pop` and in `push` (a notification costs a system call: only
+    /// when someone waits).
+    consumers_waiting: usize,
+    producers_waiting: usize,
 }
 
 /// A multi-producer, multi-consumer bounded queue.
@@ -36,6 +40,8 @@ impl<T> WorkQueue<T> {
                 producers,
                 closed: false,
                 wakers: Vec::new(),
+                consumers_waiting: 0,
+                producers_waiting: 0,
             }),
             not_full: Condvar::new(),
             not_empty: Condvar::new(),
@@ -48,7 +54,9 @@ impl<T> WorkQueue<T> {
     }
 
     fn wake(&self, inner: &mut Inner<T>) {
-        self.not_empty.notify_one();
+        if inner.consumers_waiting > 0 {
+            self.not_empty.notify_one();
+        }
         for w in inner.wakers.drain(..) {
             w.wake();
         }
@@ -59,7 +67,9 @@ impl<T> WorkQueue<T> {
     pub(crate) fn push(&self, item: T) -> bool {
         let mut g = self.lock();
         while g.items.len() >= self.capacity && !g.closed {
+            g.producers_waiting += 1;
             g = self.not_full.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.producers_waiting -= 1;
         }
         if g.closed {
             return false;
@@ -102,8 +112,9 @@ impl<T> WorkQueue<T> {
 
     fn take(&self, g: &mut Inner<T>) -> Option<T> {
         let item = g.items.pop_front();
-        if item.is_some() {
-            self.not_full.notify_one();
+        // Producers wake when the queue is half empty, not at every item.
+        if item.is_some() && g.producers_waiting > 0 && g.items.len() <= self.capacity / 2 {
+            self.not_full.notify_all();
         }
         item
     }
@@ -122,7 +133,9 @@ impl<T> WorkQueue<T> {
             if g.producers == 0 {
                 return None;
             }
+            g.consumers_waiting += 1;
             g = self.not_empty.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.consumers_waiting -= 1;
         }
     }
 
