@@ -925,6 +925,18 @@ impl Journal {
         })
     }
 
+    /// Sets every instance row of a study to `state`, its failure cleared.
+    pub fn mark_study_instances(&mut self, study_uid: &str, state: State) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE instances SET state = ?2, status = NULL, error_comment = NULL, reason = NULL
+                 WHERE study_uid = ?1",
+                params![study_uid, state.as_str()],
+            )
+        })?;
+        Ok(())
+    }
+
     /// Where the job stands.
     pub fn summary(&self) -> Result<Summary> {
         let e = |e| self.err(e);

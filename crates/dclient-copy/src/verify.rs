@@ -6,7 +6,9 @@
 //! instance is committed.
 //!
 //! Count verification accepts a destination holding more than was sent (it may have
-//! held instances of the study before); only `--verify instances` proves each one.
+//! held instances of the study before); only `--verify instances` proves each one. A
+//! study found short by its count is listed on both sides, so that the missing instances
+//! are named (and, from a folder, marked to be sent again by the next run).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -96,13 +98,10 @@ pub fn verify_studies(journal: &mut Journal, v: &Verify<'_>) -> Result<()> {
             match &verdict.failure {
                 None => {
                     journal.verify_study(&uid, verdict.at_dest, None)?;
-                    if v.mode == VerifyMode::Instances && v.src.is_none() {
-                        let rows: Vec<(String, String, String)> = journal
-                            .study_instances(&uid)?
-                            .into_iter()
-                            .map(|(sop, class, _)| (sop, String::new(), class))
-                            .collect();
-                        journal.set_instances(&uid, &rows, State::Verified, None)?;
+                    // Each instance was checked (or, from a peer, the rows are those
+                    // an earlier verification found missing, now there).
+                    if v.mode == VerifyMode::Instances || v.src.is_some() {
+                        journal.mark_study_instances(&uid, State::Verified)?;
                     }
                     v.events.emit(Event::Study { uid: &uid, state: State::Verified });
                 }
@@ -182,10 +181,19 @@ impl Checker<'_> {
         let wants_list = self.v.mode == VerifyMode::Instances
             || self.v.commit.is_some()
             || matches!(self.v.dest, Dest::Folder(_));
-        let expected = match self.v.src {
-            None => journal.study_instances(uid).map(|r| r.len() as u64).ok(),
-            Some(_) => row.info.expected,
-        };
+        if let (Dest::Peer(dest), false) = (self.v.dest, wants_list) {
+            let n = count_study(slot(&mut self.dest, dest)?, uid)?;
+            let want = match self.v.src {
+                None => journal.study_instances(uid).map(|r| r.len() as u64).ok(),
+                Some(_) => row.info.expected,
+            }
+            .unwrap_or(row.transferred);
+            if let Some(n) = n.filter(|n| *n >= want) {
+                return Ok(Verdict::ok(Some(n)));
+            }
+            // Short (or not counted): list both sides below to name what is missing, so
+            // that the next run sends exactly that.
+        }
         let verdict = match self.v.dest {
             Dest::Folder(dir) => {
                 let Some(req) = self.required(journal, uid)? else {
@@ -205,18 +213,6 @@ impl Checker<'_> {
                 }
                 let present = (req.len() - missing.len()) as u64;
                 self.missing_verdict(present, req.len() as u64, missing)
-            }
-            Dest::Peer(dest) if !wants_list => {
-                let n = count_study(slot(&mut self.dest, dest)?, uid)?;
-                let want = expected.unwrap_or(row.transferred);
-                match n {
-                    None => Verdict::failed(None, "cannot verify: the destination cut its answers short".into()),
-                    Some(n) if n >= want => Verdict::ok(Some(n)),
-                    Some(n) => Verdict::failed(
-                        Some(n),
-                        format!("the destination holds {n} of the {want} instance(s) of the study"),
-                    ),
-                }
             }
             Dest::Peer(dest) => {
                 let Some(req) = self.required(journal, uid)? else {

@@ -90,6 +90,9 @@ pub fn copy_studies(journal: &Journal, job: &StudyCopy<'_>) -> Result<()> {
                 r = Err(e);
             }
         }
+        if let Route::Relay { spool, .. } = job.route {
+            let _ = std::fs::remove_dir(spool); // only when empty: nothing left to store
+        }
         r
     })
 }
@@ -101,11 +104,10 @@ struct Failed {
 }
 
 impl Failed {
+    /// `what` says what was being done ("" when the error says it all).
     fn of(e: &dclient::Error, what: &str) -> Failed {
-        Failed {
-            class: classify_error(e),
-            failure: Failure { status: status_of(e), comment: comment_of(e), reason: format!("{what}: {e}") },
-        }
+        let reason = if what.is_empty() { e.to_string() } else { format!("{what}: {e}") };
+        Failed { class: classify_error(e), failure: Failure { status: status_of(e), comment: comment_of(e), reason } }
     }
 }
 
@@ -300,7 +302,7 @@ impl<'a> StudyWorker<'a> {
                     // An error that ends the association leaves it closed: the next
                     // try opens another.
                     let a = self.src_assoc()?;
-                    a.move_to(ae, req, &mut progress).map_err(|e| Failed::of(&e, "C-MOVE"))
+                    a.move_to(ae, req, &mut progress).map_err(|e| Failed::of(&e, ""))
                 }
                 Route::Get { dir } => get_into(job.src, req, dir, &mut progress),
                 Route::Relay { spool, .. } => get_into(job.src, req, &spool_dir(spool, uid), &mut |_| {}),
@@ -363,7 +365,7 @@ fn get_into(
     progress: &mut dyn FnMut(&Progress),
 ) -> std::result::Result<RetrieveResult, Failed> {
     let storage = StorageDir::new(dir).map_err(|e| Failed::of(&e, "the receiving folder"))?;
-    src.dclient().get(req, &storage, &GetOptions::default(), progress).map_err(|e| Failed::of(&e, "C-GET"))
+    src.dclient().get(req, &storage, &GetOptions::default(), progress).map_err(|e| Failed::of(&e, ""))
 }
 
 /// A retrieve that ended without error but not with everything.
