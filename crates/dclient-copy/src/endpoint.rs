@@ -65,9 +65,9 @@ impl Endpoint {
             Ok(p) => Ok(Endpoint::Peer(p)),
             // A real path with an '@' in it (`./scans@home`) stays a folder.
             Err(_) if Path::new(text).exists() => Ok(Endpoint::Folder(PathBuf::from(text))),
-            Err(why) => Err(bad(format!(
-                "not a peer address AE@HOST:PORT ({why}), and no such folder"
-            ))),
+            Err(why) => {
+                Err(bad(format!("not a peer address AE@HOST:PORT ({why}), and no such folder")))
+            }
         }
     }
 
@@ -136,7 +136,11 @@ mod tests {
         let p = Endpoint::parse("ARCHIVE@pacs.example:104").expect("peer");
         assert_eq!(
             p,
-            Endpoint::Peer(PeerAddr { ae: "ARCHIVE".into(), host: "pacs.example".into(), port: 104 })
+            Endpoint::Peer(PeerAddr {
+                ae: "ARCHIVE".into(),
+                host: "pacs.example".into(),
+                port: 104
+            })
         );
         assert_eq!(p.to_string(), "ARCHIVE@pacs.example:104");
         let v6 = Endpoint::parse("QR@[::1]:11112").expect("v6");

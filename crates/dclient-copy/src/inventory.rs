@@ -159,7 +159,8 @@ impl Part {
             match k {
                 "date" => {
                     let (a, b) = v.split_once('-')?;
-                    let end = |s: &str| if s.is_empty() { Some(None) } else { parse_da(s).map(Some) };
+                    let end =
+                        |s: &str| if s.is_empty() { Some(None) } else { parse_da(s).map(Some) };
                     p.date = Some((end(a)?, end(b)?));
                 }
                 "time" => {
@@ -199,7 +200,9 @@ impl Part {
             let t = today();
             let ranges: Vec<(Option<Day>, Option<Day>)> = match (lo, hi) {
                 (None, None) => vec![(None, Some(y1900 - 1)), (Some(y1900), None)],
-                (None, Some(h)) if h >= y1900 => vec![(None, Some(y1900 - 1)), (Some(y1900), Some(h))],
+                (None, Some(h)) if h >= y1900 => {
+                    vec![(None, Some(y1900 - 1)), (Some(y1900), Some(h))]
+                }
                 (None, Some(h)) if h > YEAR_1 => {
                     let cut = (h - 36_500).max(YEAR_1);
                     vec![(None, Some(cut)), (Some(cut + 1), Some(h))]
@@ -214,7 +217,10 @@ impl Part {
                 (Some(_), Some(_)) => Vec::new(),
             };
             if !ranges.is_empty() {
-                return ranges.into_iter().map(|r| with(&|c: &mut Part| c.date = Some(r))).collect();
+                return ranges
+                    .into_iter()
+                    .map(|r| with(&|c: &mut Part| c.date = Some(r)))
+                    .collect();
             }
         }
         if sel.time_splittable {
@@ -270,7 +276,8 @@ impl Selection {
             None => (None, true),
             Some(v) => match v.split_once('-') {
                 Some((a, b)) => {
-                    let end = |s: &str| if s.is_empty() { Some(None) } else { parse_da(s).map(Some) };
+                    let end =
+                        |s: &str| if s.is_empty() { Some(None) } else { parse_da(s).map(Some) };
                     match (end(a), end(b)) {
                         (Some(a), Some(b)) => (Some((a, b)), true),
                         _ => (None, false),
@@ -286,10 +293,9 @@ impl Selection {
         let pid_prefix = match value(tags::PATIENT_ID) {
             None => Some(String::new()),
             Some(v) if v.is_empty() => Some(String::new()),
-            Some(v) => v
-                .strip_suffix('*')
-                .filter(|p| !p.contains(['*', '?', '\\']))
-                .map(str::to_owned),
+            Some(v) => {
+                v.strip_suffix('*').filter(|p| !p.contains(['*', '?', '\\'])).map(str::to_owned)
+            }
         };
         Selection { keys, date, date_splittable, time_splittable, pid_prefix }
     }
@@ -319,7 +325,9 @@ impl Selection {
         if let Some((lo, hi)) = part.date {
             let v = match (lo, hi) {
                 (Some(a), Some(b)) if a == b => da(a),
-                (lo, hi) => format!("{}-{}", lo.map(da).unwrap_or_default(), hi.map(da).unwrap_or_default()),
+                (lo, hi) => {
+                    format!("{}-{}", lo.map(da).unwrap_or_default(), hi.map(da).unwrap_or_default())
+                }
             };
             q.set_tag(tags::STUDY_DATE, v);
         }
@@ -364,8 +372,9 @@ pub fn inventory_peer(
         if stop.load(Ordering::Relaxed) {
             return Ok(report);
         }
-        let part = Part::parse(&spec)
-            .ok_or_else(|| CopyError::Usage(format!("journal part {spec:?} is not one this dclient wrote")))?;
+        let part = Part::parse(&spec).ok_or_else(|| {
+            CopyError::Usage(format!("journal part {spec:?} is not one this dclient wrote"))
+        })?;
         let req = sel.request(&part).map_err(|e| CopyError::Usage(e.to_string()))?;
         let a = match assoc.as_mut().filter(|a| a.is_open()) {
             Some(a) => a,
@@ -377,7 +386,10 @@ pub fn inventory_peer(
                         std::thread::sleep(retry.delay(failures));
                         continue;
                     }
-                    return Err(CopyError::Peer { what: format!("inventory on {}", src.addr), source: e });
+                    return Err(CopyError::Peer {
+                        what: format!("inventory on {}", src.addr),
+                        source: e,
+                    });
                 }
             },
         };
@@ -410,7 +422,10 @@ pub fn inventory_peer(
                     std::thread::sleep(retry.delay(failures));
                     continue;
                 }
-                return Err(CopyError::Peer { what: format!("inventory on {}", src.addr), source: e });
+                return Err(CopyError::Peer {
+                    what: format!("inventory on {}", src.addr),
+                    source: e,
+                });
             }
         };
         let capped = end.cut_by_peer || end.matches >= cap;
@@ -448,7 +463,12 @@ pub fn inventory_peer(
         found_total += studies.len() as u64;
         journal.finish_part(id, end.matches, &studies)?;
         let (done, split, pending) = journal.part_counts()?;
-        events.emit(Event::Inventory { studies: found_total, parts_done: done + split, parts_pending: pending, files: 0 });
+        events.emit(Event::Inventory {
+            studies: found_total,
+            parts_done: done + split,
+            parts_pending: pending,
+            files: 0,
+        });
     }
     if let Some(a) = assoc {
         let _ = a.release();
@@ -483,13 +503,18 @@ pub fn scan_folder(
     if journal.inventory_done()? {
         return Ok(0);
     }
-    let mut stack: Vec<std::fs::ReadDir> = vec![std::fs::read_dir(dir)
-        .map_err(|e| CopyError::File { path: dir.to_owned(), source: e })?];
+    let mut stack: Vec<std::fs::ReadDir> =
+        vec![std::fs::read_dir(dir)
+            .map_err(|e| CopyError::File { path: dir.to_owned(), source: e })?];
     let mut found: Vec<NewInstance> = Vec::with_capacity(SCAN_BATCH);
     let mut skipped: Vec<(PathBuf, String)> = Vec::new();
     let mut files = 0u64;
     let mut last_flush = Instant::now();
-    let flush = |journal: &mut Journal, found: &mut Vec<NewInstance>, skipped: &mut Vec<(PathBuf, String)>, files: u64| -> Result<()> {
+    let flush = |journal: &mut Journal,
+                 found: &mut Vec<NewInstance>,
+                 skipped: &mut Vec<(PathBuf, String)>,
+                 files: u64|
+     -> Result<()> {
         if found.is_empty() && skipped.is_empty() {
             return Ok(());
         }
@@ -535,7 +560,10 @@ pub fn scan_folder(
             }
         } else if ft.is_dir() {
             if stack.len() > MAX_DEPTH {
-                tracing::warn!("{}: folders nested deeper than {MAX_DEPTH}, not entered", path.display());
+                tracing::warn!(
+                    "{}: folders nested deeper than {MAX_DEPTH}, not entered",
+                    path.display()
+                );
                 continue;
             }
             match std::fs::read_dir(&path) {

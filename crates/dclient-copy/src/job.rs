@@ -172,12 +172,17 @@ impl JobSpec {
         }
         if let Endpoint::Folder(d) = &self.destination {
             if d.exists() && !d.is_dir() {
-                return Err(CopyError::Usage(format!("destination {} is not a folder", d.display())));
+                return Err(CopyError::Usage(format!(
+                    "destination {} is not a folder",
+                    d.display()
+                )));
             }
-            std::fs::create_dir_all(d)
-                .map_err(|e| CopyError::Usage(format!("destination folder {}: {e}", d.display())))?;
-            let abs = std::fs::canonicalize(d)
-                .map_err(|e| CopyError::Usage(format!("destination folder {}: {e}", d.display())))?;
+            std::fs::create_dir_all(d).map_err(|e| {
+                CopyError::Usage(format!("destination folder {}: {e}", d.display()))
+            })?;
+            let abs = std::fs::canonicalize(d).map_err(|e| {
+                CopyError::Usage(format!("destination folder {}: {e}", d.display()))
+            })?;
             self.destination = Endpoint::Folder(abs);
         }
         for (k, v) in &self.keys {
@@ -245,7 +250,11 @@ impl Job {
     }
 
     /// Runs the job to its end (or until `stop`), passing events to `on_event`.
-    pub fn run(&self, on_event: &(dyn Fn(Event<'_>) + Sync), stop: &AtomicBool) -> Result<RunSummary> {
+    pub fn run(
+        &self,
+        on_event: &(dyn Fn(Event<'_>) + Sync),
+        stop: &AtomicBool,
+    ) -> Result<RunSummary> {
         let events = Events::new(on_event);
         let spec = &self.spec;
         let mut journal = self.open_journal()?;
@@ -300,6 +309,7 @@ impl Job {
                             mode: spec.verify,
                             commit: spec.commit.clone(),
                             retry: spec.retry,
+                            parallel: spec.parallel,
                             events: &events,
                             stop,
                         },
@@ -332,18 +342,24 @@ impl Job {
                 let route = match (dest_end, &dest_peer) {
                     (Endpoint::Peer(d), Some(dest)) => match spec.via {
                         Via::Move => Route::Move { dest_ae: d.ae.clone(), dest: dest.clone() },
-                        Via::Get => Route::Relay { spool: spool_of(&self.journal), dest: dest.clone() },
+                        Via::Get => {
+                            Route::Relay { spool: spool_of(&self.journal), dest: dest.clone() }
+                        }
                     },
                     (Endpoint::Folder(dir), _) if spec.receive.is_some() => {
                         Route::MoveToSelf { ae: spec.client.ae.clone(), dir: dir.clone() }
                     }
                     (Endpoint::Folder(dir), _) => Route::Get { dir: dir.clone() },
-                    (Endpoint::Peer(_), None) => return Err(CopyError::Usage("no destination".into())),
+                    (Endpoint::Peer(_), None) => {
+                        return Err(CopyError::Usage("no destination".into()))
+                    }
                 };
                 if !stop.load(Ordering::Relaxed) {
                     events.emit(Event::Phase(Phase::Transfer));
                     let receiver = match (&route, spec.receive) {
-                        (Route::MoveToSelf { ae, dir }, Some(rcv)) => Some(self.receiver(ae, dir, rcv)?),
+                        (Route::MoveToSelf { ae, dir }, Some(rcv)) => {
+                            Some(self.receiver(ae, dir, rcv)?)
+                        }
                         _ => None,
                     };
                     let copy = StudyCopy {
@@ -365,7 +381,9 @@ impl Job {
                     let dest = match (&dest_peer, dest_end) {
                         (Some(p), _) => Dest::Peer(p),
                         (None, Endpoint::Folder(d)) => Dest::Folder(d),
-                        (None, Endpoint::Peer(_)) => return Err(CopyError::Usage("no destination".into())),
+                        (None, Endpoint::Peer(_)) => {
+                            return Err(CopyError::Usage("no destination".into()))
+                        }
                     };
                     verify_studies(
                         &mut journal,
@@ -375,6 +393,7 @@ impl Job {
                             mode: spec.verify,
                             commit: spec.commit.clone(),
                             retry: spec.retry,
+                            parallel: spec.parallel,
                             events: &events,
                             stop,
                         },
@@ -401,9 +420,9 @@ impl Job {
             instances: s.expected_instances.max(s.instances.total()),
             bytes: 0,
             studies_done: s.studies.get(State::Verified),
-            instances_done: s.transferred_instances.max(
-                s.instances.get(State::Transferred) + s.instances.get(State::Verified),
-            ),
+            instances_done: s
+                .transferred_instances
+                .max(s.instances.get(State::Transferred) + s.instances.get(State::Verified)),
         });
         Ok(())
     }
@@ -468,11 +487,17 @@ mod tests {
         let cases: Vec<(JobSpec, &str)> = vec![
             (JobSpec::new(peer(&d), peer(&d)), "both ends are folders"),
             (
-                JobSpec { keys: vec![("PatientID".into(), "1".into())], ..JobSpec::new(peer(&d), peer("A@h:1")) },
+                JobSpec {
+                    keys: vec![("PatientID".into(), "1".into())],
+                    ..JobSpec::new(peer(&d), peer("A@h:1"))
+                },
                 "-k selects studies",
             ),
             (
-                JobSpec { commit: Some(CommitOptions::default()), ..JobSpec::new(peer("A@h:1"), peer(&d)) },
+                JobSpec {
+                    commit: Some(CommitOptions::default()),
+                    ..JobSpec::new(peer("A@h:1"), peer(&d))
+                },
                 "--commit",
             ),
             (
@@ -487,7 +512,10 @@ mod tests {
                 "source folder",
             ),
             (
-                JobSpec { keys: vec![("NoSuchKeyword".into(), "1".into())], ..JobSpec::new(peer("A@h:1"), peer("B@h:2")) },
+                JobSpec {
+                    keys: vec![("NoSuchKeyword".into(), "1".into())],
+                    ..JobSpec::new(peer("A@h:1"), peer("B@h:2"))
+                },
                 "invalid tag",
             ),
         ];

@@ -390,7 +390,10 @@ impl Journal {
         conn.busy_timeout(Duration::from_secs(60)).map_err(|e| jerr(path, e))?;
         let j = Journal { conn, path: path.to_owned() };
         if j.meta("schema_version")?.is_none() {
-            return Err(CopyError::Usage(format!("{} is not a dclient copy journal", path.display())));
+            return Err(CopyError::Usage(format!(
+                "{} is not a dclient copy journal",
+                path.display()
+            )));
         }
         Ok(j)
     }
@@ -406,7 +409,9 @@ impl Journal {
     fn configure(&self) -> Result<()> {
         self.conn.busy_timeout(Duration::from_secs(60)).map_err(|e| self.err(e))?;
         self.conn
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;",
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -446,7 +451,10 @@ impl Journal {
             .map_err(|e| self.err(e))
     }
 
-    fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let path = self.path.clone();
         let tx = self
             .conn
@@ -527,7 +535,9 @@ impl Journal {
     pub fn part_counts(&self) -> Result<(u64, u64, u64)> {
         let q = |s: &str| -> Result<u64> {
             self.conn
-                .query_row("SELECT count(*) FROM parts WHERE state = ?1", [s], |r| r.get::<_, i64>(0))
+                .query_row("SELECT count(*) FROM parts WHERE state = ?1", [s], |r| {
+                    r.get::<_, i64>(0)
+                })
                 .map(|n| n as u64)
                 .map_err(|e| self.err(e))
         };
@@ -683,7 +693,9 @@ impl Journal {
         let uids: Vec<(i64, String)> = {
             let mut st = self
                 .conn
-                .prepare("SELECT rowid, study_uid FROM studies WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")
+                .prepare(
+                    "SELECT rowid, study_uid FROM studies WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                )
                 .map_err(|e| self.err(e))?;
             let rows = st
                 .query_map(params![after, n as i64], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -730,7 +742,8 @@ impl Journal {
                     "INSERT OR IGNORE INTO instances(sop_uid, study_uid, series_uid, sop_class,
                         transfer_syntax, path, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
-                let mut other = tx.prepare_cached("SELECT path FROM instances WHERE sop_uid = ?1")?;
+                let mut other =
+                    tx.prepare_cached("SELECT path FROM instances WHERE sop_uid = ?1")?;
                 for f in found {
                     let n = ins.execute(params![
                         f.sop_uid,
@@ -749,8 +762,9 @@ impl Journal {
                         }
                     }
                 }
-                let mut sk =
-                    tx.prepare_cached("INSERT OR IGNORE INTO skipped(path, reason) VALUES (?1, ?2)")?;
+                let mut sk = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO skipped(path, reason) VALUES (?1, ?2)",
+                )?;
                 for (p, why) in skipped {
                     sk.execute(params![path_bytes(p), why])?;
                 }
@@ -941,7 +955,10 @@ impl Journal {
     pub fn summary(&self) -> Result<Summary> {
         let e = |e| self.err(e);
         let one = |sql: &str| -> Result<u64> {
-            self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).map(|n| n.unwrap_or(0) as u64).map_err(e)
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+                .map(|n| n.unwrap_or(0) as u64)
+                .map_err(e)
         };
         Ok(Summary {
             job: self.meta("job")?.unwrap_or_default(),
@@ -1103,10 +1120,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let p = tmp.path().join("j.journal");
         let mut j = Journal::open(&p, "job").expect("create");
-        let found: Vec<NewInstance> = (0..10).map(|i| inst(i, if i < 5 { "1.1" } else { "1.2" })).collect();
+        let found: Vec<NewInstance> =
+            (0..10).map(|i| inst(i, if i < 5 { "1.1" } else { "1.2" })).collect();
         let mut dup = inst(3, "1.1");
         dup.path = "/data/copy-of-3".into();
-        let dupes = j.add_instances(&found, &[("/data/x.txt".into(), "not DICOM".into())]).expect("add");
+        let dupes =
+            j.add_instances(&found, &[("/data/x.txt".into(), "not DICOM".into())]).expect("add");
         assert!(dupes.is_empty());
         let dupes = j.add_instances(&[dup], &[]).expect("add");
         assert_eq!(dupes, vec![(PathBuf::from("/data/copy-of-3"), PathBuf::from("/data/f3"))]);
@@ -1123,14 +1142,21 @@ mod tests {
         j.record_instances(&done).expect("record");
         j.record_instances(&[(
             5,
-            InstanceOutcome::Failed(Failure { status: Some(0xA900), comment: None, reason: "bad".into() }),
+            InstanceOutcome::Failed(Failure {
+                status: Some(0xA900),
+                comment: None,
+                reason: "bad".into(),
+            }),
         )])
         .expect("record");
         drop(j);
         // "kill -9": rows 6..10 were claimed, never recorded.
         let mut j = Journal::open(&p, "job").expect("reopen");
         let c = j.instance_counts().expect("counts");
-        assert_eq!((c.get(State::Transferred), c.get(State::Transferring), c.get(State::Failed)), (4, 5, 1));
+        assert_eq!(
+            (c.get(State::Transferred), c.get(State::Transferring), c.get(State::Failed)),
+            (4, 5, 1)
+        );
         assert_eq!(j.recover().expect("recover"), (6, 0));
         let again = j.claim_instances(0, 100).expect("claim");
         assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), [5, 6, 7, 8, 9, 10]);
@@ -1169,7 +1195,10 @@ mod tests {
         let f = s.failure.expect("failure");
         assert_eq!(f.status, Some(0xA700));
         assert_eq!(f.comment.as_deref(), Some("disk full"));
-        assert_eq!(f.reason, "1 instance(s) not transferred; first: 1.2.3.2: C-STORE failed: status 0xA700");
+        assert_eq!(
+            f.reason,
+            "1 instance(s) not transferred; first: 1.2.3.2: C-STORE failed: status 0xA700"
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! few hundred of one part) and tells whether the peer cut it short.
 
 use dclient::dataset::Query;
-use dclient::{Association, ClientOptions, Contexts, DClient, FindRequest, InformationModel, QueryLevel};
+use dclient::{
+    Association, ClientOptions, Contexts, DClient, FindRequest, InformationModel, QueryLevel,
+};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;

@@ -119,7 +119,8 @@ pub fn write_report(journals: &[&Journal], path: &Path) -> Result<u64> {
                         let mut o = serde_json::Map::new();
                         for (k, v) in COLUMNS.iter().zip(c) {
                             let v = match *k {
-                                "expected" | "transferred" | "at_destination" | "bytes" | "attempts" => {
+                                "expected" | "transferred" | "at_destination" | "bytes"
+                                | "attempts" => {
                                     v.parse::<u64>().map(|n| json!(n)).unwrap_or(json!(null))
                                 }
                                 _ if v.is_empty() => json!(null),

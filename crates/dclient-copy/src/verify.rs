@@ -54,6 +54,8 @@ pub struct Verify<'a> {
     pub commit: Option<CommitOptions>,
     /// Retries of the C-FINDs.
     pub retry: RetryPolicy,
+    /// Studies verified at once (each worker with its associations).
+    pub parallel: usize,
     /// Progress and failures.
     pub events: &'a Events<'a>,
     /// Set to stop.
@@ -66,60 +68,101 @@ const COMMIT_CHUNK: usize = 5_000;
 /// Instances named in a failure line.
 const NAMED: usize = 3;
 
-/// Verifies every transferred study of the journal.
+/// Verifies every transferred study of the journal, on `parallel` associations.
 pub fn verify_studies(journal: &mut Journal, v: &Verify<'_>) -> Result<()> {
-    let mut checker = Checker { v, src: None, dest: None };
-    let mut after = 0i64;
-    loop {
-        let batch = journal.studies_in(State::Transferred, after, 100)?;
-        let Some(&(last, _)) = batch.last() else { break };
-        after = last;
-        for (_, uid) in batch {
-            if v.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let Some(row) = journal.study(&uid)? else { continue };
-            let mut tries = 0u32;
-            let verdict = loop {
-                tries += 1;
-                match checker.check(journal, &row) {
-                    Ok(verdict) => break verdict,
-                    Err(e) => {
-                        checker.src = None;
-                        checker.dest = None;
-                        if v.retry.again(crate::retry::classify_error(&e), tries) {
-                            std::thread::sleep(v.retry.delay(tries));
+    let parallel = v.parallel.clamp(1, dclient::MAX_PARALLEL);
+    let journals: Vec<Journal> = (0..parallel).map(|_| journal.reopen()).collect::<Result<_>>()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(parallel * 4);
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = journals
+            .into_iter()
+            .map(|mut j| {
+                let rx = &rx;
+                s.spawn(move || -> Result<()> {
+                    let mut checker = Checker { v, src: None, dest: None };
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(uid) = next else { break };
+                        if v.stop.load(Ordering::Relaxed) {
                             continue;
                         }
-                        break Verdict::failed(None, format!("could not verify: {e}"));
+                        verify_one(&mut j, &mut checker, &uid)?;
                     }
-                }
-            };
-            match &verdict.failure {
-                None => {
-                    journal.verify_study(&uid, verdict.at_dest, None)?;
-                    // Each instance was checked (or, from a peer, the rows are those
-                    // an earlier verification found missing, now there).
-                    if v.mode == VerifyMode::Instances || v.src.is_some() {
-                        journal.mark_study_instances(&uid, State::Verified)?;
+                    for a in [checker.src.take(), checker.dest.take()].into_iter().flatten() {
+                        let _ = a.release();
                     }
-                    v.events.emit(Event::Study { uid: &uid, state: State::Verified });
-                }
-                Some(f) => {
-                    journal.verify_study(&uid, verdict.at_dest, Some(f))?;
-                    if !verdict.missing.is_empty() {
-                        let why = Failure { reason: "missing at the destination after transfer".into(), ..f.clone() };
-                        journal.set_instances(&uid, &verdict.missing, State::Failed, Some(&why))?;
+                    Ok(())
+                })
+            })
+            .collect();
+        let mut after = 0i64;
+        let fed = (|| -> Result<()> {
+            loop {
+                let batch = journal.studies_in(State::Transferred, after, 100)?;
+                let Some(&(last, _)) = batch.last() else { return Ok(()) };
+                after = last;
+                for (_, uid) in batch {
+                    if v.stop.load(Ordering::Relaxed) || tx.send(uid).is_err() {
+                        return Ok(());
                     }
-                    let line = format!("study {uid}: {}", f.reason);
-                    v.events.emit(Event::Failure { line: &line });
-                    v.events.emit(Event::Study { uid: &uid, state: State::Failed });
                 }
             }
+        })();
+        drop(tx);
+        let mut r = fed;
+        for w in workers {
+            if let Ok(Err(e)) = w.join() {
+                r = Err(e);
+            }
         }
-    }
-    for a in [checker.src.take(), checker.dest.take()].into_iter().flatten() {
-        let _ = a.release();
+        r
+    })
+}
+
+/// Verifies one study and records the verdict.
+fn verify_one(journal: &mut Journal, checker: &mut Checker<'_>, uid: &str) -> Result<()> {
+    let v = checker.v;
+    let Some(row) = journal.study(uid)? else { return Ok(()) };
+    let mut tries = 0u32;
+    let verdict = loop {
+        tries += 1;
+        match checker.check(journal, &row) {
+            Ok(verdict) => break verdict,
+            Err(e) => {
+                checker.src = None;
+                checker.dest = None;
+                if v.retry.again(crate::retry::classify_error(&e), tries) {
+                    std::thread::sleep(v.retry.delay(tries));
+                    continue;
+                }
+                break Verdict::failed(None, format!("could not verify: {e}"));
+            }
+        }
+    };
+    match &verdict.failure {
+        None => {
+            journal.verify_study(uid, verdict.at_dest, None)?;
+            // Each instance was checked (or, from a peer, the rows are those an earlier
+            // verification found missing, now there).
+            if v.mode == VerifyMode::Instances || v.src.is_some() {
+                journal.mark_study_instances(uid, State::Verified)?;
+            }
+            v.events.emit(Event::Study { uid, state: State::Verified });
+        }
+        Some(f) => {
+            journal.verify_study(uid, verdict.at_dest, Some(f))?;
+            if !verdict.missing.is_empty() {
+                let why = Failure {
+                    reason: "missing at the destination after transfer".into(),
+                    ..f.clone()
+                };
+                journal.set_instances(uid, &verdict.missing, State::Failed, Some(&why))?;
+            }
+            let line = format!("study {uid}: {}", f.reason);
+            v.events.emit(Event::Failure { line: &line });
+            v.events.emit(Event::Study { uid, state: State::Failed });
+        }
     }
     Ok(())
 }
@@ -134,7 +177,11 @@ struct Verdict {
 
 impl Verdict {
     fn failed(at_dest: Option<u64>, reason: String) -> Verdict {
-        Verdict { at_dest, failure: Some(Failure { status: None, comment: None, reason }), missing: Vec::new() }
+        Verdict {
+            at_dest,
+            failure: Some(Failure { status: None, comment: None, reason }),
+            missing: Vec::new(),
+        }
     }
 
     fn ok(at_dest: Option<u64>) -> Verdict {
@@ -148,7 +195,10 @@ struct Checker<'a> {
     dest: Option<Association>,
 }
 
-fn slot<'s>(slot: &'s mut Option<Association>, peer: &PeerClient) -> dclient::Result<&'s mut Association> {
+fn slot<'s>(
+    slot: &'s mut Option<Association>,
+    peer: &PeerClient,
+) -> dclient::Result<&'s mut Association> {
     if !slot.as_ref().is_some_and(Association::is_open) {
         *slot = Some(peer.open_find()?);
     }
@@ -165,8 +215,14 @@ impl Checker<'_> {
                     .study_instances(uid)
                     .map_err(|_| dclient::Error::Internal("journal read failed"))?
                     .into_iter()
-                    .filter(|(_, _, s)| matches!(s, State::Transferred | State::Verified | State::Failed))
-                    .map(|(sop_uid, sop_class, _)| Listed { sop_uid, series_uid: String::new(), sop_class })
+                    .filter(|(_, _, s)| {
+                        matches!(s, State::Transferred | State::Verified | State::Failed)
+                    })
+                    .map(|(sop_uid, sop_class, _)| Listed {
+                        sop_uid,
+                        series_uid: String::new(),
+                        sop_class,
+                    })
                     .collect(),
             )),
             Some(src) => {
@@ -197,7 +253,10 @@ impl Checker<'_> {
         let verdict = match self.v.dest {
             Dest::Folder(dir) => {
                 let Some(req) = self.required(journal, uid)? else {
-                    return Ok(Verdict::failed(None, "cannot verify: the source cut its listing of the study short".into()));
+                    return Ok(Verdict::failed(
+                        None,
+                        "cannot verify: the source cut its listing of the study short".into(),
+                    ));
                 };
                 let mut missing = Vec::new();
                 for l in &req {
@@ -216,7 +275,10 @@ impl Checker<'_> {
             }
             Dest::Peer(dest) => {
                 let Some(req) = self.required(journal, uid)? else {
-                    return Ok(Verdict::failed(None, "cannot verify: the source cut its listing of the study short".into()));
+                    return Ok(Verdict::failed(
+                        None,
+                        "cannot verify: the source cut its listing of the study short".into(),
+                    ));
                 };
                 let at = list_study(slot(&mut self.dest, dest)?, uid)?;
                 if !at.complete {
@@ -226,13 +288,18 @@ impl Checker<'_> {
                     ));
                 }
                 let have: BTreeSet<&str> = at.items.iter().map(|l| l.sop_uid.as_str()).collect();
-                let missing: Vec<Listed> = req.iter().filter(|l| !have.contains(l.sop_uid.as_str())).cloned().collect();
-                let mut verdict = self.missing_verdict(at.items.len() as u64, req.len() as u64, missing);
+                let missing: Vec<Listed> =
+                    req.iter().filter(|l| !have.contains(l.sop_uid.as_str())).cloned().collect();
+                let mut verdict =
+                    self.missing_verdict(at.items.len() as u64, req.len() as u64, missing);
                 if verdict.failure.is_none() {
                     if let Some(opts) = &self.v.commit {
                         // Classes the source did not list come from the destination's.
-                        let class_at: std::collections::BTreeMap<&str, &str> =
-                            at.items.iter().map(|l| (l.sop_uid.as_str(), l.sop_class.as_str())).collect();
+                        let class_at: std::collections::BTreeMap<&str, &str> = at
+                            .items
+                            .iter()
+                            .map(|l| (l.sop_uid.as_str(), l.sop_class.as_str()))
+                            .collect();
                         let refs: Vec<SopRef> = req
                             .iter()
                             .map(|l| {
@@ -241,7 +308,10 @@ impl Checker<'_> {
                                 } else {
                                     l.sop_class.as_str()
                                 };
-                                SopRef { sop_class_uid: class.to_owned(), sop_instance_uid: l.sop_uid.clone() }
+                                SopRef {
+                                    sop_class_uid: class.to_owned(),
+                                    sop_instance_uid: l.sop_uid.clone(),
+                                }
                             })
                             .collect();
                         if let Some(f) = commit(dest, &refs, opts)? {
@@ -260,7 +330,11 @@ impl Checker<'_> {
             return Verdict::ok(Some(at_dest));
         }
         let named: Vec<&str> = missing.iter().take(NAMED).map(|l| l.sop_uid.as_str()).collect();
-        let more = if missing.len() > NAMED { format!(" and {} more", missing.len() - NAMED) } else { String::new() };
+        let more = if missing.len() > NAMED {
+            format!(" and {} more", missing.len() - NAMED)
+        } else {
+            String::new()
+        };
         let reason = format!(
             "{} of the {required} instance(s) missing at the destination: {}{more}",
             missing.len(),
@@ -275,7 +349,11 @@ impl Checker<'_> {
 }
 
 /// Storage Commitment of `refs` on `dest`; the failure when not every one is committed.
-fn commit(dest: &PeerClient, refs: &[SopRef], opts: &CommitOptions) -> dclient::Result<Option<Failure>> {
+fn commit(
+    dest: &PeerClient,
+    refs: &[SopRef],
+    opts: &CommitOptions,
+) -> dclient::Result<Option<Failure>> {
     let mut client = dest.dclient();
     let mut failed: Vec<String> = Vec::new();
     let mut total = 0usize;
@@ -295,6 +373,9 @@ fn commit(dest: &PeerClient, refs: &[SopRef], opts: &CommitOptions) -> dclient::
     Ok(Some(Failure {
         status: None,
         comment: None,
-        reason: format!("Storage Commitment: {n} of {total} instance(s) not committed: {}", failed.join("; ")),
+        reason: format!(
+            "Storage Commitment: {n} of {total} instance(s) not committed: {}",
+            failed.join("; ")
+        ),
     }))
 }

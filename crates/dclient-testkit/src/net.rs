@@ -232,9 +232,10 @@ pub fn throttled_proxy(target: u16, bytes_per_sec: u64) -> ThrottledProxy {
                     match listener.accept() {
                         Ok((client, _)) => {
                             let _ = client.set_nonblocking(false);
-                            let Ok(server) =
-                                TcpStream::connect_timeout(&loopback(target), Duration::from_secs(5))
-                            else {
+                            let Ok(server) = TcpStream::connect_timeout(
+                                &loopback(target),
+                                Duration::from_secs(5),
+                            ) else {
                                 continue;
                             };
                             let _ = client.set_nodelay(true);

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use dclient::CommitOptions;
 use dclient_copy::{
-    Endpoint, Event, Job, JobSpec, Journal, Phase, Receive, RetryPolicy, Shard, State, Summary, Via,
-    VerifyMode,
+    Endpoint, Event, Job, JobSpec, Journal, Phase, Receive, RetryPolicy, Shard, State, Summary,
+    VerifyMode, Via,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -131,7 +131,9 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         anyhow::bail!(dclient::Error::InvalidInput("a copy runs with one --journal".into()));
     }
     if !(a.retry_wait.is_finite() && a.retry_wait > 0.0 && a.retry_wait <= 3600.0) {
-        anyhow::bail!(dclient::Error::InvalidInput("--retry-wait must be between 0 and 3600 seconds".into()));
+        anyhow::bail!(dclient::Error::InvalidInput(
+            "--retry-wait must be between 0 and 3600 seconds".into()
+        ));
     }
     let source = Endpoint::parse(src).map_err(usage)?;
     let destination = Endpoint::parse(dest).map_err(usage)?;
@@ -245,7 +247,9 @@ fn state_line(c: &dclient_copy::journal::StateCounts) -> String {
 /// `copy --status --journal FILE...`.
 fn status(a: &Args) -> anyhow::Result<Outcome> {
     if a.journal.is_empty() {
-        anyhow::bail!(dclient::Error::InvalidInput("--status needs --journal FILE (one or more)".into()));
+        anyhow::bail!(dclient::Error::InvalidInput(
+            "--status needs --journal FILE (one or more)".into()
+        ));
     }
     let mut total = Summary { inventory_done: true, ..Summary::default() };
     let mut journals = Vec::new();
@@ -264,7 +268,11 @@ fn status(a: &Args) -> anyhow::Result<Outcome> {
             s.expected_instances,
             s.transferred_instances,
             bytes(s.bytes),
-            if s.skipped_files > 0 { format!("; {} file(s) skipped (not DICOM)", s.skipped_files) } else { String::new() }
+            if s.skipped_files > 0 {
+                format!("; {} file(s) skipped (not DICOM)", s.skipped_files)
+            } else {
+                String::new()
+            }
         );
         for (uid, f) in j.failed_studies(10)? {
             outln!("  failed {uid}: {}", f.reason);
@@ -404,7 +412,11 @@ impl Progress {
             let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
             if last.elapsed() >= Duration::from_secs(60) {
                 *last = Instant::now();
-                errln!("dclient: copy after {:.0} s: {}", self.start.elapsed().as_secs_f64(), self.line());
+                errln!(
+                    "dclient: copy after {:.0} s: {}",
+                    self.start.elapsed().as_secs_f64(),
+                    self.line()
+                );
             }
         }
     }

@@ -141,7 +141,10 @@ fn record(
     let mut last = Instant::now();
     let mut bytes = 0u64;
     let mut done = 0u64;
-    let mut flush = |pending: &mut Vec<(i64, InstanceOutcome)>, bytes: &mut u64, done: &mut u64| -> Result<()> {
+    let mut flush = |pending: &mut Vec<(i64, InstanceOutcome)>,
+                     bytes: &mut u64,
+                     done: &mut u64|
+     -> Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
@@ -170,7 +173,9 @@ fn record(
                 flush(&mut pending, &mut bytes, &mut done)?;
                 last = Instant::now();
             }
-            Err(RecvTimeoutError::Disconnected) => return flush(&mut pending, &mut bytes, &mut done),
+            Err(RecvTimeoutError::Disconnected) => {
+                return flush(&mut pending, &mut bytes, &mut done)
+            }
         }
     }
 }
@@ -188,7 +193,11 @@ impl<'a> Worker<'a> {
         Worker { job, assoc: None, classes: Vec::new() }
     }
 
-    fn run(mut self, work: &Mutex<Receiver<InstanceRow>>, results: SyncSender<(i64, InstanceOutcome, u64)>) {
+    fn run(
+        mut self,
+        work: &Mutex<Receiver<InstanceRow>>,
+        results: SyncSender<(i64, InstanceOutcome, u64)>,
+    ) {
         loop {
             let row = {
                 let rx = work.lock().unwrap_or_else(|p| p.into_inner());
@@ -202,7 +211,12 @@ impl<'a> Worker<'a> {
             }
             let (outcome, bytes) = self.one(&row);
             if let InstanceOutcome::Failed(f) = &outcome {
-                let what = row.path.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default();
+                let what = row
+                    .path
+                    .as_deref()
+                    .map(Path::display)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
                 let line = format!("{what} ({}): {}", row.sop_uid, f.reason);
                 self.job.events.emit(Event::Failure { line: &line });
             }
@@ -220,7 +234,13 @@ impl<'a> Worker<'a> {
     fn failed(&self, row: &InstanceRow, class: Class, f: Failure) -> InstanceOutcome {
         if self.job.retry.again(class, row.attempts) {
             let wait = self.job.retry.delay(row.attempts);
-            tracing::info!("{}: {} (try {} again in {:.1} s)", row.sop_uid, f.reason, row.attempts + 1, wait.as_secs_f64());
+            tracing::info!(
+                "{}: {} (try {} again in {:.1} s)",
+                row.sop_uid,
+                f.reason,
+                row.attempts + 1,
+                wait.as_secs_f64()
+            );
             InstanceOutcome::Retry { not_before: SystemTime::now() + wait, failure: f }
         } else {
             InstanceOutcome::Failed(f)
@@ -245,14 +265,20 @@ impl<'a> Worker<'a> {
             );
         }
         if let Err(e) = self.ensure(&file) {
-            let f = Failure { status: status_of(&e), comment: comment_of(&e), reason: format!("association failed: {e}") };
+            let f = Failure {
+                status: status_of(&e),
+                comment: comment_of(&e),
+                reason: format!("association failed: {e}"),
+            };
             return (self.failed(row, classify_error(&e), f), 0);
         }
         let Some(conn) = self.assoc.as_mut().and_then(|a| a.connection().ok()) else {
             return (self.failed(row, Class::Transient, reason("association lost")), 0);
         };
         match store::store_file(conn, &file, None) {
-            Ok(out) if out.is_stored() => (InstanceOutcome::Transferred { bytes: out.bytes }, out.bytes),
+            Ok(out) if out.is_stored() => {
+                (InstanceOutcome::Transferred { bytes: out.bytes }, out.bytes)
+            }
             Ok(out) => {
                 let f = Failure {
                     status: Some(out.status.0),
@@ -270,9 +296,11 @@ impl<'a> Worker<'a> {
                     _ => Class::Permanent,
                 };
                 let f = match &e {
-                    StoreError::Association(inner) => {
-                        Failure { status: status_of(inner), comment: comment_of(inner), reason: e.to_string() }
-                    }
+                    StoreError::Association(inner) => Failure {
+                        status: status_of(inner),
+                        comment: comment_of(inner),
+                        reason: e.to_string(),
+                    },
                     _ => reason(&e.to_string()),
                 };
                 (self.failed(row, class, f), 0)
@@ -298,14 +326,15 @@ impl<'a> Worker<'a> {
         if fits && self.assoc.as_ref().is_some_and(Association::is_open) {
             return Ok(());
         }
-        let mut contexts: Vec<_> = self
-            .classes
-            .iter()
-            .flat_map(|(c, ts)| store::contexts_for_sop_class(c, ts))
-            .collect();
+        let mut contexts: Vec<_> =
+            self.classes.iter().flat_map(|(c, ts)| store::contexts_for_sop_class(c, ts)).collect();
         if contexts.len() > MAX_PRESENTATION_CONTEXTS {
             self.classes.retain(|(c, _)| *c == file.sop_class_uid);
-            contexts = self.classes.iter().flat_map(|(c, ts)| store::contexts_for_sop_class(c, ts)).collect();
+            contexts = self
+                .classes
+                .iter()
+                .flat_map(|(c, ts)| store::contexts_for_sop_class(c, ts))
+                .collect();
             contexts.truncate(MAX_PRESENTATION_CONTEXTS);
         }
         if let Some(a) = self.assoc.take() {

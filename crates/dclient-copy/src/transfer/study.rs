@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use dclient::receive::StorageDir;
 use dclient::store::{self, PreparedFile};
-use dclient::{Association, Contexts, GetOptions, InformationModel, Progress, QueryLevel, RetrieveRequest, RetrieveResult};
+use dclient::{
+    Association, Contexts, GetOptions, InformationModel, Progress, QueryLevel, RetrieveRequest,
+    RetrieveResult,
+};
 
 use super::folder::{comment_of, status_of};
 use crate::error::Result;
@@ -107,7 +110,10 @@ impl Failed {
     /// `what` says what was being done ("" when the error says it all).
     fn of(e: &dclient::Error, what: &str) -> Failed {
         let reason = if what.is_empty() { e.to_string() } else { format!("{what}: {e}") };
-        Failed { class: classify_error(e), failure: Failure { status: status_of(e), comment: comment_of(e), reason } }
+        Failed {
+            class: classify_error(e),
+            failure: Failure { status: status_of(e), comment: comment_of(e), reason },
+        }
     }
 }
 
@@ -147,7 +153,9 @@ impl<'a> StudyWorker<'a> {
                     return Ok(());
                 }
                 Err(f) => {
-                    if self.job.retry.again(f.class, attempt) && !self.job.stop.load(Ordering::Relaxed) {
+                    if self.job.retry.again(f.class, attempt)
+                        && !self.job.stop.load(Ordering::Relaxed)
+                    {
                         let wait = self.job.retry.delay(attempt);
                         tracing::info!(
                             "study {uid}: {} (try {} again in {:.1} s)",
@@ -175,28 +183,41 @@ impl<'a> StudyWorker<'a> {
 
     fn src_assoc(&mut self) -> std::result::Result<&mut Association, Failed> {
         if !self.src.as_ref().is_some_and(Association::is_open) {
-            let c = Contexts::new().find(InformationModel::StudyRoot).move_(InformationModel::StudyRoot);
-            let a = self.job.src.open(c).map_err(|e| Failed::of(&e, "association with the source"))?;
+            let c = Contexts::new()
+                .find(InformationModel::StudyRoot)
+                .move_(InformationModel::StudyRoot);
+            let a =
+                self.job.src.open(c).map_err(|e| Failed::of(&e, "association with the source"))?;
             self.src = Some(a);
         }
-        self.src.as_mut().ok_or(Failed { class: Class::Transient, failure: reason("no association") })
+        self.src
+            .as_mut()
+            .ok_or(Failed { class: Class::Transient, failure: reason("no association") })
     }
 
     fn dest_find(&mut self, dest: &PeerClient) -> std::result::Result<&mut Association, Failed> {
         if !self.dest_find.as_ref().is_some_and(Association::is_open) {
-            let a = dest.open_find().map_err(|e| Failed::of(&e, "association with the destination"))?;
+            let a =
+                dest.open_find().map_err(|e| Failed::of(&e, "association with the destination"))?;
             self.dest_find = Some(a);
         }
-        self.dest_find.as_mut().ok_or(Failed { class: Class::Transient, failure: reason("no association") })
+        self.dest_find
+            .as_mut()
+            .ok_or(Failed { class: Class::Transient, failure: reason("no association") })
     }
 
     /// One try: the whole study, or (`repair`) what the destination lacks. Returns the
     /// instances delivered and the bytes that went through us.
-    fn attempt(&mut self, s: &mut StudyRow, repair: bool) -> std::result::Result<(u64, u64), Failed> {
+    fn attempt(
+        &mut self,
+        s: &mut StudyRow,
+        repair: bool,
+    ) -> std::result::Result<(u64, u64), Failed> {
         let uid = s.info.study_uid.clone();
         if s.info.expected.is_none() {
             let a = self.src_assoc()?;
-            let n = count_study(a, &uid).map_err(|e| Failed::of(&e, "counting the study's instances on the source"))?;
+            let n = count_study(a, &uid)
+                .map_err(|e| Failed::of(&e, "counting the study's instances on the source"))?;
             s.info.expected = n;
             if n.is_some() {
                 self.journal.set_expected(&uid, n).map_err(journal_failed)?;
@@ -219,9 +240,13 @@ impl<'a> StudyWorker<'a> {
             return self.retrieve(&uid, &[req]);
         }
         let present = self.present(&uid)?;
-        let missing: Vec<&Listed> = src_listing.items.iter().filter(|l| !present.contains(&l.sop_uid)).collect();
+        let missing: Vec<&Listed> =
+            src_listing.items.iter().filter(|l| !present.contains(&l.sop_uid)).collect();
         let total = src_listing.items.len() as u64;
-        tracing::info!("study {uid}: {} of {total} instance(s) missing at the destination", missing.len());
+        tracing::info!(
+            "study {uid}: {} of {total} instance(s) missing at the destination",
+            missing.len()
+        );
         if missing.is_empty() {
             return Ok((total, 0));
         }
@@ -250,7 +275,8 @@ impl<'a> StudyWorker<'a> {
         } else {
             to_get = missing;
         }
-        let requests = image_requests(&uid, &to_get).map_err(|e| Failed::of(&e, "the retrieve request"))?;
+        let requests =
+            image_requests(&uid, &to_get).map_err(|e| Failed::of(&e, "the retrieve request"))?;
         let (_, b) = self.retrieve(&uid, &requests)?;
         Ok((total, bytes + b))
     }
@@ -262,16 +288,21 @@ impl<'a> StudyWorker<'a> {
         let listing: Listing = match job.route {
             Route::Move { dest, .. } | Route::Relay { dest, .. } => {
                 let a = self.dest_find(dest)?;
-                list_study(a, uid).map_err(|e| Failed::of(&e, "listing the study on the destination"))?
+                list_study(a, uid)
+                    .map_err(|e| Failed::of(&e, "listing the study on the destination"))?
             }
             Route::MoveToSelf { dir, .. } | Route::Get { dir } => {
                 // Files are named by SOP Instance UID; the source's listing names them.
                 let src = {
                     let a = self.src_assoc()?;
-                    list_study(a, uid).map_err(|e| Failed::of(&e, "listing the study on the source"))?
+                    list_study(a, uid)
+                        .map_err(|e| Failed::of(&e, "listing the study on the source"))?
                 };
-                let items =
-                    src.items.into_iter().filter(|l| dir.join(format!("{}.dcm", l.sop_uid)).is_file()).collect();
+                let items = src
+                    .items
+                    .into_iter()
+                    .filter(|l| dir.join(format!("{}.dcm", l.sop_uid)).is_file())
+                    .collect();
                 Listing { items, complete: true }
             }
         };
@@ -282,7 +313,11 @@ impl<'a> StudyWorker<'a> {
     }
 
     /// Runs the retrieves of one study; the instances that arrived and the bytes through us.
-    fn retrieve(&mut self, uid: &str, requests: &[RetrieveRequest]) -> std::result::Result<(u64, u64), Failed> {
+    fn retrieve(
+        &mut self,
+        uid: &str,
+        requests: &[RetrieveRequest],
+    ) -> std::result::Result<(u64, u64), Failed> {
         let events = self.job.events;
         let mut delivered = 0u64;
         let mut bytes = 0u64;
@@ -305,7 +340,9 @@ impl<'a> StudyWorker<'a> {
                     a.move_to(ae, req, &mut progress).map_err(|e| Failed::of(&e, ""))
                 }
                 Route::Get { dir } => get_into(job.src, req, dir, &mut progress),
-                Route::Relay { spool, .. } => get_into(job.src, req, &spool_dir(spool, uid), &mut |_| {}),
+                Route::Relay { spool, .. } => {
+                    get_into(job.src, req, &spool_dir(spool, uid), &mut |_| {})
+                }
             };
             let r = match r {
                 Ok(r) => r,
@@ -317,7 +354,8 @@ impl<'a> StudyWorker<'a> {
             match job.route {
                 Route::Relay { spool, dest } => {
                     let dir = spool_dir(spool, uid);
-                    let files: Vec<PathBuf> = r.received.iter().filter_map(|x| x.path.clone()).collect();
+                    let files: Vec<PathBuf> =
+                        r.received.iter().filter_map(|x| x.path.clone()).collect();
                     let (n, b, failed) = store_spooled(dest, &files, events);
                     delivered += n;
                     bytes += b;
@@ -328,7 +366,12 @@ impl<'a> StudyWorker<'a> {
                 }
                 Route::Get { .. } => {
                     delivered += r.stored() as u64;
-                    bytes += r.received.iter().filter(|x| x.path.is_some()).map(|x| x.bytes).sum::<u64>();
+                    bytes += r
+                        .received
+                        .iter()
+                        .filter(|x| x.path.is_some())
+                        .map(|x| x.bytes)
+                        .sum::<u64>();
                 }
                 _ => delivered += u64::from(r.sub_operations.completed.unwrap_or(0)),
             }
@@ -365,7 +408,9 @@ fn get_into(
     progress: &mut dyn FnMut(&Progress),
 ) -> std::result::Result<RetrieveResult, Failed> {
     let storage = StorageDir::new(dir).map_err(|e| Failed::of(&e, "the receiving folder"))?;
-    src.dclient().get(req, &storage, &GetOptions::default(), progress).map_err(|e| Failed::of(&e, ""))
+    src.dclient()
+        .get(req, &storage, &GetOptions::default(), progress)
+        .map_err(|e| Failed::of(&e, ""))
 }
 
 /// A retrieve that ended without error but not with everything.
@@ -374,7 +419,8 @@ fn incomplete(r: &RetrieveResult) -> Option<Failed> {
         return None;
     }
     let so = &r.sub_operations;
-    let refused: Vec<&dclient::receive::Received> = r.received.iter().filter(|x| !x.status.is_success()).collect();
+    let refused: Vec<&dclient::receive::Received> =
+        r.received.iter().filter(|x| !x.status.is_success()).collect();
     let mut why = format!(
         "ended with status {} ({} completed, {} failed, {} warning sub-operations)",
         r.status,
@@ -394,7 +440,10 @@ fn incomplete(r: &RetrieveResult) -> Option<Failed> {
         why.push_str(&format!("; failed: {}", r.failed_sop_instance_uids.join(", ")));
     }
     let class = if r.status.is_failure() { classify_status(r.status) } else { Class::Transient };
-    Some(Failed { class, failure: Failure { status: Some(r.status.0), comment: None, reason: why } })
+    Some(Failed {
+        class,
+        failure: Failure { status: Some(r.status.0), comment: None, reason: why },
+    })
 }
 
 /// IMAGE-level requests for `missing`, a series at a time, at most
@@ -409,7 +458,11 @@ fn image_requests(study: &str, missing: &[&Listed]) -> dclient::Result<Vec<Retri
         for chunk in uids.chunks(UIDS_PER_REQUEST) {
             out.push(RetrieveRequest::new(
                 QueryLevel::Image,
-                [("StudyInstanceUID", study), ("SeriesInstanceUID", series), ("SOPInstanceUID", &chunk.join("\\"))],
+                [
+                    ("StudyInstanceUID", study),
+                    ("SeriesInstanceUID", series),
+                    ("SOPInstanceUID", &chunk.join("\\")),
+                ],
             )?);
         }
     }
@@ -418,7 +471,11 @@ fn image_requests(study: &str, missing: &[&Listed]) -> dclient::Result<Vec<Retri
 
 /// Stores spooled files on `dest` (one association for the lot), removing each once the
 /// destination has it; returns how many it took, the bytes, and the failure to retry.
-fn store_spooled(dest: &PeerClient, files: &[PathBuf], events: &Events<'_>) -> (u64, u64, Option<Failed>) {
+fn store_spooled(
+    dest: &PeerClient,
+    files: &[PathBuf],
+    events: &Events<'_>,
+) -> (u64, u64, Option<Failed>) {
     let mut prepared = Vec::new();
     let mut failure = None;
     for p in files {
@@ -426,7 +483,10 @@ fn store_spooled(dest: &PeerClient, files: &[PathBuf], events: &Events<'_>) -> (
             Ok(f) => prepared.push(f),
             Err(e) => {
                 let _ = std::fs::remove_file(p);
-                failure = Some(Failed { class: Class::Transient, failure: reason(&format!("{}: {e}", p.display())) });
+                failure = Some(Failed {
+                    class: Class::Transient,
+                    failure: reason(&format!("{}: {e}", p.display())),
+                });
             }
         }
     }
@@ -454,10 +514,15 @@ fn store_spooled(dest: &PeerClient, files: &[PathBuf], events: &Events<'_>) -> (
                 let _ = std::fs::remove_file(&f.path);
             }
             Ok(out) => {
-                let line = format!("{} : C-STORE failed: {}", f.sop_instance_uid, out.describe_status());
+                let line =
+                    format!("{} : C-STORE failed: {}", f.sop_instance_uid, out.describe_status());
                 failure = Some(Failed {
                     class: classify_status(out.status),
-                    failure: Failure { status: Some(out.status.0), comment: out.error_comment.clone(), reason: line },
+                    failure: Failure {
+                        status: Some(out.status.0),
+                        comment: out.error_comment.clone(),
+                        reason: line,
+                    },
                 });
             }
             Err(e) => {
@@ -466,7 +531,10 @@ fn store_spooled(dest: &PeerClient, files: &[PathBuf], events: &Events<'_>) -> (
                     store::StoreError::Association(inner) => classify_error(inner),
                     _ => Class::Permanent,
                 };
-                failure = Some(Failed { class, failure: reason(&format!("{}: {e}", f.sop_instance_uid)) });
+                failure = Some(Failed {
+                    class,
+                    failure: reason(&format!("{}: {e}", f.sop_instance_uid)),
+                });
                 if lost {
                     break;
                 }
