@@ -349,17 +349,28 @@ pub struct InventoryReport {
     pub incomplete_parts: Vec<String>,
 }
 
-/// Runs the pending parts of the inventory of `src` into the journal.
-pub fn inventory_peer(
-    journal: &mut Journal,
-    src: &PeerClient,
-    sel: &Selection,
-    cap: u64,
-    shard: Option<Shard>,
-    retry: &RetryPolicy,
-    events: &Events<'_>,
-    stop: &AtomicBool,
-) -> Result<InventoryReport> {
+/// What [`inventory_peer`] needs.
+#[derive(Debug)]
+pub struct Inventory<'a> {
+    /// The source.
+    pub src: &'a PeerClient,
+    /// The selection.
+    pub sel: &'a Selection,
+    /// Split a query answered with this many matches.
+    pub cap: u64,
+    /// Keep only this shard's studies.
+    pub shard: Option<Shard>,
+    /// Retries of failed queries.
+    pub retry: &'a RetryPolicy,
+    /// Progress and failures.
+    pub events: &'a Events<'a>,
+    /// Set to stop between two queries.
+    pub stop: &'a AtomicBool,
+}
+
+/// Runs the pending parts of the inventory of `inv.src` into the journal.
+pub fn inventory_peer(journal: &mut Journal, inv: &Inventory<'_>) -> Result<InventoryReport> {
+    let Inventory { src, sel, cap, shard, retry, events, stop } = *inv;
     if journal.inventory_done()? {
         return Ok(InventoryReport::default());
     }

@@ -22,7 +22,7 @@ use dclient::{ClientOptions, CommitOptions};
 use crate::endpoint::{Endpoint, PeerAddr};
 use crate::error::{CopyError, Result};
 use crate::event::{Event, Events, Phase};
-use crate::inventory::{inventory_peer, scan_folder, Selection, DEFAULT_QUERY_CAP};
+use crate::inventory::{inventory_peer, scan_folder, Inventory, Selection, DEFAULT_QUERY_CAP};
 use crate::journal::{Journal, State, Summary};
 use crate::peer::PeerClient;
 use crate::retry::RetryPolicy;
@@ -325,13 +325,15 @@ impl Job {
                 let sel = Selection::new(q);
                 let r = inventory_peer(
                     &mut journal,
-                    &src,
-                    &sel,
-                    spec.query_cap,
-                    spec.shard,
-                    &spec.retry,
-                    &events,
-                    stop,
+                    &Inventory {
+                        src: &src,
+                        sel: &sel,
+                        cap: spec.query_cap,
+                        shard: spec.shard,
+                        retry: &spec.retry,
+                        events: &events,
+                        stop,
+                    },
                 )?;
                 incomplete.extend(r.incomplete_parts);
                 self.totals(&journal, &events)?;
