@@ -177,7 +177,18 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     }
     let job = Job::new(spec, a.journal.first().cloned()).map_err(usage)?;
     // Opened here, so that a journal of another job is bad input before anything runs.
-    drop(job.open_journal().map_err(usage)?);
+    let before = job.open_journal().map_err(usage)?.summary()?;
+    if before.studies.total() > 0 && !a.common.quiet {
+        errln!(
+            "dclient: resuming {}: {} of {} studies verified, {} instance(s) transferred before",
+            job.journal_path().display(),
+            before.studies.get(State::Verified),
+            before.studies.total(),
+            before.transferred_instances.max(
+                before.instances.get(State::Transferred) + before.instances.get(State::Verified)
+            )
+        );
+    }
     ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {
             let n = dclient::receive::discard_temporary_files();
