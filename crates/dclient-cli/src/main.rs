@@ -51,6 +51,9 @@ enum Command {
     /// Storage Commitment: ask the peer to commit to keeping instances (N-ACTION, then the
     /// N-EVENT-REPORT); exit 0 only when all are committed.
     Commit(cmd::commit::Args),
+    /// Copy an archive, verified and resumable: folder to peer, peer to folder, peer to
+    /// peer (SRC and DEST each AE@HOST:PORT or a folder); --status shows where jobs stand.
+    Copy(cmd::copy::Args),
     /// Modality Worklist C-FIND: the scheduled procedure steps.
     Worklist(cmd::worklist::Args),
     /// Modality Performed Procedure Step: start (N-CREATE), complete or discontinue (N-SET).
@@ -73,6 +76,7 @@ impl Command {
             Command::Move(a) => &a.common,
             Command::Serve(a) => &a.common,
             Command::Commit(a) => &a.common,
+            Command::Copy(a) => &a.common,
             Command::Worklist(a) => &a.common,
             Command::Mpps(a) => a.common(),
             Command::Demo(a) => &a.common,
@@ -90,6 +94,7 @@ impl Command {
             Command::Move(a) => cmd::retrieve::run_move(a),
             Command::Serve(a) => cmd::serve::run(a),
             Command::Commit(a) => cmd::commit::run(a),
+            Command::Copy(a) => cmd::copy::run(a),
             Command::Worklist(a) => cmd::worklist::run(a),
             Command::Mpps(a) => cmd::mpps::run(a),
             Command::Demo(a) => cmd::demo::run(a),

@@ -7,14 +7,17 @@
 //! - pynetdicom's `storescp` ([`pynetdicom_storescp`]) and `qrscp` ([`pynetdicom_qrscp`]),
 //!   and the kit's own pynetdicom scripts (`peers/*.py`): a Storage Commitment SCP
 //!   ([`pynetdicom_commit_scp`], report on the same association, a new one, or never;
-//!   some instances failed), a Storage Commitment SCU ([`pynetdicom_commit_scu`]) and an
-//!   MPPS SCP ([`pynetdicom_mpps_scp`]),
+//!   some instances failed), a Storage Commitment SCU ([`pynetdicom_commit_scu`]), an
+//!   MPPS SCP ([`pynetdicom_mpps_scp`]) and a storage SCP that fails on cue
+//!   ([`pynetdicom_flaky_scp`]: A700 for every Nth instance once, a permanent refusal,
+//!   an instance lost after its success response; with a C-FIND over what it holds),
 //! - DCMTK's `wlmscpfs` ([`dcmtk_wlmscpfs`]) on DCMTK's example worklist
 //!   ([`example_worklist`]), and `findscu -W` ([`findscu_worklist`]),
 //! - Orthanc ([`orthanc`], with a tiny REST client: [`orthanc_upload`],
 //!   [`orthanc_instances`], [`orthanc_get_file`]).
 //!
-//! For misbehaving peers there is [`fake_peer`]: a scripted peer (and client) on a
+//! For slow links there is [`throttled_proxy`] (a loopback TCP relay whose rate the test
+//! sets and changes). For misbehaving peers there is [`fake_peer`]: a scripted peer (and client) on a
 //! loopback port that breaks the protocol on cue.
 //!
 //! TLS tests get their certificates from [`TestPki`] (a CA, server and client
@@ -47,7 +50,8 @@ pub use dcmtk::{
     dcmtk, dcmtk_qrscp, dcmtk_storescp, echo, load_into_qrscp, QrScpOpts, StoreScpOpts, CLIENT_AE,
 };
 pub use net::{
-    closed_port, free_port, silent_listener, wait_port_closed, SilentListener, LOOPBACK,
+    closed_port, free_port, silent_listener, throttled_proxy, wait_port_closed, SilentListener,
+    ThrottledProxy, LOOPBACK,
 };
 pub use orthanc::{
     orthanc, orthanc_commitment_report, orthanc_get_file, orthanc_instances, orthanc_request,
@@ -55,8 +59,9 @@ pub use orthanc::{
 };
 pub use process::{require_tool, run_bounded, Peer};
 pub use pynetdicom::{
-    pynetdicom_commit_scp, pynetdicom_commit_scu, pynetdicom_mpps_scp, pynetdicom_qrscp,
-    pynetdicom_storescp, PyCommitScpOpts, PyQrScpOpts, PyStoreScpOpts, ReportMode,
+    pynetdicom_commit_scp, pynetdicom_commit_scu, pynetdicom_flaky_scp, pynetdicom_mpps_scp,
+    pynetdicom_qrscp, pynetdicom_storescp, PyCommitScpOpts, PyFlakyScpOpts, PyQrScpOpts,
+    PyStoreScpOpts, ReportMode,
 };
 pub use testdata::{dump2dcm, unique_uid, TestImage};
 pub use tls::{CertFiles, TestPki};

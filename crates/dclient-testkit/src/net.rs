@@ -139,3 +139,122 @@ pub fn silent_listener() -> (SilentListener, u16) {
     };
     (SilentListener { port, stop, accepted, thread: Some(thread) }, port)
 }
+
+/// A TCP relay on 127.0.0.1 to `127.0.0.1:target` that forwards each direction at most
+/// at its rate (bytes per second; 0: as fast as it can), changeable while it runs: a slow
+/// link, to catch a transfer in the middle of a file. Dropping it stops it (and its
+/// connections, within 100 ms).
+pub struct ThrottledProxy {
+    port: u16,
+    rate: Arc<std::sync::atomic::AtomicU64>,
+    forwarded: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ThrottledProxy {
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sets the rate of each direction, in bytes per second (0: unlimited).
+    pub fn set_rate(&self, bytes_per_sec: u64) {
+        self.rate.store(bytes_per_sec, Ordering::SeqCst);
+    }
+
+    /// Bytes forwarded so far, both directions.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ThrottledProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    rate: Arc<std::sync::atomic::AtomicU64>,
+    forwarded: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
+    use std::io::{Read, Write};
+    let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::SeqCst) {
+        let r = rate.load(Ordering::SeqCst);
+        // At a limited rate, 20 slices a second.
+        let want = if r == 0 { buf.len() } else { (r / 20).clamp(1, buf.len() as u64) as usize };
+        match from.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                forwarded.fetch_add(n as u64, Ordering::SeqCst);
+                if r > 0 {
+                    std::thread::sleep(Duration::from_secs_f64(n as f64 / r as f64));
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+    let _ = from.shutdown(std::net::Shutdown::Read);
+}
+
+/// Starts a [`ThrottledProxy`] to `127.0.0.1:target` at `bytes_per_sec` (0: unlimited).
+///
+/// Panics if 127.0.0.1 cannot be bound.
+pub fn throttled_proxy(target: u16, bytes_per_sec: u64) -> ThrottledProxy {
+    let listener =
+        TcpListener::bind(loopback(0)).unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"));
+    reserve(port);
+    listener.set_nonblocking(true).unwrap_or_else(|e| panic!("set_nonblocking: {e}"));
+    let rate = Arc::new(std::sync::atomic::AtomicU64::new(bytes_per_sec));
+    let forwarded = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let (rate, forwarded, stop) = (rate.clone(), forwarded.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name(format!("throttled-proxy-{port}"))
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            let _ = client.set_nonblocking(false);
+                            let Ok(server) = TcpStream::connect_timeout(
+                                &loopback(target),
+                                Duration::from_secs(5),
+                            ) else {
+                                continue;
+                            };
+                            let _ = client.set_nodelay(true);
+                            let _ = server.set_nodelay(true);
+                            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                                continue;
+                            };
+                            for (a, b) in [(client, s2), (server, c2)] {
+                                let (r, f, s) = (rate.clone(), forwarded.clone(), stop.clone());
+                                let _ = std::thread::Builder::new()
+                                    .name(format!("proxy-pump-{port}"))
+                                    .spawn(move || pump(a, b, r, f, s));
+                            }
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+            .unwrap_or_else(|e| panic!("spawn proxy thread: {e}"))
+    };
+    ThrottledProxy { port, rate, forwarded, stop, thread: Some(thread) }
+}

@@ -38,6 +38,11 @@ pub struct OrthancOpts {
     pub allow_unknown_scu: bool,
     /// `MaximumPduLength`; `None`: Orthanc's 16384.
     pub max_pdu: Option<u32>,
+    /// `LimitFindResults`: answers to a patient, study or series C-FIND stop at this
+    /// many, then FE00 ("cancel") though nobody cancelled; 0: no limit.
+    pub limit_find_results: u32,
+    /// `LimitFindInstances`: the same at the instance level.
+    pub limit_find_instances: u32,
 }
 
 impl Default for OrthancOpts {
@@ -49,6 +54,8 @@ impl Default for OrthancOpts {
             client_port: None,
             allow_unknown_scu: true,
             max_pdu: None,
+            limit_find_results: 0,
+            limit_find_instances: 0,
         }
     }
 }
@@ -112,6 +119,8 @@ pub fn orthanc(opts: OrthancOpts) -> Result<Peer> {
             "DicomAssociationCloseDelay": 0,
             "SaveJobs": false,
             "DicomTlsEnabled": false,
+            "LimitFindResults": opts.limit_find_results,
+            "LimitFindInstances": opts.limit_find_instances,
         });
         if let Some(pdu) = opts.max_pdu {
             cfg["MaximumPduLength"] = json!(pdu);

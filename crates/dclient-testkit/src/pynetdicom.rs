@@ -204,6 +204,68 @@ fn script(dir: &std::path::Path, name: &str, text: &str) -> Result<PathBuf> {
 const COMMIT_SCP: &str = include_str!("../peers/commit_scp.py");
 const COMMIT_SCU: &str = include_str!("../peers/commit_scu.py");
 const MPPS_SCP: &str = include_str!("../peers/mpps_scp.py");
+const FLAKY_SCP: &str = include_str!("../peers/flaky_store_scp.py");
+
+/// Options of [`pynetdicom_flaky_scp`].
+#[derive(Debug, Clone)]
+pub struct PyFlakyScpOpts {
+    /// Its AE title, default `"FLAKY"`.
+    pub ae: String,
+    /// Every Nth C-STORE-RQ of an instance that never failed before gets
+    /// `fail_status` (0: never); its next try is stored.
+    pub fail_every: u32,
+    /// The transient failure's status, default 0xA700 (out of resources).
+    pub fail_status: u16,
+    /// Instances whose SOP Instance UID contains this are always refused with
+    /// `permanent_status`.
+    pub permanent_substr: Option<String>,
+    /// Default 0xA900.
+    pub permanent_status: u16,
+    /// Instances whose SOP Instance UID contains this are answered success the first
+    /// time and not kept.
+    pub drop_once_substr: Option<String>,
+}
+
+impl Default for PyFlakyScpOpts {
+    fn default() -> Self {
+        Self {
+            ae: "FLAKY".into(),
+            fail_every: 0,
+            fail_status: 0xA700,
+            permanent_substr: None,
+            permanent_status: 0xA900,
+            drop_once_substr: None,
+        }
+    }
+}
+
+/// Starts the storage SCP of `peers/flaky_store_scp.py` (pynetdicom) on a free 127.0.0.1
+/// port: every storage class, a Study Root C-FIND over what it holds, and the failures of
+/// `opts`. Stored instances are [`Peer::dir`]`/<SOPInstanceUID>.dcm`.
+pub fn pynetdicom_flaky_scp(opts: PyFlakyScpOpts) -> Result<Peer> {
+    check_ae(&opts.ae)?;
+    let py = python()?;
+    launch("pynetdicom-flaky-scp", false, |tmp, port, _| {
+        let path = script(tmp, "flaky_store_scp.py", FLAKY_SCP)?;
+        let dir = tmp.join("stored");
+        std::fs::create_dir(&dir)?;
+        let mut cmd = Command::new(&py.exe);
+        cmd.current_dir(tmp)
+            .arg(&path)
+            .args(["--port", &port.to_string(), "--aet", &opts.ae, "--dir"])
+            .arg(&dir)
+            .args(["--fail-every", &opts.fail_every.to_string()])
+            .args(["--fail-status", &format!("0x{:04X}", opts.fail_status)])
+            .args(["--permanent-status", &format!("0x{:04X}", opts.permanent_status)]);
+        if let Some(s) = &opts.permanent_substr {
+            cmd.args(["--permanent-substr", s]);
+        }
+        if let Some(s) = &opts.drop_once_substr {
+            cmd.args(["--drop-once-substr", s]);
+        }
+        Ok(Launch { cmd, ae: opts.ae.clone(), dir, extra_logs: vec![] })
+    })
+}
 
 /// Where the Storage Commitment SCP sends its report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod commit;
+pub mod copy;
 pub mod demo;
 pub mod echo;
 pub mod find;

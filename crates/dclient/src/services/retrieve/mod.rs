@@ -474,7 +474,10 @@ impl RetrieveOp {
         }
     }
 
-    /// A801 on a C-MOVE says which AE to register.
+    /// A801 on a C-MOVE says which AE to register; so does C000 ("unable to process"),
+    /// which Orthanc 1.10 answers instead of A801 for a destination it does not know
+    /// (and, alike on the wire, for a known one that does not answer, or a move that
+    /// matches nothing: the hint says "may").
     fn name_destination(&self, e: Error) -> Error {
         match (e, &self.destination) {
             (Error::Status { operation, status, comment, .. }, Some(d))
@@ -485,6 +488,19 @@ impl RetrieveOp {
                     status,
                     meaning: format!(
                         "move destination unknown: register AE {d} (host and port) on the peer"
+                    ),
+                    comment,
+                }
+            }
+            (Error::Status { operation, status, meaning, comment }, Some(d))
+                if status == Status::UNABLE_TO_PROCESS =>
+            {
+                Error::Status {
+                    operation,
+                    status,
+                    meaning: format!(
+                        "{meaning}; the peer may not know AE {d} as a move destination \
+                         (register it, host and port, on the peer), or could not reach it"
                     ),
                     comment,
                 }
