@@ -71,7 +71,7 @@ pub(crate) fn prepared(f: &StoredFile) -> PreparedFile {
         data_offset: f.data_offset,
         data_len: f.data_len,
         has_meta: true,
-        identifying_len: 0,
+        ..PreparedFile::default()
     }
 }
 

@@ -335,7 +335,7 @@ fn pynetdicom_stores_every_syntax() {
 fn orthanc_stores_every_syntax_over_parallel_associations() {
     let peer = orthanc(OrthancOpts::default()).unwrap();
     let fx = fixture();
-    let opts = SendOptions { parallel: 2 };
+    let opts = SendOptions { parallel: 2, ..SendOptions::default() };
     let r = client(&peer).send_with(&[fx.dir.path()], &opts, &|_| {}).unwrap();
     eprintln!("{}", r.summary());
     assert_eq!(r.failed(), 0, "{r:#?}");

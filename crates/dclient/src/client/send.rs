@@ -22,7 +22,9 @@ use dclient_proto::ul::negotiation::{ProposedContext, MAX_PRESENTATION_CONTEXTS}
 use crate::client::DClient;
 use crate::error::{Error, Result};
 use crate::names::describe_uid;
-use crate::services::store::{contexts_for_sop_class, store_file_with, PrepareError, PreparedFile};
+use crate::services::store::{
+    contexts_for_sop_class_with, store_file_with_options, PrepareError, PreparedFile, StoreOptions,
+};
 use crate::transport::Connection;
 
 /// Folders are walked at most this deep.
@@ -37,11 +39,15 @@ pub const MAX_PARALLEL: usize = 64;
 pub struct SendOptions {
     /// Number of associations used at once (threads), 1 to [`MAX_PARALLEL`]. Default 1.
     pub parallel: usize,
+    /// The transfer syntax to aim for and whether a lossy encoding is allowed
+    /// (`--transfer-syntax`, `--allow-lossy`); by default each file goes in its own syntax,
+    /// converted only when the peer refused it.
+    pub store: StoreOptions,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
-        SendOptions { parallel: 1 }
+        SendOptions { parallel: 1, store: StoreOptions::default() }
     }
 }
 
@@ -276,7 +282,7 @@ impl DClient {
             }
         }
 
-        let batches = plan(&entries);
+        let batches = plan(&entries, &options.store);
         let sink = Sink {
             on_event,
             done: Mutex::new(Vec::new()),
@@ -314,7 +320,8 @@ impl DClient {
                 for _ in 0..threads {
                     let conn = first.take();
                     let (sink, next, prepared) = (&sink, &next, &prepared);
-                    s.spawn(move || this.send_worker(batch, prepared, next, conn, sink));
+                    let store = &options.store;
+                    s.spawn(move || this.send_worker(batch, prepared, next, conn, sink, store));
                 }
             });
             // Files left when every worker lost its association for good.
@@ -358,6 +365,7 @@ impl DClient {
         next: &AtomicUsize,
         mut conn: Option<Connection>,
         sink: &Sink<'_>,
+        store: &StoreOptions,
     ) {
         let mut failures = 0usize;
         loop {
@@ -393,7 +401,7 @@ impl DClient {
             let Some(file) = prepared.get(index).copied().flatten() else { continue };
             let Some(c) = conn.as_mut() else { continue };
             let mut progress = |n: u64| (sink.on_event)(SendEvent::Bytes(n));
-            let report = match store_file_with(c, file, None, &mut progress) {
+            let report = match store_file_with_options(c, file, None, store, &mut progress) {
                 Ok(out) => {
                     failures = 0;
                     if let Ok(mut v) = sink.command_results.lock() {
@@ -581,7 +589,7 @@ fn prepare_one(path: &Path, explicit: bool) -> State {
 
 /// Groups the prepared files into batches of at most 128 presentation contexts, keeping
 /// each SOP class (all its contexts) in one batch.
-fn plan(entries: &[Entry]) -> Vec<Batch> {
+fn plan(entries: &[Entry], store: &StoreOptions) -> Vec<Batch> {
     // SOP classes in order of first appearance, with their syntaxes and files.
     let mut classes: Vec<(String, Vec<String>, Vec<usize>)> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -601,13 +609,15 @@ fn plan(entries: &[Entry]) -> Vec<Batch> {
     }
     let mut batches: Vec<Batch> = Vec::new();
     for (class, syntaxes, files) in classes {
-        let mut ctx = contexts_for_sop_class(&class, &syntaxes);
+        let mut ctx = contexts_for_sop_class_with(&class, &syntaxes, store);
         if ctx.len() > MAX_PRESENTATION_CONTEXTS {
-            // More syntaxes for one class than an association holds: keep the fallback and
-            // as many file syntaxes as fit; the other files are transcoded or reported.
+            // More syntaxes for one class than an association holds: keep the two fallbacks
+            // and as many file syntaxes as fit; the other files are transcoded or reported.
+            let compressed = ctx.pop();
             let fallback = ctx.pop();
-            ctx.truncate(MAX_PRESENTATION_CONTEXTS - 1);
+            ctx.truncate(MAX_PRESENTATION_CONTEXTS - 2);
             ctx.extend(fallback);
+            ctx.extend(compressed);
         }
         match batches.last_mut() {
             Some(b) if b.contexts.len() + ctx.len() <= MAX_PRESENTATION_CONTEXTS => {
@@ -639,7 +649,7 @@ mod tests {
                 data_offset: 0,
                 data_len: 10,
                 has_meta: true,
-                identifying_len: 0,
+                ..PreparedFile::default()
             }),
         }
     }
@@ -647,17 +657,18 @@ mod tests {
     #[test]
     fn contexts_split_over_associations_beyond_128() {
         use dclient_proto::uids::{EXPLICIT_VR_LE, JPEG_BASELINE};
-        // 100 SOP classes, each with two syntaxes: 3 contexts each, 300 in all.
+        // 100 SOP classes, each with two syntaxes: 4 contexts each (the two syntaxes, the
+        // uncompressed and the compressed fallback), 400 in all.
         let entries: Vec<Entry> = (0..200)
             .map(|i| {
                 let class = format!("1.2.840.99.{}", i % 100);
                 ready(i, &class, if i < 100 { EXPLICIT_VR_LE } else { JPEG_BASELINE })
             })
             .collect();
-        let batches = plan(&entries);
-        assert_eq!(batches.len(), 3);
+        let batches = plan(&entries, &StoreOptions::default());
+        assert_eq!(batches.len(), 4);
         assert!(batches.iter().all(|b| b.contexts.len() <= 128));
-        assert_eq!(batches.iter().map(|b| b.contexts.len()).sum::<usize>(), 300);
+        assert_eq!(batches.iter().map(|b| b.contexts.len()).sum::<usize>(), 400);
         assert_eq!(batches.iter().map(|b| b.files.len()).sum::<usize>(), 200);
         // Every file's class is in its batch.
         for b in &batches {
