@@ -25,6 +25,7 @@
 //! all traffic the kit generates goes to 127.0.0.1 only. If the test process
 //! is killed with SIGKILL (no unwinding) its peers are orphaned.
 
+pub mod codecs;
 mod dcmtk;
 pub mod fake_peer;
 mod net;

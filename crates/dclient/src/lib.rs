@@ -60,7 +60,7 @@ pub use transport::{Connection, Incoming, Step, Stream, Timeouts};
 /// another transfer syntax frame by frame, and one C-STORE of one file.
 pub mod store {
     pub use crate::services::store::transcode::{
-        check_conversion, is_uncompressed, transcode, transcode_to, Transcoded,
+        check_conversion, convert_file, is_uncompressed, transcode, transcode_to, Transcoded,
     };
     pub use crate::services::store::{
         choose_context, choose_context_with, contexts_for, contexts_for_sop_class,

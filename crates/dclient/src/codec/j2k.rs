@@ -59,12 +59,21 @@ pub(super) fn decode(info: &ImageInfo, data: &[u8]) -> Result<Vec<u8>, CodecErro
     let bps = usize::from(info.bits_allocated / 8);
     let n = info.pixels();
     let mut out = vec![0u8; n * spp * bps];
+    // Lossy coding rings past the range of Bits Stored: clamp (as GDCM does) rather than
+    // let a value wrap around to the other end of the range.
+    let bits = u32::from(info.bits_stored);
+    let (lo, hi) = if info.signed() {
+        (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)
+    } else {
+        (0, (1i64 << bits) - 1)
+    };
     for (ci, c) in comps.iter().enumerate() {
         let d = c.data();
         if d.len() != n {
             return Err(corrupt(format!("component {ci} holds {} samples, not {n}", d.len())));
         }
         for (i, &v) in d.iter().enumerate() {
+            let v = i64::from(v).clamp(lo, hi) as i32;
             let at = (i * spp + ci) * bps;
             out[at..at + bps].copy_from_slice(&v.to_le_bytes()[..bps]);
         }

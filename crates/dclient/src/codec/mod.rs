@@ -287,6 +287,13 @@ pub(crate) fn decode_frame(
             describe(uid)
         ))
     })?;
+    if e.codec != "RLE" && !ends_with_eoi(data) {
+        return Err(CodecError::Corrupt(format!(
+            "the {} frame of {} bytes ends without its end-of-image marker (FFD9): cut short",
+            e.codec,
+            data.len()
+        )));
+    }
     let mut out = guard(e.codec, || decode(info, data))?;
     if out.len() != want {
         return Err(CodecError::Corrupt(format!(
@@ -337,6 +344,14 @@ pub(crate) fn encode_frame(
         out.data.push(0); // fragments have an even length (PS3.5 A.4)
     }
     Ok(out)
+}
+
+/// Whether a JPEG, JPEG-LS or JPEG 2000 codestream ends with its EOI / EOC marker (FFD9),
+/// allowing for a few bytes of padding after it (PS3.5 A.4 pads fragments to even length).
+/// Decoders fill a cut codestream with grey rather than fail; this makes it an error.
+fn ends_with_eoi(data: &[u8]) -> bool {
+    let tail = &data[data.len().saturating_sub(16)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Runs a codec, turning a panic into [`CodecError::Panicked`].

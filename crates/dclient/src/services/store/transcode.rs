@@ -213,6 +213,60 @@ pub fn transcode_to(
     Ok(Transcoded { bytes, frames })
 }
 
+/// Writes `file` converted into transfer syntax `to` as a Part 10 file at `output`
+/// (created or truncated; the caller names it and renames it into place). The file meta
+/// group is the file's own with the new Transfer Syntax UID (a new one for a raw data set).
+pub fn convert_file(
+    file: &PreparedFile,
+    to: &str,
+    opts: &TranscodeOptions,
+    output: &Path,
+) -> Result<Transcoded, TranscodeError> {
+    use dicom_object::meta::FileMetaTableBuilder;
+    let own = if file.has_meta { read_meta(&file.path).ok().flatten() } else { None };
+    let meta = match own {
+        Some(mut m) => {
+            m.media_storage_sop_class_uid = file.sop_class_uid.clone();
+            m.media_storage_sop_instance_uid = file.sop_instance_uid.clone();
+            m.transfer_syntax = to.to_owned();
+            m.update_information_group_length();
+            m
+        }
+        None => FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(file.sop_class_uid.as_str())
+            .media_storage_sop_instance_uid(file.sop_instance_uid.as_str())
+            .transfer_syntax(to)
+            .implementation_class_uid(uids::IMPLEMENTATION_CLASS_UID)
+            .implementation_version_name(uids::IMPLEMENTATION_VERSION_NAME)
+            .build()
+            .map_err(|e| io::Error::other(format!("file meta group: {e}")))?,
+    };
+    let mut w = io::BufWriter::with_capacity(COPY_CHUNK, File::create(output)?);
+    w.write_all(&[0u8; 128])?;
+    w.write_all(b"DICM")?;
+    meta.write(&mut w).map_err(|e| io::Error::other(format!("file meta group: {e}")))?;
+    let t = transcode_to(file, to, opts, &mut w)?;
+    w.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+    Ok(t)
+}
+
+/// The file meta group of a Part 10 file ("DICM" at 128, or at 0 without a preamble).
+fn read_meta(path: &Path) -> io::Result<Option<dicom_object::meta::FileMetaTable>> {
+    let mut f = BufReader::new(File::open(path)?);
+    let mut head = [0u8; 132];
+    let n = f.read(&mut head)?;
+    let start = if n >= 132 && &head[128..132] == b"DICM" {
+        128
+    } else if head.starts_with(b"DICM") {
+        0
+    } else {
+        return Ok(None);
+    };
+    f.seek(SeekFrom::Start(start))?;
+    // FileMetaTable reads the "DICM" prefix itself.
+    Ok(dicom_object::meta::FileMetaTable::from_reader(&mut f).ok())
+}
+
 /// A failure while converting pixel data: reading (I/O) or the data itself.
 enum StepError {
     Io(io::Error),
