@@ -350,3 +350,59 @@ fn read_manifest(dir: &Path) -> Result<Vec<Vector>> {
     }
     Ok(v)
 }
+
+/// Files that real writers get wrong, made from `image` (an uncompressed 8-bit file of
+/// [`test_images`]) in `dir`:
+/// - `vr-mismatch-jpeg.dcm`: JPEG Baseline (by dcmcjpeg) whose data set pydicom rewrote in
+///   Implicit VR under the unchanged Explicit VR meta group (a known writer bug; pydicom
+///   reads it with a warning, DCMTK fails on it);
+/// - `vr-mismatch-explicit.dcm`: the same bug in an uncompressed file;
+/// - `uid-mismatch.dcm`: a meta group whose Media Storage SOP Instance UID differs from
+///   the data set's SOP Instance UID (as anonymisers that rewrite only the data set leave
+///   them). Returns the three paths and the data set's SOP Instance UID of the last.
+pub fn writer_bug_files(image: &Path, dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf, String)> {
+    const SCRIPT: &str = r#"
+import sys
+import pydicom
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import generate_uid
+
+def write(path, ds, meta, implicit):
+    with open(path, "wb") as f:
+        f.write(b"\0" * 128 + b"DICM")
+        write_file_meta_info(f, meta, enforce_standard=True)
+        buf = DicomBytesIO()
+        buf.is_little_endian = True
+        buf.is_implicit_VR = implicit
+        write_dataset(buf, ds)
+        f.write(buf.getvalue())
+
+jpeg, plain, out = sys.argv[1], sys.argv[2], sys.argv[3]
+ds = pydicom.dcmread(jpeg)
+write(out + "/vr-mismatch-jpeg.dcm", ds, ds.file_meta, True)
+ds = pydicom.dcmread(plain)
+write(out + "/vr-mismatch-explicit.dcm", ds, ds.file_meta, True)
+meta = ds.file_meta
+meta.MediaStorageSOPInstanceUID = generate_uid()
+write(out + "/uid-mismatch.dcm", ds, meta, False)
+print(ds.SOPInstanceUID)
+"#;
+    std::fs::create_dir_all(dir)?;
+    let jpeg = dir.join("base-jpeg.dcm");
+    let baseline = ENCODERS.iter().find(|e| e.ts == ts::JPEG_BASELINE).context("baseline")?;
+    encode_with(baseline, image, &jpeg)?;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(SCRIPT).arg(&jpeg).arg(image).arg(dir);
+    let out = run_bounded(&mut cmd, Duration::from_secs(120))?;
+    if !out.status.success() {
+        bail!("pydicom failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let uid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok((
+        dir.join("vr-mismatch-jpeg.dcm"),
+        dir.join("vr-mismatch-explicit.dcm"),
+        dir.join("uid-mismatch.dcm"),
+        uid,
+    ))
+}

@@ -37,6 +37,7 @@ mod tls;
 
 pub use dcmtk::{
     dcmtk, dcmtk_qrscp, dcmtk_storescp, echo, load_into_qrscp, QrScpOpts, StoreScpOpts, CLIENT_AE,
+    ONLY_SYNTAX_CLASSES,
 };
 pub use net::{
     closed_port, free_port, silent_listener, wait_port_closed, SilentListener, LOOPBACK,

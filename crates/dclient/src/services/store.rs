@@ -74,7 +74,7 @@ fn lossless_targets() -> Vec<&'static str> {
 /// The presentation contexts for `sop_class` given the transfer syntaxes of its files: one
 /// context per file syntax (so that a peer can accept each one on its own), then one with
 /// Explicit and Implicit VR Little Endian, then one with the compressed syntaxes we can
-/// encode losslessly (for a peer that takes only compressed data).
+/// encode losslessly and JPEG Baseline (for a peer that takes only compressed data).
 pub fn contexts_for_sop_class(sop_class: &str, file_syntaxes: &[String]) -> Vec<ProposedContext> {
     contexts_for_sop_class_with(sop_class, file_syntaxes, &StoreOptions::default())
 }
@@ -92,10 +92,11 @@ pub fn contexts_for_sop_class_with(
         }
     }
     v.push(ProposedContext::new(sop_class, &[uids::EXPLICIT_VR_LE, uids::IMPLICIT_VR_LE]));
+    // JPEG Baseline last, also without `allow_lossy`: a peer that takes only it then
+    // gets a file refused with the reason (a lossy encoding needs --allow-lossy) rather
+    // than an association that accepted nothing.
     let mut compressed = lossless_targets();
-    if options.allow_lossy {
-        compressed.push(uids::JPEG_BASELINE);
-    }
+    compressed.push(uids::JPEG_BASELINE);
     v.push(ProposedContext::new(sop_class, &compressed));
     v
 }
@@ -198,9 +199,8 @@ pub fn choose_context_with(
     }
     let mut targets: Vec<&str> = TRANSCODE_ORDER.to_vec();
     targets.extend(lossless_targets());
-    if options.allow_lossy {
-        targets.push(uids::JPEG_BASELINE);
-    }
+    // Refused below without `allow_lossy`, with the reason.
+    targets.push(uids::JPEG_BASELINE);
     for ts in targets {
         let Some(c) = find(ts) else { continue };
         match transcode::check_conversion(own, ts, options.allow_lossy) {
