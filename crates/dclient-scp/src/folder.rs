@@ -48,6 +48,13 @@ impl FolderArchive {
         Ok((FolderArchive { index, storage, ae: ae.to_owned(), matching }, report))
     }
 
+    /// Stores every received instance in transfer syntax `ts` (see
+    /// [`StorageDir::with_store_as`]).
+    pub fn with_store_as(mut self, ts: Option<String>) -> FolderArchive {
+        self.storage = self.storage.with_store_as(ts);
+        self
+    }
+
     /// The index (what was stored).
     pub fn index(&self) -> &Index {
         &self.index

@@ -120,6 +120,10 @@ pub struct ScpConfig {
     /// (permanent, service-user, no reason given) and the real reason goes to the log.
     /// Default: no check (a presented identity is ignored, as DCMTK does).
     pub users: Option<UserList>,
+    /// Store every received instance in this transfer syntax (`serve --store-as`):
+    /// converted frame by frame once complete, before it is indexed; one that cannot be
+    /// converted is kept as it arrived. Default: as received.
+    pub store_as: Option<String>,
 }
 
 impl ScpConfig {
@@ -146,6 +150,7 @@ impl ScpConfig {
             tls: None,
             move_tls: None,
             users: None,
+            store_as: None,
         }
     }
 
@@ -217,6 +222,7 @@ impl Scp {
     pub fn start(config: ScpConfig) -> Result<ScpHandle<FolderArchive>, ScpError> {
         config.check()?;
         let (archive, report) = FolderArchive::open(&config.dir, &config.ae, config.matching)?;
+        let archive = archive.with_store_as(config.store_as.clone());
         if report != RepairReport::default() {
             tracing::info!(
                 "index of {}: {} files indexed, {} unchanged, {} rows of vanished files \

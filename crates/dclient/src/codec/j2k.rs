@@ -113,8 +113,7 @@ fn check_siz(info: &ImageInfo, d: &[u8]) -> Result<(), CodecError> {
     }
     for c in 0..csiz {
         let at = 42 + 3 * c;
-        let Some(&[ssiz, xr, yr]) =
-            d.get(at..at + 3).map(|s| <&[u8; 3]>::try_from(s).ok()).flatten()
+        let Some(&[ssiz, xr, yr]) = d.get(at..at + 3).and_then(|s| <&[u8; 3]>::try_from(s).ok())
         else {
             return Err(corrupt("the SIZ marker is cut short"));
         };
@@ -197,7 +196,7 @@ pub(super) fn encode(
         p.irreversible = 0;
         p.tcp_rates[0] = 0.0;
     }
-    p.tcp_mct = i8::from(colour).into();
+    p.tcp_mct = i8::from(colour);
     let mut levels = 6;
     while levels > 1 && (w.min(h) >> (levels - 1)) < 1 {
         levels -= 1;

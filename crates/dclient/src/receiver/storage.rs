@@ -20,6 +20,8 @@ use dclient_proto::uids;
 use dicom_object::meta::FileMetaTableBuilder;
 
 use crate::error::{Error, Result};
+use crate::services::store::prepare::PreparedFile;
+use crate::services::store::transcode::{convert_file, TranscodeOptions};
 
 /// Status we answer when the SOP Instance or Class UID of a C-STORE-RQ is not a valid UID
 /// (a "refused" class status, with an Error Comment saying why).
@@ -36,6 +38,8 @@ pub struct StorageDir {
     dir: PathBuf,
     /// Receive and answer, but write nothing (benchmarks, `--ignore`).
     discard: bool,
+    /// Store every instance in this transfer syntax (`--store-as`).
+    store_as: Option<String>,
 }
 
 /// What happened to one received instance.
@@ -71,12 +75,27 @@ impl StorageDir {
         fs::create_dir_all(&dir).map_err(|e| {
             Error::InvalidInput(format!("cannot create the storage folder {}: {e}", dir.display()))
         })?;
-        Ok(StorageDir { dir, discard: false })
+        Ok(StorageDir { dir, discard: false, store_as: None })
     }
 
     /// Receives and answers without writing anything.
     pub fn discarding() -> StorageDir {
-        StorageDir { dir: PathBuf::new(), discard: true }
+        StorageDir { dir: PathBuf::new(), discard: true, store_as: None }
+    }
+
+    /// Stores every instance in transfer syntax `ts` (`--store-as`): once a data set is
+    /// complete in its temporary file, it is converted frame by frame into a second
+    /// temporary file in the folder, which is then renamed into place. An instance that
+    /// cannot be converted (no codec, damaged pixel data) is kept as it arrived, with a
+    /// warning: nothing received is lost.
+    pub fn with_store_as(mut self, ts: Option<String>) -> StorageDir {
+        self.store_as = ts;
+        self
+    }
+
+    /// The transfer syntax instances are stored in, if one was set.
+    pub fn store_as(&self) -> Option<&str> {
+        self.store_as.as_deref()
     }
 
     /// The target folder.
@@ -100,6 +119,7 @@ impl StorageDir {
             temp: None,
             bytes: 0,
             refusal: None,
+            convert: self.store_as.clone().filter(|to| to != transfer_syntax),
         };
         if !uids::is_valid_uid(&rq.affected_sop_instance_uid) {
             inc.refusal = Some((
@@ -172,6 +192,8 @@ pub struct Incoming {
     temp: Option<TempFile>,
     bytes: u64,
     refusal: Option<(Status, String)>,
+    /// Convert into this syntax before the file goes into place.
+    convert: Option<String>,
 }
 
 impl Incoming {
@@ -216,9 +238,19 @@ impl Incoming {
             r.error = Some(why);
             return r;
         }
-        let (Some(temp), Some(default_path)) = (self.temp.take(), self.final_path.take()) else {
+        let (Some(mut temp), Some(default_path)) = (self.temp.take(), self.final_path.take())
+        else {
             return r; // discarding
         };
+        if let Some(to) = self.convert.take() {
+            if let Err(e) = temp.convert(&to) {
+                tracing::warn!(
+                    "{}: kept as received, not converted to {}: {e}",
+                    self.sop_instance_uid,
+                    crate::names::describe_uid(&to)
+                );
+            }
+        }
         match temp.commit(|tmp| {
             let dest = place(tmp, &default_path).unwrap_or(default_path);
             if let Some(parent) = dest.parent() {
@@ -249,6 +281,28 @@ impl TempFile {
             Some(w) => w.write_all(data),
             None => Err(io::Error::other("temp file closed")),
         }
+    }
+
+    /// Converts the complete file into transfer syntax `to`: into a second temporary file
+    /// next to it, which then replaces it. On failure the file is left as it was.
+    fn convert(&mut self, to: &str) -> io::Result<()> {
+        if let Some(w) = self.out.take() {
+            w.into_inner().map_err(|e| e.into_error())?;
+        }
+        let pf = PreparedFile::open(&self.path).map_err(|e| io::Error::other(e.to_string()))?;
+        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let converted = TempFile {
+            path: dir.join(format!(".dclient-{}-{n}.part", std::process::id())),
+            out: None,
+        };
+        let opts = TranscodeOptions { lossy: false, scratch_dir: Some(dir) };
+        convert_file(&pf, to, &opts, &converted.path)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        fs::rename(&converted.path, &self.path)?;
+        let mut converted = converted;
+        converted.path = PathBuf::new(); // renamed: nothing for Drop to remove
+        Ok(())
     }
 
     /// Flushes, closes and renames into place (atomic within one file system).
