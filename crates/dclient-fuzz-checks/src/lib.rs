@@ -11,8 +11,10 @@
 //! | `dataset_read` | [`data::dataset_read`] |
 //! | `prepare_file` | [`data::prepare_file`] |
 //! | `scp_session` | [`scp::session`] |
+//! | `codec_decode` | [`codec::codec_decode`] |
 #![allow(clippy::unwrap_used)]
 
+pub mod codec;
 pub mod data;
 pub mod proto;
 pub mod scp;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dclient_fuzz_checks::{data, proto, scp};
+use dclient_fuzz_checks::{codec, data, proto, scp};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
@@ -56,6 +56,13 @@ fn prepare_file_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path().join("input.dcm");
     replay("prepare_file", |data| data::prepare_file(&scratch, data));
+}
+
+#[test]
+fn codec_decode_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("input.dcm");
+    replay("codec_decode", |data| codec::codec_decode(&scratch, data));
 }
 
 #[test]

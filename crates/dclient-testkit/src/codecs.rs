@@ -121,6 +121,14 @@ pub const ENCODERS: &[Encoder] = &[
     lossy("jlsnear-dcmtk", "/usr/bin/dcmcjpls", &["+en", "+md", "3"], ts::JLS_NEAR, DCMDJPLS),
     lossy("j2klossy-gdcm", GDCMCONV, &["--j2k", "--lossy", "-q", "30"], ts::J2K, GDCM_RAW),
     lossy("jpeg-baseline-dcmtk", "/usr/bin/dcmcjpeg", &["+eb"], ts::JPEG_BASELINE, DCMDJPEG),
+    // Colour compressed as RGB (no YCbCr conversion): Photometric Interpretation RGB.
+    lossy(
+        "jpeg-baseline-rgb-dcmtk",
+        "/usr/bin/dcmcjpeg",
+        &["+eb", "+cr"],
+        ts::JPEG_BASELINE,
+        DCMDJPEG,
+    ),
     lossy("jpeg-extended-dcmtk", "/usr/bin/dcmcjpeg", &["+ee"], ts::JPEG_EXTENDED, DCMDJPEG),
 ];
 

@@ -88,7 +88,11 @@ pub(super) fn decode(info: &ImageInfo, data: &[u8]) -> Result<Vec<u8>, CodecErro
 fn check_siz(info: &ImageInfo, d: &[u8]) -> Result<(), CodecError> {
     if !d.starts_with(&[0xFF, 0x4F]) {
         if d.get(4..8) == Some(b"jP  ") {
-            return Ok(());
+            // A JP2 file: check the codestream of its jp2c box.
+            return match jp2_codestream(d) {
+                Some(cs) => check_siz(info, cs),
+                None => Err(corrupt("a JP2 file without a codestream box (jp2c)")),
+            };
         }
         return Err(corrupt("no SOC marker (FF4F): not a JPEG 2000 codestream"));
     }
@@ -127,6 +131,32 @@ fn check_siz(info: &ImageInfo, d: &[u8]) -> Result<(), CodecError> {
         }
     }
     Ok(())
+}
+
+/// The contents of the codestream box (jp2c) of a JP2 file (ISO 15444-1 I.4).
+fn jp2_codestream(d: &[u8]) -> Option<&[u8]> {
+    let mut at = 0usize;
+    while at + 8 <= d.len() {
+        let lbox = u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]) as usize;
+        let tbox = &d[at + 4..at + 8];
+        let (header, len) = match lbox {
+            0 => (8, d.len() - at),
+            1 => {
+                let x = d.get(at + 8..at + 16)?;
+                let l = u64::from_be_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]);
+                (16, usize::try_from(l).ok()?)
+            }
+            n => (8, n),
+        };
+        if len < header {
+            return None;
+        }
+        if tbox == b"jp2c" {
+            return d.get(at + header..(at + len).min(d.len()));
+        }
+        at = at.checked_add(len)?;
+    }
+    None
 }
 
 /// Whether the codestream's COD marker segment (A.6.1) names the irreversible 9-7 wavelet.

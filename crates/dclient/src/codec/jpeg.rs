@@ -58,9 +58,12 @@ pub(super) fn decode(info: &ImageInfo, data: &[u8]) -> Result<Vec<u8>, CodecErro
     }
     if components == 3 {
         let lossless = hdr.coding_process == jpeg_decoder::CodingProcess::Lossless;
+        // `RGB` interleaves the components as they are; jpeg-decoder 0.3's `None` writes
+        // each line component by component (and panics on subsampled data: found by the
+        // codec_decode fuzz target's first seeds).
         d.set_color_transform(match info.photometric.as_str() {
             "YBR_FULL" | "YBR_FULL_422" if !lossless => ColorTransform::YCbCr,
-            _ => ColorTransform::None,
+            _ => ColorTransform::RGB,
         });
     }
     let px = d.decode().map_err(|e| unsupported_or_corrupt(&e.to_string()))?;
@@ -118,4 +121,25 @@ pub(super) fn encode_baseline(
     enc.encode(frame, info.columns, info.rows, color)
         .map_err(|e| CodecError::Unsupported(format!("JPEG Baseline encoding failed: {e}")))?;
     Ok(Encoded { data: out, photometric, lossy_method: Some("ISO_10918_1") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the codec_decode fuzz target's first seeds: a subsampled (YCbCr) JPEG
+    /// whose data set says RGB made jpeg-decoder 0.3 panic in its "no colour transform"
+    /// path (`color_no_convert` unwraps past the end of its output line). The transform
+    /// that interleaves without converting is used instead: an error or pixels, no panic.
+    #[test]
+    fn regression_an_rgb_labelled_subsampled_jpeg_does_not_panic() {
+        let mut info = ImageInfo::mono(16, 24, 8);
+        info.samples_per_pixel = 3;
+        info.photometric = "RGB".into();
+        let frame: Vec<u8> = (0..16 * 24 * 3).map(|i| (i * 7 % 256) as u8).collect();
+        let enc = encode_baseline(&info, &frame, EncodeParams { lossy: true }, Path::new("."))
+            .expect("encode");
+        let out = decode(&info, &enc.data).expect("decodes");
+        assert_eq!(out.len(), frame.len());
+    }
 }

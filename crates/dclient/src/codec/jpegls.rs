@@ -68,6 +68,21 @@ pub(super) const MISSING: &str = "this build has no JPEG-LS codec: JPEG-LS data 
 #[allow(dead_code)]
 pub(super) fn decode(info: &ImageInfo, data: &[u8]) -> Result<Vec<u8>, CodecError> {
     info.check_codec_limits("JPEG-LS")?;
+    // The frame header first: the codec allocates what it says.
+    match frame_header(data) {
+        Some((p, y, x, nf))
+            if (x, y) == (u32::from(info.columns), u32::from(info.rows))
+                && u16::from(nf) == info.samples_per_pixel
+                && u16::from(p) <= info.bits_allocated => {}
+        Some((p, y, x, nf)) => {
+            return Err(CodecError::Corrupt(format!(
+                "JPEG-LS: the frame header says {x} x {y}, {nf} components of {p} bits; the \
+                 data set says {} x {}, {} samples of {} bits allocated",
+                info.columns, info.rows, info.samples_per_pixel, info.bits_allocated
+            )))
+        }
+        None => return Err(CodecError::Corrupt("JPEG-LS: no SOF55 frame header".into())),
+    }
     let (fi, px) =
         backend::decode(data).map_err(|e| CodecError::Corrupt(format!("JPEG-LS: {e}")))?;
     if (fi.width, fi.height) != (u32::from(info.columns), u32::from(info.rows))
@@ -92,7 +107,7 @@ pub(super) fn decode(info: &ImageInfo, data: &[u8]) -> Result<Vec<u8>, CodecErro
 }
 
 /// Encodes one native frame: lossless (NEAR 0), or NEAR 2 into Near-Lossless when a lossy
-/// encoding is allowed. Samples are masked to Bits Stored (JPEG-LS codes unsigned samples;
+/// encoding is allowed and the samples are unsigned. Samples are masked to Bits Stored (JPEG-LS codes unsigned samples;
 /// signed data round-trips as its bit pattern, as DCMTK's dcmcjpls does).
 #[allow(dead_code)]
 pub(super) fn encode(
@@ -105,7 +120,9 @@ pub(super) fn encode(
     if info.bits_stored < 2 {
         return Err(CodecError::Unsupported("JPEG-LS: Bits Stored below 2".into()));
     }
-    let near = if params.lossy { LOSSY_NEAR } else { 0 };
+    // JPEG-LS codes the bit pattern of signed samples as unsigned (PS3.5 A.4.3): a NEAR
+    // error there turns -2048 into 2047. Signed data is coded losslessly, always.
+    let near = if params.lossy && !info.signed() { LOSSY_NEAR } else { 0 };
     let mask = ((1u32 << info.bits_stored) - 1) as u16;
     let masked: Vec<u8> = if info.bits_allocated == 16 {
         frame
@@ -141,6 +158,32 @@ fn scan_parameters(cs: &[u8]) -> Option<(u8, u8)> {
             let ns = usize::from(*cs.get(i + 4)?);
             let at = i + 4 + 1 + 2 * ns;
             return Some((*cs.get(at)?, *cs.get(at + 1)?));
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+/// The SOF55 frame header (FFF7, ISO 14495-1 C.2.2): precision, rows, columns, components.
+fn frame_header(cs: &[u8]) -> Option<(u8, u32, u32, u8)> {
+    if !cs.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut i = 2;
+    while i + 4 <= cs.len() {
+        if cs[i] != 0xFF {
+            return None;
+        }
+        let marker = cs[i + 1];
+        let len = usize::from(u16::from_be_bytes([cs[i + 2], cs[i + 3]]));
+        if marker == 0xF7 {
+            let b = cs.get(i + 4..i + 10)?;
+            let y = u32::from(u16::from_be_bytes([b[1], b[2]]));
+            let x = u32::from(u16::from_be_bytes([b[3], b[4]]));
+            return Some((b[0], y, x, b[5]));
+        }
+        if marker == 0xDA {
+            return None;
         }
         i += 2 + len;
     }

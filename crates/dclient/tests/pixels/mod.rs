@@ -45,7 +45,7 @@ pub fn pixels(path: &Path) -> Pixels {
 }
 
 impl Pixels {
-    fn samples_iter(&self) -> Vec<i32> {
+    pub fn samples_iter(&self) -> Vec<i32> {
         let bits = u32::from(self.bits_stored);
         let n = if self.bits_allocated == 16 { self.bytes.len() / 2 } else { self.bytes.len() };
         (0..n)
