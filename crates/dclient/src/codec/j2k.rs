@@ -256,3 +256,23 @@ pub(super) fn encode(
     let photometric = colour.then_some(if lossy { "YBR_ICT" } else { "YBR_RCT" });
     Ok(Encoded { data, photometric, lossy_method: lossy.then_some("ISO_15444_1") })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the codec_decode fuzz target: a codestream whose code-block makes a band's
+    /// precision -1, on which openjp2 computes `numbps as u32 + 1` (OpenJPEG's C wraps
+    /// there by design). With overflow checks on that panicked; openjp2 is now built without
+    /// them (as OpenJPEG's C behaves) and the frame fails with one line.
+    #[test]
+    fn regression_a_negative_band_precision_fails_cleanly() {
+        let input = include_bytes!("testdata/j2k-negative-band-precision.bin");
+        // The fuzz input: 4 bytes of image description (16-bit 48 x 64 grey), then the frame.
+        let info = ImageInfo::mono(48, 64, 16);
+        let e =
+            super::super::decode_frame(dclient_proto::uids::JPEG_2000_LOSSLESS, &info, &input[4..])
+                .expect_err("damaged");
+        assert!(matches!(e, CodecError::Corrupt(_)), "{e}");
+    }
+}

@@ -493,12 +493,16 @@ fn send_pieces(
     rx: &std::sync::mpsc::Receiver<Piece>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, StoreError> {
-    // Hold back the start of the data set (see HOLD_BACK).
-    let mut held: Vec<u8> = Vec::new();
+    // Hold back the start of the data set (see HOLD_BACK), chunk by chunk.
+    let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+    let mut held_len = 0usize;
     let mut done = false;
-    while held.len() < HOLD_BACK {
+    while held_len < HOLD_BACK {
         match rx.recv() {
-            Ok(Piece::Data(d)) => held.extend_from_slice(&d),
+            Ok(Piece::Data(d)) => {
+                held_len += d.len();
+                held.push_back(d);
+            }
             Ok(Piece::Failed(e)) => return Err(StoreError::Transcode(e)),
             Err(_) => {
                 done = true;
@@ -506,7 +510,7 @@ fn send_pieces(
             }
         }
     }
-    if held.is_empty() && done {
+    if held_len == 0 {
         return Err(StoreError::Association(Error::Internal("the conversion produced nothing")));
     }
     if let Err(e) = conn.queue_message(ctx, cs, None) {
@@ -515,35 +519,41 @@ fn send_pieces(
     }
     let max = conn.max_pdv_data().max(2);
     let mut sent = 0u64;
-    let mut send = |conn: &mut Connection, data: &[u8], last: bool| -> Result<(), StoreError> {
-        if let Err(e) = conn.send_data(ctx, data, last) {
-            conn.abort();
-            return Err(e.into());
-        }
-        sent += data.len() as u64;
-        progress(data.len() as u64);
-        Ok(())
-    };
+    // What is not yet a whole PDU; the last byte always stays for the last PDV.
+    let mut carry: Vec<u8> = Vec::with_capacity(CHUNK + max);
     loop {
-        if !done {
-            match rx.recv() {
-                Ok(Piece::Data(d)) => held.extend_from_slice(&d),
+        let next = match held.pop_front() {
+            Some(d) => Some(d),
+            None if done => None,
+            None => match rx.recv() {
+                Ok(Piece::Data(d)) => Some(d),
                 Ok(Piece::Failed(e)) => {
                     // Half a data set is out: only an abort can end it.
                     conn.abort();
                     return Err(StoreError::ConversionWhileSending(e));
                 }
-                Err(_) => done = true,
+                Err(_) => {
+                    done = true;
+                    None
+                }
+            },
+        };
+        let last = next.is_none();
+        if let Some(d) = next {
+            carry.extend_from_slice(&d);
+        }
+        let whole = if last { carry.len() } else { carry.len().saturating_sub(1) / max * max };
+        if whole > 0 || last {
+            if let Err(e) = conn.send_data(ctx, &carry[..whole], last) {
+                conn.abort();
+                return Err(e.into());
             }
+            sent += whole as u64;
+            progress(whole as u64);
+            carry.drain(..whole);
         }
-        if done {
-            return send(conn, &held, true).map(|()| sent);
-        }
-        // Whole PDUs now; keep at least a byte for the last one.
-        let whole = (held.len() - 1) / max * max;
-        if whole > 0 {
-            send(conn, &held[..whole], false)?;
-            held.drain(..whole);
+        if last {
+            return Ok(sent);
         }
     }
 }

@@ -568,6 +568,7 @@ impl PixelStep<'_, '_, '_> {
             Frames::new(&mut *self.src, self.pos, &info, self.from, read_enc, frame_len)?;
         let value_len = self.pos.end - self.pos.start - self.pos.header_len;
         let _ = walked;
+        let (self_from, self_to) = (self.from, self.to);
 
         let mut native_info = info.clone();
         native_info.planar_configuration = 0;
@@ -578,117 +579,144 @@ impl PixelStep<'_, '_, '_> {
                 info.samples_per_pixel,
             );
         }
-        let mut index = 0u32;
-        let mut first = true;
-        let mut lossy_src = false;
-        while let Some(raw) = frames.next()? {
-            let native = if src_native {
-                let f = if info.planar_configuration == 1 && info.samples_per_pixel > 1 {
-                    codec::samples::planar_to_interleaved(
-                        &raw,
-                        usize::from(info.samples_per_pixel),
-                        usize::from(info.bits_allocated / 8).max(1),
-                    )
-                } else {
-                    raw
-                };
-                if first {
-                    lossy_src = lossy_flag(self.obj);
-                }
-                f
-            } else {
-                if first {
-                    lossy_src = lossy_flag(self.obj) || codec::is_lossy_stream(self.from, &raw);
-                }
-                codec::decode_frame(self.from, &info, &raw)
-                    .map_err(|e| format!("frame {}: {e}", index + 1))?
-            };
-            let encoded = if dst_native {
-                None
-            } else {
-                Some(
-                    codec::encode_frame(self.to, &native_info, &native, params, scratch)
-                        .map_err(|e| format!("frame {}: {e}", index + 1))?,
-                )
-            };
-            if first {
-                // The header goes out once the first frame has shown what it becomes.
-                first = false;
-                if !src_native {
-                    decoded_attributes(
-                        self.obj,
-                        self.from,
-                        &info,
-                        &native_info,
-                        lossy_src,
-                        value_len,
-                    );
-                }
-                if info.samples_per_pixel > 1 {
-                    put_us(self.obj, tags::PLANAR_CONFIGURATION, 0);
-                }
-                if let Some(e) = &encoded {
-                    if let Some(pi) = e.photometric {
-                        put_cs(self.obj, tags::PHOTOMETRIC_INTERPRETATION, pi);
-                    }
-                    if let Some(method) = e.lossy_method {
-                        let ratio = frame_len as f64 / e.data.len().max(1) as f64;
-                        mark_lossy(self.obj, method, ratio);
-                    }
-                }
-                for t in [
-                    tags::EXTENDED_OFFSET_TABLE,
-                    tags::EXTENDED_OFFSET_TABLE_LENGTHS,
-                    tags::ENCAPSULATED_PIXEL_DATA_VALUE_TOTAL_LENGTH,
-                ] {
-                    self.obj.remove_element(t);
-                }
-                write_object(self.obj, write_enc, self.out)?;
-                if dst_native {
-                    let total = (frame_len as u64) * u64::from(info.frames);
-                    let padded = total + total % 2;
-                    let len = u32::try_from(padded)
-                        .map_err(|_| format!("{padded} bytes of native pixel data exceed 4 GiB"))?;
-                    let vr = if info.bits_allocated > 8 { *b"OW" } else { *b"OB" };
-                    self.out.write_all(&element_header(
-                        tags::PIXEL_DATA,
-                        Some(&vr),
-                        len,
-                        write_enc,
-                    ))?;
-                } else {
-                    let ob = *b"OB";
-                    self.out.write_all(&element_header(
-                        tags::PIXEL_DATA,
-                        Some(&ob),
-                        u32::MAX,
-                        write_enc,
-                    ))?;
-                    self.out.write_all(&element_header(ITEM, None, 0, write_enc))?;
-                    // empty BOT
-                }
-            }
-            match encoded {
-                None => {
-                    if write_enc == DatasetEncoding::ExplicitBig && info.bits_allocated == 16 {
-                        let mut b = native;
-                        for c in b.chunks_exact_mut(2) {
-                            c.swap(0, 1);
-                        }
-                        self.out.write_all(&b)?;
+        // One frame: decoded (unless native), interleaved, encoded (unless the target is
+        // native). Pure, so that frames can be converted on several threads.
+        let process =
+            |index: u32, raw: Vec<u8>| -> Result<(Vec<u8>, Option<codec::Encoded>), String> {
+                let native = if src_native {
+                    if info.planar_configuration == 1 && info.samples_per_pixel > 1 {
+                        codec::samples::planar_to_interleaved(
+                            &raw,
+                            usize::from(info.samples_per_pixel),
+                            usize::from(info.bits_allocated / 8).max(1),
+                        )
                     } else {
-                        self.out.write_all(&native)?;
+                        raw
                     }
+                } else {
+                    codec::decode_frame(self_from, &info, &raw)
+                        .map_err(|e| format!("frame {}: {e}", index + 1))?
+                };
+                if dst_native {
+                    return Ok((native, None));
                 }
-                Some(e) => {
-                    let len = u32::try_from(e.data.len())
-                        .map_err(|_| "a fragment over 4 GiB".to_owned())?;
-                    self.out.write_all(&element_header(ITEM, None, len, write_enc))?;
-                    self.out.write_all(&e.data)?;
+                let e = codec::encode_frame(self_to, &native_info, &native, params, scratch)
+                    .map_err(|e| format!("frame {}: {e}", index + 1))?;
+                Ok((Vec::new(), Some(e)))
+            };
+        let lossy_known = lossy_flag(self.obj);
+        let mut index = 0u32;
+        let mut lossy_src = lossy_known;
+        // Frames convert on up to `workers` threads (the cores), at most twice as many in
+        // flight, and are written in order.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let parallel = info.frames > 1 && workers > 1;
+        type Done = (u32, Result<(Vec<u8>, Option<codec::Encoded>), String>);
+        let (job_tx, job_rx) = std::sync::mpsc::channel::<(u32, Vec<u8>)>();
+        let (res_tx, res_rx) = std::sync::mpsc::channel::<Done>();
+        let job_rx = std::sync::Mutex::new(job_rx);
+        let (obj, out) = (&mut *self.obj, &mut *self.out);
+        let result: Result<(), StepError> = std::thread::scope(|s| {
+            // Moved in, dropped before the scope joins the workers (they stop on it).
+            let job_tx = job_tx;
+            if parallel {
+                for _ in 0..workers {
+                    let (job_rx, res_tx, process) = (&job_rx, res_tx.clone(), &process);
+                    s.spawn(move || loop {
+                        let job = job_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                        let Some((i, raw)) = job else { return };
+                        if res_tx.send((i, process(i, raw))).is_err() {
+                            return;
+                        }
+                    });
                 }
             }
-            index += 1;
-        }
+            drop(res_tx);
+            let r = (|| -> Result<(), StepError> {
+                let mut pending: std::collections::BTreeMap<
+                    u32,
+                    (Vec<u8>, Option<codec::Encoded>),
+                > = std::collections::BTreeMap::new();
+                let (mut read, mut in_flight) = (0u32, 0usize);
+                let mut exhausted = false;
+                loop {
+                    // Keep the workers busy, within the bound.
+                    while !exhausted && (!parallel || in_flight < 2 * workers) {
+                        match frames.next()? {
+                            None => exhausted = true,
+                            Some(raw) => {
+                                if read == 0 && !src_native {
+                                    lossy_src =
+                                        lossy_known || codec::is_lossy_stream(self_from, &raw);
+                                }
+                                if parallel {
+                                    job_tx
+                                        .send((read, raw))
+                                        .map_err(|_| "a converting thread stopped".to_owned())?;
+                                    in_flight += 1;
+                                } else {
+                                    pending.insert(read, process(read, raw)?);
+                                }
+                                read += 1;
+                                if !parallel {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if parallel && in_flight > 0 && !pending.contains_key(&index) {
+                        let (i, r) =
+                            res_rx.recv().map_err(|_| "a converting thread stopped".to_owned())?;
+                        in_flight -= 1;
+                        pending.insert(i, r?);
+                        continue;
+                    }
+                    let Some((native, encoded)) = pending.remove(&index) else {
+                        if exhausted && in_flight == 0 {
+                            return Ok(());
+                        }
+                        continue;
+                    };
+                    if index == 0 {
+                        // The header goes out once the first frame has shown what it becomes.
+                        write_header(
+                            obj,
+                            out,
+                            self_from,
+                            (&info, &native_info),
+                            encoded.as_ref(),
+                            (lossy_src, value_len),
+                            write_enc,
+                        )?;
+                    }
+                    match encoded {
+                        None => {
+                            if write_enc == DatasetEncoding::ExplicitBig
+                                && info.bits_allocated == 16
+                            {
+                                let mut b = native;
+                                for c in b.chunks_exact_mut(2) {
+                                    c.swap(0, 1);
+                                }
+                                out.write_all(&b)?;
+                            } else {
+                                out.write_all(&native)?;
+                            }
+                        }
+                        Some(e) => {
+                            let len = u32::try_from(e.data.len())
+                                .map_err(|_| "a fragment over 4 GiB".to_owned())?;
+                            out.write_all(&element_header(ITEM, None, len, write_enc))?;
+                            out.write_all(&e.data)?;
+                        }
+                    }
+                    index += 1;
+                }
+            })();
+            drop(job_tx);
+            r
+        });
+        result?;
         if index != info.frames {
             return Err(StepError::Data(format!(
                 "Pixel Data holds {index} frames, Number of Frames says {}",
@@ -705,6 +733,57 @@ impl PixelStep<'_, '_, '_> {
         }
         Ok(index)
     }
+}
+
+/// The elements before Pixel Data with the pixel module updated, and the Pixel Data
+/// element's header (and the empty Basic Offset Table of encapsulated output).
+fn write_header(
+    obj: &mut InMemDicomObject,
+    out: &mut Output<'_>,
+    from: &str,
+    (info, native_info): (&ImageInfo, &ImageInfo),
+    encoded: Option<&codec::Encoded>,
+    (lossy_src, value_len): (bool, u64),
+    write_enc: DatasetEncoding,
+) -> Result<(), StepError> {
+    let src_native = is_uncompressed(from);
+    if !src_native {
+        decoded_attributes(obj, from, info, native_info, lossy_src, value_len);
+    }
+    if info.samples_per_pixel > 1 {
+        put_us(obj, tags::PLANAR_CONFIGURATION, 0);
+    }
+    let frame_len = info.frame_len().unwrap_or(0);
+    if let Some(e) = encoded {
+        if let Some(pi) = e.photometric {
+            put_cs(obj, tags::PHOTOMETRIC_INTERPRETATION, pi);
+        }
+        if let Some(method) = e.lossy_method {
+            let ratio = frame_len as f64 / e.data.len().max(1) as f64;
+            mark_lossy(obj, method, ratio);
+        }
+    }
+    for t in [
+        tags::EXTENDED_OFFSET_TABLE,
+        tags::EXTENDED_OFFSET_TABLE_LENGTHS,
+        tags::ENCAPSULATED_PIXEL_DATA_VALUE_TOTAL_LENGTH,
+    ] {
+        obj.remove_element(t);
+    }
+    write_object(obj, write_enc, out)?;
+    if encoded.is_none() {
+        let total = (frame_len as u64) * u64::from(info.frames);
+        let padded = total + total % 2;
+        let len = u32::try_from(padded)
+            .map_err(|_| format!("{padded} bytes of native pixel data exceed 4 GiB"))?;
+        let vr = if info.bits_allocated > 8 { *b"OW" } else { *b"OB" };
+        out.write_all(&element_header(tags::PIXEL_DATA, Some(&vr), len, write_enc))?;
+    } else {
+        let ob = *b"OB";
+        out.write_all(&element_header(tags::PIXEL_DATA, Some(&ob), u32::MAX, write_enc))?;
+        out.write_all(&element_header(ITEM, None, 0, write_enc))?; // empty BOT
+    }
+    Ok(())
 }
 
 /// The attributes a decoding changes: Photometric Interpretation, and the lossy
