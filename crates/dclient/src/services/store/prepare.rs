@@ -266,7 +266,8 @@ fn check_vr_encoding(pf: &mut PreparedFile, head: &[u8]) {
     };
     let compressed = !uids::UNCOMPRESSED.contains(&ts.as_str());
     let what = if compressed {
-        format!("; it is rewritten in {} before it is sent", crate::names::describe_uid(&ts))
+        "; it is rewritten in Explicit VR Little Endian, pixel data unchanged, before it is sent"
+            .to_owned()
     } else {
         format!("; it is sent as {name}")
     };
