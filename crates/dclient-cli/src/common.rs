@@ -129,6 +129,26 @@ fn read_small(path: &std::path::Path, what: &str) -> dclient::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))
 }
 
+/// `--store-as TS` checked before anything is received: a UID or short name this build
+/// can write, and not a lossy-only syntax (receivers never encode lossy).
+pub fn parse_store_as(name: Option<&String>) -> dclient::Result<Option<String>> {
+    let Some(name) = name else { return Ok(None) };
+    let uid = dclient::codecs::parse_transfer_syntax(name)?;
+    let bad = |why: &str| {
+        Err(dclient::Error::InvalidInput(format!(
+            "--store-as {name}: {why} {}",
+            dclient::names::describe_uid(uid)
+        )))
+    };
+    if !dclient::codecs::can_encode(uid) {
+        return bad("this build cannot encode");
+    }
+    if dclient::codecs::always_lossy(uid) {
+        return bad("received objects are never re-encoded lossy, and lossy is");
+    }
+    Ok(Some(uid.to_owned()))
+}
+
 /// Our calling AE title when `--ae` is not given.
 pub const DEFAULT_AE: &str = "DCLIENT";
 

@@ -12,6 +12,7 @@
 //! | `prepare_file` | [`data::prepare_file`] |
 //! | `scp_session` | [`scp::session`] |
 //! | `jpegls_decode` | [`codec::jpegls_decode`] |
+//! | `codec_decode` | [`codec::codec_decode`] |
 #![allow(clippy::unwrap_used)]
 
 pub mod codec;

@@ -59,6 +59,13 @@ fn prepare_file_corpus() {
 }
 
 #[test]
+fn codec_decode_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("input.dcm");
+    replay("codec_decode", |data| codec::codec_decode(&scratch, data));
+}
+
+#[test]
 fn scp_session_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let server = scp::Server::start(dir.path().join("scp"));

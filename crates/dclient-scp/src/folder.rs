@@ -110,6 +110,13 @@ impl FolderArchive {
         self.worklist.as_ref()
     }
 
+    /// Stores every received instance in transfer syntax `ts` (see
+    /// [`StorageDir::with_store_as`]).
+    pub fn with_store_as(mut self, ts: Option<String>) -> FolderArchive {
+        self.storage = self.storage.with_store_as(ts);
+        self
+    }
+
     /// The index (what was stored).
     pub fn index(&self) -> &Index {
         &self.index
@@ -133,7 +140,7 @@ pub(crate) fn prepared(f: &StoredFile) -> PreparedFile {
         data_offset: f.data_offset,
         data_len: f.data_len,
         has_meta: true,
-        identifying_len: 0,
+        ..PreparedFile::default()
     }
 }
 

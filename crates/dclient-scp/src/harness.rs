@@ -47,6 +47,7 @@ impl MemoryScp<FolderArchive> {
     /// [`Scp::start`](crate::Scp::start) does; `bind`, `port` and `tls` are not used.
     pub fn open(config: ScpConfig) -> Result<MemoryScp<FolderArchive>, ScpError> {
         let (archive, report) = FolderArchive::open(&config.dir, &config.ae, config.matching)?;
+        let archive = archive.with_store_as(config.store_as.clone());
         let mut scp = MemoryScp::with_archive(config, archive)?;
         scp.repair = report;
         Ok(scp)

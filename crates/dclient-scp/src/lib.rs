@@ -141,6 +141,10 @@ pub struct ScpConfig {
     /// (permanent, service-user, no reason given) and the real reason goes to the log.
     /// Default: no check (a presented identity is ignored, as DCMTK does).
     pub users: Option<UserList>,
+    /// Store every received instance in this transfer syntax (`serve --store-as`):
+    /// converted frame by frame once complete, before it is indexed; one that cannot be
+    /// converted is kept as it arrived. Default: as received.
+    pub store_as: Option<String>,
 }
 
 impl ScpConfig {
@@ -168,6 +172,7 @@ impl ScpConfig {
             tls: None,
             move_tls: None,
             users: None,
+            store_as: None,
         }
     }
 
@@ -242,7 +247,8 @@ impl Scp {
     /// the port and starts accepting associations on a background thread.
     pub fn start(config: ScpConfig) -> Result<ScpHandle<FolderArchive>, ScpError> {
         config.check()?;
-        let (mut archive, report) = FolderArchive::open(&config.dir, &config.ae, config.matching)?;
+        let (archive, report) = FolderArchive::open(&config.dir, &config.ae, config.matching)?;
+        let mut archive = archive.with_store_as(config.store_as.clone());
         if let Some(dir) = &config.worklist {
             let w = WorklistFolder::open(dir, config.matching)
                 .map_err(|e| ScpError::Config(format!("worklist folder {}: {e}", dir.display())))?;

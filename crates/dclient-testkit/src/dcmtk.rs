@@ -50,6 +50,10 @@ pub struct StoreScpOpts {
     pub max_pdu: Option<u32>,
     /// More command line options, e.g. `["--sleep-during", "3"]`, `["--refuse"]`.
     pub extra_args: Vec<String>,
+    /// Accept the storage classes of [`ONLY_SYNTAX_CLASSES`] in these transfer syntaxes
+    /// only (and Verification), through a generated association configuration file
+    /// (`--config-file`): a peer that takes one compressed syntax, say.
+    pub only_syntaxes: Option<Vec<String>>,
 }
 
 impl Default for StoreScpOpts {
@@ -60,8 +64,38 @@ impl Default for StoreScpOpts {
             ignore: false,
             max_pdu: None,
             extra_args: Vec::new(),
+            only_syntaxes: None,
         }
     }
+}
+
+/// The storage classes a storescp with [`StoreScpOpts::only_syntaxes`] accepts.
+pub const ONLY_SYNTAX_CLASSES: &[&str] = &[
+    "1.2.840.10008.5.1.4.1.1.2",     // CT Image Storage
+    "1.2.840.10008.5.1.4.1.1.4",     // MR Image Storage
+    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture Image Storage
+    "1.2.840.10008.5.1.4.1.1.7.2",   // Multi-frame Grayscale Byte SC (GDCM's choice)
+    "1.2.840.10008.5.1.4.1.1.7.3",   // Multi-frame Grayscale Word SC
+    "1.2.840.10008.5.1.4.1.1.7.4",   // Multi-frame True Color SC
+    "1.2.840.10008.5.1.4.1.1.1",     // Computed Radiography Image Storage
+    "1.2.840.10008.5.1.4.1.1.481.2", // RT Dose Storage
+    "1.2.840.10008.5.1.4.1.1.481.5", // RT Plan Storage
+];
+
+/// A DCMTK association configuration (asconfig) file with one profile `Only`.
+fn only_syntax_config(syntaxes: &[String]) -> String {
+    let mut c = String::from("[[TransferSyntaxes]]\n[OnlyThese]\n");
+    for (i, ts) in syntaxes.iter().enumerate() {
+        c.push_str(&format!("TransferSyntax{} = {ts}\n", i + 1));
+    }
+    c.push_str("[LittleEndian]\nTransferSyntax1 = 1.2.840.10008.1.2.1\nTransferSyntax2 = 1.2.840.10008.1.2\n");
+    c.push_str("\n[[PresentationContexts]]\n[OnlyContexts]\n");
+    c.push_str("PresentationContext1 = 1.2.840.10008.1.1\\LittleEndian\n");
+    for (i, class) in ONLY_SYNTAX_CLASSES.iter().enumerate() {
+        c.push_str(&format!("PresentationContext{} = {class}\\OnlyThese\n", i + 2));
+    }
+    c.push_str("\n[[Profiles]]\n[Only]\nPresentationContexts = OnlyContexts\n");
+    c
 }
 
 /// Starts `/usr/bin/storescp` on a free port, writing received files into
@@ -77,10 +111,17 @@ pub fn dcmtk_storescp(opts: StoreScpOpts) -> Result<Peer> {
         let dir = tmp.join("received");
         std::fs::create_dir(&dir)?;
         let mut cmd = dcmtk("storescp");
-        cmd.current_dir(tmp)
-            .args(["-v", "-dhl", "--aetitle", &opts.ae, "-od"])
-            .arg(&dir)
-            .arg(if opts.implicit_only { "+xi" } else { "+xa" });
+        cmd.current_dir(tmp).args(["-v", "-dhl", "--aetitle", &opts.ae, "-od"]).arg(&dir);
+        match &opts.only_syntaxes {
+            Some(list) => {
+                let cfg = tmp.join("only.cfg");
+                std::fs::write(&cfg, only_syntax_config(list))?;
+                cmd.arg("-xf").arg(&cfg).arg("Only");
+            }
+            None => {
+                cmd.arg(if opts.implicit_only { "+xi" } else { "+xa" });
+            }
+        }
         if opts.ignore {
             cmd.arg("--ignore");
         }

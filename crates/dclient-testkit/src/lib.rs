@@ -35,6 +35,7 @@
 //! all traffic the kit generates goes to 127.0.0.1 only. If the test process
 //! is killed with SIGKILL (no unwinding) its peers are orphaned.
 
+pub mod codecs;
 mod dcmtk;
 pub mod fake_peer;
 mod net;
@@ -48,6 +49,7 @@ mod worklist;
 
 pub use dcmtk::{
     dcmtk, dcmtk_qrscp, dcmtk_storescp, echo, load_into_qrscp, QrScpOpts, StoreScpOpts, CLIENT_AE,
+    ONLY_SYNTAX_CLASSES,
 };
 pub use net::{
     closed_port, free_port, silent_listener, throttled_proxy, wait_port_closed, SilentListener,

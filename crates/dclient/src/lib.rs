@@ -29,6 +29,7 @@
 #[cfg(feature = "tokio")]
 mod async_driver;
 mod client;
+mod codec;
 pub mod contexts;
 pub mod dataset;
 mod error;
@@ -69,14 +70,26 @@ pub use tls::{TlsClientConfig, TlsServerConfig};
 pub use transport::{Connection, Incoming, Step, Stream, Timeouts};
 
 /// The C-STORE SCU's building blocks: a file prepared from its meta group, the contexts
-/// to propose for files, the choice among accepted contexts, transcoding between the
-/// uncompressed syntaxes, and one C-STORE of one file.
+/// to propose for files, the choice among accepted contexts, converting a data set into
+/// another transfer syntax frame by frame, and one C-STORE of one file.
 pub mod store {
-    pub use crate::services::store::transcode::{is_uncompressed, transcode};
+    pub use crate::services::store::transcode::{
+        check_conversion, convert_file, is_uncompressed, transcode, transcode_to, Transcoded,
+    };
     pub use crate::services::store::{
-        choose_context, contexts_for, contexts_for_sop_class, store_file, store_file_with,
-        store_for_get, ContextChoice, PrepareError, PreparedFile, StoreError, StoreOutcome,
-        TranscodeError,
+        choose_context, choose_context_with, contexts_for, contexts_for_sop_class,
+        contexts_for_sop_class_with, store_file, store_file_with, store_file_with_options,
+        store_for_get, ContextChoice, PrepareError, PreparedFile, StoreError, StoreOptions,
+        StoreOutcome, TranscodeError, TranscodeOptions,
+    };
+}
+
+/// The pixel data codecs of this build (which compressed transfer syntaxes it decodes and
+/// encodes) and the short names of the transfer syntaxes.
+pub mod codecs {
+    pub use crate::codec::{
+        always_lossy, can_decode, can_encode, compression, parse_transfer_syntax, CodecError,
+        Compression, EncodeParams, JPEG_LOSSLESS_P14, NAMES,
     };
 }
 

@@ -81,6 +81,11 @@ pub struct GetArgs {
     /// Receive the instances but write nothing (for benchmarks).
     #[arg(long)]
     pub ignore: bool,
+    /// Write every instance in transfer syntax TS (a UID or a short name: explicit,
+    /// implicit, rle, j2k-lossless, ...; see `send --transfer-syntax`), converted frame by
+    /// frame once received. The compressed syntaxes are still proposed.
+    #[arg(long = "store-as", value_name = "TS")]
+    pub store_as: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -106,6 +111,9 @@ pub struct MoveArgs {
     /// With --receive: the address the receiver listens on.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0", requires = "receive")]
     pub receive_bind: std::net::IpAddr,
+    /// With --receive: write every instance in transfer syntax TS (see `get --store-as`).
+    #[arg(long = "store-as", value_name = "TS", requires = "receive")]
+    pub store_as: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -131,9 +139,10 @@ fn remove_partial_files_on_signal() -> anyhow::Result<()> {
 /// Runs the C-GET.
 pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
     let req = a.target.request()?;
+    let store_as = crate::common::parse_store_as(a.store_as.as_ref())?;
     let storage = match (&a.out, a.ignore) {
         (_, true) => StorageDir::discarding(),
-        (Some(dir), false) => StorageDir::new(dir)?,
+        (Some(dir), false) => StorageDir::new(dir)?.with_store_as(store_as),
         (None, false) => anyhow::bail!("--out DIR is required"),
     };
     remove_partial_files_on_signal()?;
@@ -177,6 +186,7 @@ pub fn run_get(a: &GetArgs) -> anyhow::Result<Outcome> {
 /// Runs the C-MOVE.
 pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
     let req = a.target.request()?;
+    let store_as = crate::common::parse_store_as(a.store_as.as_ref())?;
     let mut client = a.common.client(&a.target.host, a.target.port)?;
     if a.receive.is_some() && a.common.wants_tls() {
         client.options_mut().receiver_tls = Some(a.common.receiver_tls()?);
@@ -193,8 +203,9 @@ pub fn run_move(a: &MoveArgs) -> anyhow::Result<Outcome> {
                 ))
                 .into());
             }
-            let r =
-                client.move_and_receive(&req, a.receive_bind, port, dir, &mut |p| bar.update(p));
+            let storage = StorageDir::new(dir)?.with_store_as(store_as);
+            let r = client
+                .move_and_receive_into(&req, a.receive_bind, port, storage, &mut |p| bar.update(p));
             bar.finish();
             let (r, n) = r?;
             (r, Some((n, dir)))

@@ -1,5 +1,6 @@
-//! `dclient send HOST PORT PATH... [--parallel N] [--report FILE] [--commit [--receive
-//! PORT]]`: C-STORE of files and folders, then storage commitment of what was stored.
+//! `dclient send HOST PORT PATH... [--parallel N] [--report FILE] [--transfer-syntax TS]
+//! [--allow-lossy] [--commit [--receive PORT]]`: C-STORE of files and folders, then storage
+//! commitment of what was stored.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -36,6 +37,16 @@ pub struct Args {
     pub commit: bool,
     #[command(flatten)]
     pub commit_wait: crate::cmd::commit::Wait,
+    /// Propose TS first and convert every file to it where the peer accepts it (else the
+    /// file's own syntax, else what the peer takes). TS is a UID or implicit, explicit,
+    /// explicit-be, deflate, rle, jpeg-baseline, jpeg-extended, jpeg-lossless,
+    /// jpeg-lossless-p14, jpeg-ls-lossless, jpeg-ls, j2k-lossless, j2k.
+    #[arg(long = "transfer-syntax", value_name = "TS")]
+    pub transfer_syntax: Option<String>,
+    /// Allow a new lossy encoding (jpeg-baseline; lossy settings for j2k and jpeg-ls).
+    /// Without it files are only decompressed or re-encoded losslessly.
+    #[arg(long)]
+    pub allow_lossy: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -45,6 +56,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     if a.commit_wait.receive.is_some() && !a.commit {
         return Err(dclient::Error::InvalidInput("--receive is for --commit".into()).into());
     }
+    let store = store_options(a)?;
     let mut client = a.common.client(&a.host, a.port)?;
     let report_file = match &a.report {
         Some(path) => {
@@ -127,7 +139,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     };
     // The reports go to stderr and the report file as they come: none is kept, so that
     // memory stays flat however many files (with --commit, the stored paths are).
-    let options = SendOptions { parallel: usize::from(a.parallel), keep_reports: false };
+    let options = SendOptions { parallel: usize::from(a.parallel), keep_reports: false, store };
     let report = client.send_with(&a.paths, &options, &on_event);
     if let Some(pb) = &bar {
         pb.finish_and_clear();
@@ -154,6 +166,36 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
     let (req, _) = dclient::CommitRequest::from_files(&stored)?;
     let committed = crate::cmd::commit::commit(&mut client, &req, &a.commit_wait, &a.common)?;
     Ok(if sent == Outcome::Success { committed } else { Outcome::Failed })
+}
+
+/// `--transfer-syntax` and `--allow-lossy`, checked before anything is sent.
+fn store_options(a: &Args) -> anyhow::Result<dclient::store::StoreOptions> {
+    let transfer_syntax = match &a.transfer_syntax {
+        None => None,
+        Some(name) => {
+            let uid = dclient::codecs::parse_transfer_syntax(name)?;
+            if !dclient::codecs::can_encode(uid) {
+                return Err(dclient::Error::InvalidInput(format!(
+                    "--transfer-syntax {name}: this build cannot encode {}",
+                    dclient::names::describe_uid(uid)
+                ))
+                .into());
+            }
+            if dclient::codecs::always_lossy(uid) && !a.allow_lossy {
+                return Err(dclient::Error::InvalidInput(format!(
+                    "--transfer-syntax {name}: {} is lossy; add --allow-lossy to encode into it",
+                    dclient::names::describe_uid(uid)
+                ))
+                .into());
+            }
+            Some(uid.to_owned())
+        }
+    };
+    Ok(dclient::store::StoreOptions {
+        transfer_syntax,
+        allow_lossy: a.allow_lossy,
+        scratch_dir: None,
+    })
 }
 
 /// The report's columns.

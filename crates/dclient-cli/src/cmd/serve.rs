@@ -53,6 +53,11 @@ pub struct Args {
     /// permanent, no reason given).
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
+    /// Store every received instance in transfer syntax TS (see `get --store-as`),
+    /// converted once received, before it is indexed. C-GET and C-MOVE convert stored
+    /// objects to a syntax the requestor accepts either way.
+    #[arg(long = "store-as", value_name = "TS")]
+    pub store_as: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -94,6 +99,7 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
         // C-MOVE destinations over TLS too, with the same certificate and CA (as dcmqrscp).
         config.move_tls = a.common.tls_client()?;
     }
+    config.store_as = crate::common::parse_store_as(a.store_as.as_ref())?;
     if let Some(f) = &a.users {
         config.users = Some(dclient_scp::UserList::load(f)?);
     }

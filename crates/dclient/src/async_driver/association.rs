@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::receiver::storage::StorageDir;
 use crate::services::find::{FindOp, FindRequest, FindSummary};
 use crate::services::retrieve::{Progress, RetrieveRequest, RetrieveResult};
+use crate::services::store::StoreOptions;
 use crate::services::store::{PreparedFile, StoreError, StoreOutcome};
 
 /// An open association carrying many operations (see the module documentation); from
@@ -169,7 +170,7 @@ impl AsyncAssociation {
         self.command_results.clear();
         let conn = self.conn()?;
         conn.begin_operation("C-STORE").await?;
-        let out = ops::store(conn, file, None).await;
+        let out = ops::store(conn, file, None, &StoreOptions::default()).await;
         conn.end_operation();
         let out = out?;
         self.command_results = vec![out.command_set.clone()];

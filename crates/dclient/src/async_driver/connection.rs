@@ -207,6 +207,40 @@ impl AsyncConnection {
         self.flush().await
     }
 
+    /// Encodes a message into the output without writing it (it goes with the next
+    /// flush or send).
+    pub(crate) fn queue_message(
+        &mut self,
+        context_id: u8,
+        command: &CommandSet,
+        data: Option<&[u8]>,
+    ) -> Result<()> {
+        self.core.queue_message(context_id, command, data)
+    }
+
+    /// Sends one fragment of a data set (used when it comes from a converter in pieces).
+    pub(crate) async fn send_data(
+        &mut self,
+        context_id: u8,
+        data: &[u8],
+        last: bool,
+    ) -> Result<()> {
+        let peer = self.core.peer.clone();
+        self.core
+            .assoc
+            .send_pdv(context_id, false, data, last)
+            .map_err(|e| Error::from_proto(&peer, e))?;
+        if last || self.core.assoc.transmit().len() >= STREAM_FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// The largest PDV payload per PDU towards the peer.
+    pub(crate) fn max_pdv_data(&self) -> usize {
+        self.core.assoc.max_pdv_data()
+    }
+
     /// Sends one message an exchange built.
     pub async fn send(&mut self, out: &Outgoing) -> Result<()> {
         self.core.queue_outgoing(out)?;

@@ -1,6 +1,7 @@
 //! The services over the async driver: the same exchanges and the same operations
 //! ([`FindOp`], [`RetrieveOp`], [`StorePlan`]) as the blocking driver, in loops that await.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use dclient_proto::dimse::command::CommandSet;
@@ -16,7 +17,10 @@ use crate::receiver::storage::{StorageDir, WriteFailure};
 use crate::services::find::{FindOp, FindRequest, FindStep};
 use crate::services::retrieve::{Progress, RetrieveOp, RetrieveRequest, RetrieveResult};
 use crate::services::status_error;
-use crate::services::store::{Payload, PreparedFile, StoreError, StoreOutcome, StorePlan};
+use crate::services::store::{
+    ChunkWriter, Payload, PdvCutter, Piece, PreparedFile, StoreError, StoreOptions, StoreOutcome,
+    StorePlan, TranscodeOptions, CHUNKS_IN_FLIGHT, HOLD_BACK,
+};
 
 /// C-ECHO on `context_id`: the response command set, or the failure status as an error.
 pub(crate) async fn c_echo(conn: &mut AsyncConnection, context_id: u8) -> Result<CommandSet> {
@@ -236,26 +240,24 @@ pub(crate) async fn end_after_error(mut conn: AsyncConnection, e: &Error) {
 }
 
 /// C-STORE of one file: the data set streams from the file (read through tokio's file
-/// API), or goes as transcoded bytes.
+/// API), or from a converter on a blocking thread when the peer refused its syntax.
 pub(crate) async fn store(
     conn: &mut AsyncConnection,
     file: &PreparedFile,
     move_originator: Option<(&str, u16)>,
+    options: &StoreOptions,
 ) -> Result<StoreOutcome, StoreError> {
     let id = conn.next_message_id();
     let timeout = conn.timeouts().dimse;
-    let mut plan = StorePlan::new(conn.negotiated(), file, move_originator, None, id, timeout)?;
+    let mut plan =
+        StorePlan::new(conn.negotiated(), file, move_originator, None, id, timeout, options)?;
     let ctx = plan.choice.context_id;
-    let payload = std::mem::replace(&mut plan.payload, Payload::Bytes(Vec::new()));
-    let bytes = match payload {
-        Payload::Bytes(data) => {
-            if let Err(e) = conn.send_message(ctx, &plan.command, Some(&data)).await {
-                conn.abort().await;
-                return Err(e.into());
-            }
-            data.len() as u64
+    let bytes = match plan.payload.take() {
+        Some(Payload::Convert(topts)) => {
+            let to = plan.choice.transfer_syntax.clone();
+            send_converted(conn, ctx, &plan.command, file, &to, topts).await?
         }
-        Payload::File { file: f, len, pad } => {
+        Some(Payload::File { file: f, len, pad }) => {
             // PDVs must have an even length (PS3.8 9.3.5.1).
             let total = len + u64::from(pad);
             let padding: &[u8] = if pad { &[0] } else { &[] };
@@ -268,6 +270,7 @@ pub(crate) async fn store(
             }
             total
         }
+        None => return Err(StoreError::Association(Error::Internal("a C-STORE without data"))),
     };
     plan.exchange.sent(Instant::now());
     let rsp = conn
@@ -275,4 +278,81 @@ pub(crate) async fn store(
         .await?
         .ok_or(Error::Internal("C-STORE ended without a response"))?;
     Ok(plan.outcome(rsp, bytes))
+}
+
+/// The async side of the blocking driver's converter: the conversion runs frame by frame
+/// on a blocking thread into a bounded channel, this task cuts what comes into PDUs
+/// (the first [`HOLD_BACK`] bytes held back, so that a file that fails early fails alone).
+async fn send_converted(
+    conn: &mut AsyncConnection,
+    ctx: u8,
+    cs: &CommandSet,
+    file: &PreparedFile,
+    to: &str,
+    opts: TranscodeOptions,
+) -> Result<u64, StoreError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(CHUNKS_IN_FLIGHT);
+    let (f, to) = (file.clone(), to.to_owned());
+    let worker = tokio::task::spawn_blocking(move || {
+        ChunkWriter::new(|p| tx.blocking_send(p).is_ok()).convert(&f, &to, &opts);
+    });
+    let mut held: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut held_len = 0usize;
+    let mut done = false;
+    let result = async {
+        while held_len < HOLD_BACK {
+            match rx.recv().await {
+                Some(Piece::Data(d)) => {
+                    held_len += d.len();
+                    held.push_back(d);
+                }
+                Some(Piece::Failed(e)) => return Err(StoreError::Transcode(e)),
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if held_len == 0 {
+            return Err(StoreError::Association(Error::Internal(
+                "the conversion produced nothing",
+            )));
+        }
+        conn.queue_message(ctx, cs, None)?;
+        let mut cut = PdvCutter::new(conn.max_pdv_data());
+        let mut sent = 0u64;
+        loop {
+            let next = match held.pop_front() {
+                Some(d) => Some(d),
+                None if done => None,
+                None => match rx.recv().await {
+                    Some(Piece::Data(d)) => Some(d),
+                    // Half a data set is out: only an abort can end it.
+                    Some(Piece::Failed(e)) => return Err(StoreError::ConversionWhileSending(e)),
+                    None => {
+                        done = true;
+                        None
+                    }
+                },
+            };
+            let last = next.is_none();
+            let out = cut.push(next);
+            let n = out.len();
+            if n > 0 || last {
+                conn.send_data(ctx, out, last).await?;
+                sent += n as u64;
+                cut.sent(n);
+            }
+            if last {
+                return Ok(sent);
+            }
+        }
+    }
+    .await;
+    if matches!(&result, Err(e) if e.association_lost()) {
+        conn.abort().await;
+    }
+    drop(rx); // a converter still writing stops at its next chunk
+    let _ = worker.await;
+    result
 }

@@ -138,7 +138,7 @@ impl AsyncDClient {
                 }
             }
             let Some(c) = conn.as_mut() else { continue };
-            let result = ops::store(c, &file, None).await;
+            let result = ops::store(c, &file, None, &job.store).await;
             if let Ok(out) = &result {
                 state.failures = 0;
                 job.bytes(out.bytes);

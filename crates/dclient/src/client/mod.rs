@@ -552,6 +552,19 @@ impl DClient {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(RetrieveResult, u64)> {
         let storage = StorageDir::new(dir.into())?;
+        self.move_and_receive_into(req, bind, port, storage, progress)
+    }
+
+    /// [`move_and_receive`](DClient::move_and_receive) into `storage` (which may convert
+    /// what arrives, [`StorageDir::with_store_as`]).
+    pub fn move_and_receive_into(
+        &mut self,
+        req: &RetrieveRequest,
+        bind: std::net::IpAddr,
+        port: u16,
+        storage: StorageDir,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(RetrieveResult, u64)> {
         let mut cfg = AcceptorConfig::new(port);
         cfg.bind = bind;
         cfg.timeouts = self.options.timeouts;

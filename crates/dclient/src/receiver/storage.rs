@@ -37,6 +37,8 @@ use dicom_object::meta::FileMetaTableBuilder;
 
 use crate::error::{Error, Result};
 use crate::names::printable;
+use crate::services::store::prepare::PreparedFile;
+use crate::services::store::transcode::{convert_file, TranscodeOptions};
 
 /// Status we answer when the SOP Instance or Class UID of a C-STORE-RQ cannot be a UID or a
 /// file name: C000, "cannot understand" (PS3.4 B.2.3), a failure that a sender does not
@@ -64,6 +66,8 @@ pub struct StorageDir {
     discard: bool,
     /// Temporary files of dead processes removed when it was opened.
     stale_removed: usize,
+    /// Store every instance in this transfer syntax (`--store-as`).
+    store_as: Option<String>,
 }
 
 /// A failure to write a received file: the folder's (or the disk's) fault, not the
@@ -230,12 +234,27 @@ impl StorageDir {
             Error::InvalidInput(format!("cannot create the storage folder {}: {e}", dir.display()))
         })?;
         let stale_removed = remove_stale_temporary_files(&dir);
-        Ok(StorageDir { dir, discard: false, stale_removed })
+        Ok(StorageDir { dir, discard: false, stale_removed, store_as: None })
     }
 
     /// Receives and answers without writing anything.
     pub fn discarding() -> StorageDir {
-        StorageDir { dir: PathBuf::new(), discard: true, stale_removed: 0 }
+        StorageDir { dir: PathBuf::new(), discard: true, stale_removed: 0, store_as: None }
+    }
+
+    /// Stores every instance in transfer syntax `ts` (`--store-as`): once a data set is
+    /// complete in its temporary file, it is converted frame by frame into a second
+    /// temporary file in the folder, which is then renamed into place. An instance that
+    /// cannot be converted (no codec, damaged pixel data) is kept as it arrived, with a
+    /// warning: nothing received is lost.
+    pub fn with_store_as(mut self, ts: Option<String>) -> StorageDir {
+        self.store_as = ts;
+        self
+    }
+
+    /// The transfer syntax instances are stored in, if one was set.
+    pub fn store_as(&self) -> Option<&str> {
+        self.store_as.as_deref()
     }
 
     /// How many temporary files of dead processes [`new`](StorageDir::new) removed.
@@ -265,6 +284,7 @@ impl StorageDir {
             temp: None,
             bytes: 0,
             refusal: None,
+            convert: self.store_as.clone().filter(|to| to != transfer_syntax),
         };
         for (what, uid) in [
             ("SOP Instance UID", &rq.affected_sop_instance_uid),
@@ -309,21 +329,7 @@ impl StorageDir {
         head.extend_from_slice(b"DICM");
         meta.write(&mut head).map_err(io::Error::other)?;
 
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name =
-            format!("{TEMP_PREFIX}{}-{}-{n}{TEMP_SUFFIX}", std::process::id(), own_start_time());
-        let path = self.dir.join(name);
-        let file = {
-            // Created and registered at once: a signal handler sees every file that exists.
-            let mut live = live_temps();
-            if live.closed {
-                return Err(io::Error::other("the process is stopping"));
-            }
-            let file = fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
-            live.paths.insert(path.clone());
-            file
-        };
-        let mut t = TempFile { path, out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)) };
+        let mut t = TempFile::create(&self.dir)?;
         t.write(&head)?;
         Ok(t)
     }
@@ -365,6 +371,8 @@ pub struct Incoming {
     temp: Option<TempFile>,
     bytes: u64,
     refusal: Option<Refusal>,
+    /// Convert into this syntax before the file goes into place.
+    convert: Option<String>,
 }
 
 impl Incoming {
@@ -397,6 +405,7 @@ impl Incoming {
                 why: format!("cannot write the file: {}", why.message),
                 write_error: Some(why.clone()),
             }),
+            convert: None,
         }
     }
 
@@ -450,6 +459,15 @@ impl Incoming {
             refuse(&mut r, Refusal::new(STATUS_UID_MISMATCH, why));
             return r;
         }
+        if let Some(to) = self.convert.take() {
+            if let Err(e) = temp.convert(&to) {
+                tracing::warn!(
+                    "{}: kept as received, not converted to {}: {e}",
+                    printable(&self.sop_instance_uid),
+                    crate::names::describe_uid(&to)
+                );
+            }
+        }
         let dest = place(&temp.path, &default_path).unwrap_or(default_path);
         match temp.commit(&dest) {
             Ok(()) => r.path = Some(dest),
@@ -491,6 +509,40 @@ struct TempFile {
 }
 
 impl TempFile {
+    /// A new temporary file in `dir`, open for writing, registered for removal.
+    fn create(dir: &Path) -> io::Result<TempFile> {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name =
+            format!("{TEMP_PREFIX}{}-{}-{n}{TEMP_SUFFIX}", std::process::id(), own_start_time());
+        let path = dir.join(name);
+        // Created and registered at once: a signal handler sees every file that exists.
+        let mut live = live_temps();
+        if live.closed {
+            return Err(io::Error::other("the process is stopping"));
+        }
+        let file = fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        live.paths.insert(path.clone());
+        Ok(TempFile { path, out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)) })
+    }
+
+    /// Converts the complete (closed) file into transfer syntax `to`: into a second
+    /// temporary file next to it, which then replaces it. On failure the file is left as
+    /// it was (the second one is removed).
+    fn convert(&mut self, to: &str) -> io::Result<()> {
+        self.close()?;
+        let pf = PreparedFile::open(&self.path).map_err(|e| io::Error::other(e.to_string()))?;
+        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut converted = TempFile::create(&dir)?;
+        converted.close()?;
+        let opts = TranscodeOptions { lossy: false, scratch_dir: Some(dir) };
+        convert_file(&pf, to, &opts, &converted.path)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        fs::rename(&converted.path, &self.path)?;
+        live_temps().paths.remove(&converted.path);
+        converted.path = PathBuf::new(); // renamed: nothing for Drop to remove
+        Ok(())
+    }
+
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
         match &mut self.out {
             Some(w) => w.write_all(data),

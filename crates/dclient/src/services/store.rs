@@ -4,12 +4,13 @@
 //! - [`PreparedFile::open`] reads only the file meta group (and checks the data set's
 //!   structure by its element headers); see [`prepare`].
 //! - [`contexts_for`] proposes, per SOP class, the files' own transfer syntaxes and a
-//!   fallback context with Explicit and Implicit VR Little Endian.
+//!   fallback context with Explicit and Implicit VR Little Endian, and one with the
+//!   compressed syntaxes we encode losslessly.
 //! - [`store_file`] sends one C-STORE-RQ and waits for its response. When the file's own
 //!   syntax was accepted, its data set goes from disk into P-DATA PDUs without being parsed
-//!   (each file read lands in the PDU buffer); otherwise it is transcoded between the
-//!   uncompressed syntaxes ([`transcode`]). Compressed files are never sent under an
-//!   uncompressed syntax.
+//!   (each file read lands in the PDU buffer); otherwise it is converted frame by frame
+//!   ([`transcode`]) on a second thread while this one sends: decompressed, or re-encoded
+//!   losslessly into a syntax the peer accepted (lossy only when allowed).
 //!
 //! The same [`store_file`] serves the multi-file `send` and the C-GET/C-MOVE sub-operations
 //! of the built-in SCP (with the Move Originator fields).
@@ -18,7 +19,8 @@ pub(crate) mod prepare;
 pub(crate) mod transcode;
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
 
 use std::time::Instant;
 
@@ -30,23 +32,72 @@ use dclient_proto::uids;
 use dclient_proto::ul::negotiation::{Negotiated, ProposedContext};
 
 pub use prepare::{PrepareError, PreparedFile};
-pub use transcode::TranscodeError;
+pub use transcode::{TranscodeError, TranscodeOptions};
 
+use crate::codec;
 use crate::error::Error;
 use crate::names::describe_uid;
 use crate::transport::Connection;
 
+/// How a file is converted when it must be, and which syntax `send` aims for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Propose this syntax first for every SOP class and convert each file to it where the
+    /// peer accepts it (`send --transfer-syntax`); otherwise files go in their own syntax
+    /// when accepted.
+    pub transfer_syntax: Option<String>,
+    /// A new lossy encoding is allowed (`--allow-lossy`): into JPEG Baseline, and lossy
+    /// settings for JPEG 2000 and JPEG-LS Near-Lossless when [`transfer_syntax`] names them.
+    /// Without it a file is only ever decoded or re-encoded losslessly.
+    ///
+    /// [`transfer_syntax`]: StoreOptions::transfer_syntax
+    pub allow_lossy: bool,
+    /// A folder for the codecs' scratch files (default: the system's temporary folder).
+    pub scratch_dir: Option<PathBuf>,
+}
+
+/// The compressed syntaxes we can encode losslessly, in the order we prefer them when a
+/// peer accepts none of a file's own syntax nor an uncompressed one.
+fn lossless_targets() -> Vec<&'static str> {
+    [
+        uids::JPEG_LS_LOSSLESS,
+        uids::JPEG_2000_LOSSLESS,
+        uids::RLE_LOSSLESS,
+        uids::JPEG_2000,
+        uids::JPEG_LS_NEAR_LOSSLESS,
+    ]
+    .into_iter()
+    .filter(|ts| codec::can_encode(ts))
+    .collect()
+}
+
 /// The presentation contexts for `sop_class` given the transfer syntaxes of its files: one
 /// context per file syntax (so that a peer can accept each one on its own), then one with
-/// Explicit and Implicit VR Little Endian, the fallback we can transcode into.
+/// Explicit and Implicit VR Little Endian, then one with the compressed syntaxes we can
+/// encode losslessly and JPEG Baseline (for a peer that takes only compressed data).
 pub fn contexts_for_sop_class(sop_class: &str, file_syntaxes: &[String]) -> Vec<ProposedContext> {
+    contexts_for_sop_class_with(sop_class, file_syntaxes, &StoreOptions::default())
+}
+
+/// [`contexts_for_sop_class`], with `options`' syntax (if any) proposed first on its own.
+pub fn contexts_for_sop_class_with(
+    sop_class: &str,
+    file_syntaxes: &[String],
+    options: &StoreOptions,
+) -> Vec<ProposedContext> {
     let mut v: Vec<ProposedContext> = Vec::new();
-    for ts in file_syntaxes {
+    for ts in options.transfer_syntax.iter().chain(file_syntaxes) {
         if !v.iter().any(|c| c.transfer_syntaxes[0] == *ts) {
             v.push(ProposedContext::new(sop_class, &[ts.as_str()]));
         }
     }
     v.push(ProposedContext::new(sop_class, &[uids::EXPLICIT_VR_LE, uids::IMPLICIT_VR_LE]));
+    // JPEG Baseline last, also without `allow_lossy`: a peer that takes only it then
+    // gets a file refused with the reason (a lossy encoding needs --allow-lossy) rather
+    // than an association that accepted nothing.
+    let mut compressed = lossless_targets();
+    compressed.push(uids::JPEG_BASELINE);
+    v.push(ProposedContext::new(sop_class, &compressed));
     v
 }
 
@@ -76,9 +127,12 @@ pub struct ContextChoice {
     pub transfer_syntax: String,
     /// True when the data set must be transcoded into it.
     pub transcode: bool,
+    /// True when the conversion may be lossy (a new lossy encoding was allowed and is
+    /// what the target asks for).
+    pub lossy: bool,
 }
 
-/// Preference among the syntaxes we can transcode into.
+/// Preference among the uncompressed syntaxes we can convert into.
 const TRANSCODE_ORDER: [&str; 4] = [
     uids::EXPLICIT_VR_LE,
     uids::IMPLICIT_VR_LE,
@@ -86,19 +140,26 @@ const TRANSCODE_ORDER: [&str; 4] = [
     uids::EXPLICIT_VR_BE,
 ];
 
-/// Picks the context for `file`: one accepted with the file's own syntax if any, else (for
-/// an uncompressed file) one accepted with another uncompressed syntax to transcode into.
+/// Picks the context for `file` with the default options: see [`choose_context_with`].
 pub fn choose_context(n: &Negotiated, file: &PreparedFile) -> Result<ContextChoice, StoreError> {
+    choose_context_with(n, file, &StoreOptions::default())
+}
+
+/// Picks the context for `file`: `options`' syntax where accepted (converting to it),
+/// else the file's own syntax where accepted, else the best accepted syntax the file can
+/// be converted into without a new lossy encoding (unless allowed): the uncompressed ones
+/// first (Explicit, Implicit VR Little Endian, Deflated, Big Endian), then JPEG-LS
+/// Lossless, JPEG 2000 Lossless, RLE Lossless, JPEG 2000 and JPEG-LS Near-Lossless coded
+/// losslessly, and with `allow_lossy` JPEG Baseline.
+pub fn choose_context_with(
+    n: &Negotiated,
+    file: &PreparedFile,
+    options: &StoreOptions,
+) -> Result<ContextChoice, StoreError> {
     let sop = file.sop_class_uid.as_str();
+    let own = file.transfer_syntax.as_str();
     let accepted: Vec<_> =
         n.contexts.values().filter(|c| c.abstract_syntax == sop && c.is_accepted()).collect();
-    if let Some(c) = accepted.iter().find(|c| c.transfer_syntax == file.transfer_syntax) {
-        return Ok(ContextChoice {
-            context_id: c.id,
-            transfer_syntax: c.transfer_syntax.clone(),
-            transcode: false,
-        });
-    }
     if accepted.is_empty() {
         let answers: Vec<String> = n
             .contexts
@@ -116,25 +177,51 @@ pub fn choose_context(n: &Negotiated, file: &PreparedFile) -> Result<ContextChoi
             describe_uid(sop)
         )));
     }
-    if !transcode::is_uncompressed(&file.transfer_syntax) {
-        return Err(StoreError::Transcode(TranscodeError::Compressed {
-            from: describe_uid(&file.transfer_syntax),
-        }));
-    }
-    for ts in TRANSCODE_ORDER {
-        if let Some(c) = accepted.iter().find(|c| c.transfer_syntax == ts) {
-            return Ok(ContextChoice {
-                context_id: c.id,
-                transfer_syntax: ts.to_owned(),
-                transcode: true,
-            });
+    let find = |ts: &str| accepted.iter().find(|c| c.transfer_syntax == ts);
+    let pick = |id: u8, ts: &str, lossy: bool| ContextChoice {
+        context_id: id,
+        transfer_syntax: ts.to_owned(),
+        transcode: ts != own || file.encoding_mismatch.is_some(),
+        lossy,
+    };
+    let mut refusals: Vec<String> = Vec::new();
+    if let Some(ts) = options.transfer_syntax.as_deref() {
+        if let Some(c) = find(ts) {
+            let lossy = options.allow_lossy && ts != own;
+            match transcode::check_conversion(own, ts, options.allow_lossy) {
+                Ok(()) => return Ok(pick(c.id, ts, lossy)),
+                Err(why) => refusals.push(why),
+            }
         }
     }
+    if let Some(c) = find(own) {
+        return Ok(pick(c.id, own, false));
+    }
+    let mut targets: Vec<&str> = TRANSCODE_ORDER.to_vec();
+    targets.extend(lossless_targets());
+    // Refused below without `allow_lossy`, with the reason.
+    targets.push(uids::JPEG_BASELINE);
+    for ts in targets {
+        let Some(c) = find(ts) else { continue };
+        match transcode::check_conversion(own, ts, options.allow_lossy) {
+            Ok(()) => return Ok(pick(c.id, ts, codec::always_lossy(ts))),
+            Err(why) => {
+                if !refusals.contains(&why) {
+                    refusals.push(why)
+                }
+            }
+        }
+    }
+    let offered: Vec<String> = accepted.iter().map(|c| describe_uid(&c.transfer_syntax)).collect();
+    let mut offered = offered;
+    offered.dedup();
     Err(StoreError::NotAccepted(format!(
-        "the peer accepted SOP class {} only with {}, which an uncompressed file cannot be \
-         converted into",
+        "the peer accepted SOP class {} only with {}, and this file in {} cannot be converted \
+         into that{}",
         describe_uid(sop),
-        accepted.iter().map(|c| describe_uid(&c.transfer_syntax)).collect::<Vec<_>>().join(", ")
+        offered.join(", "),
+        describe_uid(own),
+        if refusals.is_empty() { String::new() } else { format!(": {}", refusals.join("; ")) }
     )))
 }
 
@@ -185,6 +272,10 @@ pub enum StoreError {
     /// The file needed transcoding, which failed (nothing was sent).
     #[error("{0}")]
     Transcode(#[from] TranscodeError),
+    /// Converting the file failed after part of its data set was sent; the association
+    /// was aborted.
+    #[error("{0}; the association was aborted (half the data set had been sent)")]
+    ConversionWhileSending(TranscodeError),
     /// The file could not be read before sending (nothing was sent).
     #[error("cannot read the file: {0}")]
     File(io::Error),
@@ -199,13 +290,18 @@ pub enum StoreError {
 impl StoreError {
     /// True when the association can no longer be used.
     pub fn association_lost(&self) -> bool {
-        matches!(self, StoreError::FileWhileSending(_) | StoreError::Association(_))
+        matches!(
+            self,
+            StoreError::FileWhileSending(_)
+                | StoreError::ConversionWhileSending(_)
+                | StoreError::Association(_)
+        )
     }
 }
 
 /// Stores `file` on the peer: C-STORE-RQ with a fresh message ID (and the Move Originator AE
 /// title and message ID when this is a C-MOVE sub-operation), its data set (streamed from
-/// disk, or transcoded when the peer refused the file's syntax), then the C-STORE-RSP.
+/// disk, or converted when the peer refused the file's syntax), then the C-STORE-RSP.
 /// Every response status is an `Ok` outcome (see [`StoreOutcome::is_stored`]).
 pub fn store_file(
     conn: &mut Connection,
@@ -222,13 +318,26 @@ pub fn store_file_with(
     move_originator: Option<(&str, u16)>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<StoreOutcome, StoreError> {
-    store(conn, file, move_originator, None, progress)
+    store(conn, file, move_originator, None, &StoreOptions::default(), progress)
+}
+
+/// [`store_file_with`] with `options`: the syntax to aim for, whether a lossy encoding is
+/// allowed.
+pub fn store_file_with_options(
+    conn: &mut Connection,
+    file: &PreparedFile,
+    move_originator: Option<(&str, u16)>,
+    options: &StoreOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<StoreOutcome, StoreError> {
+    store(conn, file, move_originator, None, options, progress)
 }
 
 /// Stores `file` as a sub-operation of the C-GET with message ID `get_message_id` on the
 /// requestor's own association: only for a SOP class whose SCP role the requestor took
 /// (role selection); a C-CANCEL-RQ for the C-GET arriving before the C-STORE-RSP is noted
-/// in [`StoreOutcome::cancel_seen`].
+/// in [`StoreOutcome::cancel_seen`]. A file in a syntax the requestor did not accept is
+/// converted into one it did (decompressed, or re-encoded losslessly).
 pub fn store_for_get(
     conn: &mut Connection,
     file: &PreparedFile,
@@ -241,14 +350,12 @@ pub fn store_for_get(
             describe_uid(&file.sop_class_uid)
         )));
     }
-    store(conn, file, None, Some(get_message_id), &mut |_| {})
+    store(conn, file, None, Some(get_message_id), &StoreOptions::default(), &mut |_| {})
 }
 
-/// What a C-STORE sends: the data set, from the file or transcoded.
+/// What a C-STORE sends: the data set, from the file or converted.
 #[derive(Debug)]
 pub(crate) enum Payload {
-    /// The data set as bytes (transcoded).
-    Bytes(Vec<u8>),
     /// The data set streams from the file, opened at its first byte: `len` bytes, then
     /// one NUL when `pad` (a deflated data set of odd length, PS3.5 A.5).
     File {
@@ -259,6 +366,9 @@ pub(crate) enum Payload {
         /// One padding byte follows.
         pad: bool,
     },
+    /// The data set must be converted into the chosen syntax first; each driver runs the
+    /// converter its own way (the blocking one on a second thread while it sends).
+    Convert(TranscodeOptions),
 }
 
 /// One C-STORE made ready for either driver: the context chosen, the payload opened, the
@@ -266,7 +376,7 @@ pub(crate) enum Payload {
 #[derive(Debug)]
 pub(crate) struct StorePlan {
     pub(crate) choice: ContextChoice,
-    pub(crate) payload: Payload,
+    pub(crate) payload: Option<Payload>,
     pub(crate) exchange: StoreScu,
     pub(crate) command: CommandSet,
 }
@@ -282,16 +392,20 @@ impl StorePlan {
         get_message_id: Option<u16>,
         message_id: u16,
         timeout: std::time::Duration,
+        options: &StoreOptions,
     ) -> Result<StorePlan, StoreError> {
-        let choice = choose_context(n, file)?;
+        let choice = choose_context_with(n, file, options)?;
         let payload = if choice.transcode {
             tracing::info!(
-                "{}: transcoding from {} to {}",
+                "{}: converting from {} to {}",
                 file.path.display(),
                 describe_uid(&file.transfer_syntax),
                 describe_uid(&choice.transfer_syntax)
             );
-            Payload::Bytes(transcode::transcode(file, &choice.transfer_syntax)?)
+            Payload::Convert(TranscodeOptions {
+                lossy: choice.lossy,
+                scratch_dir: options.scratch_dir.clone(),
+            })
         } else {
             let f = open_data_set(file).map_err(StoreError::File)?;
             Payload::File { file: f, len: file.data_len, pad: file.data_len % 2 == 1 }
@@ -310,7 +424,7 @@ impl StorePlan {
         }
         let command =
             exchange.poll_transmit().map(|o| o.command).ok_or(Error::Internal("no C-STORE-RQ"))?;
-        Ok(StorePlan { choice, payload, exchange, command })
+        Ok(StorePlan { choice, payload: Some(payload), exchange, command })
     }
 
     /// The outcome, from the response and the data set bytes sent.
@@ -333,24 +447,27 @@ fn store(
     file: &PreparedFile,
     move_originator: Option<(&str, u16)>,
     get_message_id: Option<u16>,
+    options: &StoreOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<StoreOutcome, StoreError> {
     let id = conn.next_message_id();
     let timeout = conn.timeouts().dimse;
-    let mut plan =
-        StorePlan::new(conn.negotiated(), file, move_originator, get_message_id, id, timeout)?;
+    let mut plan = StorePlan::new(
+        conn.negotiated(),
+        file,
+        move_originator,
+        get_message_id,
+        id,
+        timeout,
+        options,
+    )?;
     let ctx = plan.choice.context_id;
-    let payload = std::mem::replace(&mut plan.payload, Payload::Bytes(Vec::new()));
-    let bytes = match payload {
-        Payload::Bytes(data) => {
-            if let Err(e) = conn.send_message(ctx, &plan.command, Some(&data)) {
-                conn.abort();
-                return Err(e.into());
-            }
-            progress(data.len() as u64);
-            data.len() as u64
+    let bytes = match plan.payload.take() {
+        Some(Payload::Convert(topts)) => {
+            let to = plan.choice.transfer_syntax.clone();
+            send_converted(conn, ctx, &plan.command, file, &to, &topts, progress)?
         }
-        Payload::File { file: f, len, pad } => {
+        Some(Payload::File { file: f, len, pad }) => {
             // PDVs must have an even length (PS3.8 9.3.5.1).
             let total = len + u64::from(pad);
             let mut r = Tracked { f, left: len, pad, error: None, progress };
@@ -363,11 +480,195 @@ fn store(
             }
             total
         }
+        None => return Err(StoreError::Association(Error::Internal("a C-STORE without data"))),
     };
     plan.exchange.sent(Instant::now());
     let rsp =
         conn.run(&mut plan.exchange)?.ok_or(Error::Internal("C-STORE ended without a response"))?;
     Ok(plan.outcome(rsp, bytes))
+}
+
+/// Output the converter hands over at a time.
+pub(crate) const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the converting thread and the sender.
+pub(crate) const CHUNKS_IN_FLIGHT: usize = 4;
+/// Converted bytes held back before the C-STORE-RQ goes out: a data set that converts
+/// within this is complete before anything is sent, so a damaged file fails alone, the
+/// association intact. Beyond it the data set streams, and a frame that fails to decode
+/// later aborts the association (nothing else can end a data set half sent).
+pub(crate) const HOLD_BACK: usize = 4 << 20;
+
+/// What the converter hands to the sender.
+pub(crate) enum Piece {
+    Data(Vec<u8>),
+    Failed(TranscodeError),
+}
+
+/// The converter's output: chunks of [`CHUNK`] bytes to `send` (a bounded channel to the
+/// sending thread or task; false once the sender stopped).
+pub(crate) struct ChunkWriter<F: FnMut(Piece) -> bool> {
+    send: F,
+    buf: Vec<u8>,
+}
+
+impl<F: FnMut(Piece) -> bool> ChunkWriter<F> {
+    pub(crate) fn new(send: F) -> Self {
+        ChunkWriter { send, buf: Vec::with_capacity(CHUNK) }
+    }
+
+    /// Runs the conversion of `file` into `to` through this writer; a failure goes to the
+    /// sender as the last piece.
+    pub(crate) fn convert(mut self, file: &PreparedFile, to: &str, opts: &TranscodeOptions) {
+        let r = transcode::transcode_to(file, to, opts, &mut self).and_then(|_| Ok(self.flush()?));
+        if let Err(e) = r {
+            (self.send)(Piece::Failed(e));
+        }
+    }
+}
+
+impl<F: FnMut(Piece) -> bool> Write for ChunkWriter<F> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let b = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        if (self.send)(Piece::Data(b)) {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "the sender stopped"))
+        }
+    }
+}
+
+/// Cuts converted bytes into whole PDVs of `max` bytes (PS3.8 9.3.5.1): what is not yet a
+/// whole PDV waits in `carry`, and its last byte always stays for the last PDV.
+pub(crate) struct PdvCutter {
+    carry: Vec<u8>,
+    max: usize,
+}
+
+impl PdvCutter {
+    pub(crate) fn new(max_pdv_data: usize) -> Self {
+        let max = max_pdv_data.max(2);
+        PdvCutter { carry: Vec::with_capacity(CHUNK + max), max }
+    }
+
+    /// Adds `data` (none on the last call) and returns the bytes to send now.
+    pub(crate) fn push(&mut self, data: Option<Vec<u8>>) -> &[u8] {
+        let last = data.is_none();
+        if let Some(d) = data {
+            self.carry.extend_from_slice(&d);
+        }
+        let n = self.carry.len();
+        let whole = if last { n } else { n.saturating_sub(1) / self.max * self.max };
+        &self.carry[..whole]
+    }
+
+    /// Forgets the `n` bytes just sent.
+    pub(crate) fn sent(&mut self, n: usize) {
+        self.carry.drain(..n);
+    }
+}
+
+/// Converts `file` into `to` on a second thread while this one sends: the converter
+/// decodes and encodes frame by frame into a bounded channel, the sender cuts what comes
+/// into P-DATA PDUs. Memory: the frames being converted, the chunks in flight and the
+/// hold-back.
+fn send_converted(
+    conn: &mut Connection,
+    ctx: u8,
+    cs: &CommandSet,
+    file: &PreparedFile,
+    to: &str,
+    opts: &TranscodeOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, StoreError> {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(CHUNKS_IN_FLIGHT);
+        let worker = s.spawn(move || {
+            ChunkWriter::new(|p| tx.send(p).is_ok()).convert(file, to, opts);
+        });
+        let result = send_pieces(conn, ctx, cs, &rx, progress);
+        drop(rx); // a converter still writing stops at its next chunk
+        let _ = worker.join();
+        result
+    })
+}
+
+fn send_pieces(
+    conn: &mut Connection,
+    ctx: u8,
+    cs: &CommandSet,
+    rx: &std::sync::mpsc::Receiver<Piece>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, StoreError> {
+    // Hold back the start of the data set (see HOLD_BACK), chunk by chunk.
+    let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+    let mut held_len = 0usize;
+    let mut done = false;
+    while held_len < HOLD_BACK {
+        match rx.recv() {
+            Ok(Piece::Data(d)) => {
+                held_len += d.len();
+                held.push_back(d);
+            }
+            Ok(Piece::Failed(e)) => return Err(StoreError::Transcode(e)),
+            Err(_) => {
+                done = true;
+                break;
+            }
+        }
+    }
+    if held_len == 0 {
+        return Err(StoreError::Association(Error::Internal("the conversion produced nothing")));
+    }
+    if let Err(e) = conn.queue_message(ctx, cs, None) {
+        conn.abort();
+        return Err(e.into());
+    }
+    let mut cut = PdvCutter::new(conn.max_pdv_data());
+    let mut sent = 0u64;
+    loop {
+        let next = match held.pop_front() {
+            Some(d) => Some(d),
+            None if done => None,
+            None => match rx.recv() {
+                Ok(Piece::Data(d)) => Some(d),
+                Ok(Piece::Failed(e)) => {
+                    // Half a data set is out: only an abort can end it.
+                    conn.abort();
+                    return Err(StoreError::ConversionWhileSending(e));
+                }
+                Err(_) => {
+                    done = true;
+                    None
+                }
+            },
+        };
+        let last = next.is_none();
+        let out = cut.push(next);
+        let n = out.len();
+        if n > 0 || last {
+            if let Err(e) = conn.send_data(ctx, out, last) {
+                conn.abort();
+                return Err(e.into());
+            }
+            sent += n as u64;
+            progress(n as u64);
+            cut.sent(n);
+        }
+        if last {
+            return Ok(sent);
+        }
+    }
 }
 
 /// Opens the file at its data set, checking it still has the size it had when prepared.

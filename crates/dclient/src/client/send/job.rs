@@ -21,7 +21,7 @@ use super::report::{failed_report, report_for, FileOutcome, FileReport, SendTota
 use super::walk::{Found, Walker};
 use super::{SendEvent, SendOptions};
 use crate::error::Error;
-use crate::services::store::{PrepareError, PreparedFile, StoreError, StoreOutcome};
+use crate::services::store::{PrepareError, PreparedFile, StoreError, StoreOptions, StoreOutcome};
 
 /// After this many association failures in a row, a worker gives up (its file goes back to
 /// the queue for the others).
@@ -55,6 +55,8 @@ pub(crate) struct SendJob<'a> {
     /// The walk's next index.
     next_index: AtomicUsize,
     preparers: usize,
+    /// How files are converted when they must be.
+    pub(crate) store: StoreOptions,
 }
 
 impl<'a> SendJob<'a> {
@@ -77,6 +79,7 @@ impl<'a> SendJob<'a> {
             over: AtomicBool::new(false),
             next_index: AtomicUsize::new(0),
             preparers,
+            store: options.store.clone(),
         }
     }
 
@@ -158,7 +161,7 @@ impl<'a> SendJob<'a> {
             }
         });
         k.note(file);
-        k.proposal()
+        k.proposal(&self.store)
     }
 
     /// Before the first association: lets the preparers fill the queue a little (at most

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use crate::client::DClient;
 use crate::error::Result;
-use crate::services::store::{store_file_with, PreparedFile};
+use crate::services::store::{store_file_with_options, PreparedFile, StoreOptions};
 use crate::transport::Connection;
 
 pub(crate) mod job;
@@ -47,11 +47,15 @@ pub struct SendOptions {
     /// jobs: the reports then go only to the event callback ([`SendEvent::File`]) and
     /// memory stays flat in the number of files.
     pub keep_reports: bool,
+    /// The transfer syntax to aim for and whether a lossy encoding is allowed
+    /// (`--transfer-syntax`, `--allow-lossy`); by default each file goes in its own syntax,
+    /// converted only when the peer refused it.
+    pub store: StoreOptions,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
-        SendOptions { parallel: 1, keep_reports: true }
+        SendOptions { parallel: 1, keep_reports: true, store: StoreOptions::default() }
     }
 }
 
@@ -186,7 +190,7 @@ impl DClient {
                 }
             }
             let Some(c) = conn.as_mut() else { continue };
-            let result = store_file_with(c, &file, None, &mut |n| job.bytes(n));
+            let result = store_file_with_options(c, &file, None, &job.store, &mut |n| job.bytes(n));
             if result.is_ok() {
                 state.failures = 0;
             }

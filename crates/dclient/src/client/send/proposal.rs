@@ -6,7 +6,7 @@
 
 use dclient_proto::ul::negotiation::{ProposedContext, MAX_PRESENTATION_CONTEXTS};
 
-use crate::services::store::{contexts_for_sop_class, PreparedFile};
+use crate::services::store::{contexts_for_sop_class_with, PreparedFile, StoreOptions};
 
 /// The SOP classes and their transfer syntaxes seen so far.
 #[derive(Debug, Default)]
@@ -50,19 +50,24 @@ impl KnownContexts {
     }
 
     /// The contexts to propose, most recently noted classes first, and what they cover.
-    pub(crate) fn proposal(&self) -> (Vec<ProposedContext>, Proposed) {
+    pub(crate) fn proposal(&self, store: &StoreOptions) -> (Vec<ProposedContext>, Proposed) {
         let mut contexts: Vec<ProposedContext> = Vec::new();
         let mut proposed = Proposed::default();
         for (class, syntaxes) in self.classes.iter().rev() {
-            let mut ctx = contexts_for_sop_class(class, syntaxes);
+            let mut ctx = contexts_for_sop_class_with(class, syntaxes, store);
             let mut covered = syntaxes.clone();
             if ctx.len() > MAX_PRESENTATION_CONTEXTS {
-                // More syntaxes for one class than an association holds: keep the fallback
-                // and as many file syntaxes as fit; the other files are transcoded.
+                // More syntaxes for one class than an association holds: keep the two
+                // fallbacks (uncompressed, compressed) and as many file syntaxes as fit;
+                // the other files are converted.
+                let compressed = ctx.pop();
                 let fallback = ctx.pop();
-                ctx.truncate(MAX_PRESENTATION_CONTEXTS - 1);
+                let own = MAX_PRESENTATION_CONTEXTS - 2;
+                ctx.truncate(own);
                 ctx.extend(fallback);
-                covered.truncate(MAX_PRESENTATION_CONTEXTS - 1);
+                ctx.extend(compressed);
+                // The first context is the target syntax's when one is set.
+                covered.truncate(own - usize::from(store.transfer_syntax.is_some()));
             }
             if contexts.len() + ctx.len() > MAX_PRESENTATION_CONTEXTS {
                 if contexts.is_empty() {
@@ -91,26 +96,27 @@ mod tests {
             data_offset: 0,
             data_len: 10,
             has_meta: true,
-            identifying_len: 0,
+            ..PreparedFile::default()
         }
     }
 
     #[test]
     fn at_most_128_contexts_the_latest_class_always_in() {
         let mut k = KnownContexts::default();
-        // 100 classes with two syntaxes each: 3 contexts a class, 300 in all.
+        // 100 classes with two syntaxes each: 4 contexts a class (the two, the uncompressed
+        // and the compressed fallback), 400 in all.
         for i in 0..100 {
             for ts in [EXPLICIT_VR_LE, JPEG_BASELINE] {
                 k.note(&file(&format!("1.2.840.99.{i}"), ts));
             }
         }
-        let (ctx, p) = k.proposal();
-        assert_eq!(ctx.len(), 126, "42 classes of 3 contexts");
+        let (ctx, p) = k.proposal(&StoreOptions::default());
+        assert_eq!(ctx.len(), 128, "32 classes of 4 contexts");
         assert!(p.covers(&file("1.2.840.99.99", JPEG_BASELINE)));
         assert!(!p.covers(&file("1.2.840.99.0", JPEG_BASELINE)));
         // Noting an old class again brings it into the next proposal.
         assert!(!k.note(&file("1.2.840.99.0", JPEG_BASELINE)));
-        let (_, p) = k.proposal();
+        let (_, p) = k.proposal(&StoreOptions::default());
         assert!(p.covers(&file("1.2.840.99.0", JPEG_BASELINE)));
     }
 
@@ -119,11 +125,11 @@ mod tests {
         let mut k = KnownContexts::default();
         assert!(k.note(&file("1.2", EXPLICIT_VR_LE)));
         assert!(!k.note(&file("1.2", EXPLICIT_VR_LE)));
-        let (_, p) = k.proposal();
+        let (_, p) = k.proposal(&StoreOptions::default());
         assert!(!p.covers(&file("1.2", JPEG_BASELINE)));
         assert!(k.note(&file("1.2", JPEG_BASELINE)));
-        let (ctx, p) = k.proposal();
-        assert_eq!(ctx.len(), 3);
+        let (ctx, p) = k.proposal(&StoreOptions::default());
+        assert_eq!(ctx.len(), 4, "the two syntaxes, the uncompressed and compressed fallbacks");
         assert!(p.covers(&file("1.2", JPEG_BASELINE)));
     }
 }

@@ -28,15 +28,19 @@ const MAX_UID_VALUE: u32 = 256;
 pub(crate) const MEDIA_STORAGE_DIRECTORY: &str = "1.2.840.10008.1.3.10";
 
 /// A file ready to be stored: what it is, in which syntax, and where its data set lies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PreparedFile {
     /// The file.
     pub path: PathBuf,
-    /// SOP Class UID (from the meta group, or the data set of a raw file).
+    /// SOP Class UID: the data set's (0008,0016), as DCMTK and pynetdicom send it; the
+    /// meta group's when the data set has none (see [`warnings`](Self::warnings)).
     pub sop_class_uid: String,
-    /// SOP Instance UID.
+    /// SOP Instance UID: the data set's (0008,0018), else the meta group's.
     pub sop_instance_uid: String,
-    /// The transfer syntax of the data set bytes.
+    /// The transfer syntax of the data set bytes: the meta group's, except when the data
+    /// set's VR encoding contradicts it and the bytes are a valid data set of another
+    /// uncompressed syntax (an Implicit VR data set under an Explicit VR meta group is sent
+    /// as Implicit VR Little Endian, unchanged).
     pub transfer_syntax: String,
     /// Byte offset of the data set (after the preamble and meta group; 0 for raw files).
     pub data_offset: u64,
@@ -48,6 +52,16 @@ pub struct PreparedFile {
     /// element past group 0020: the patient, study, series and instance attributes,
     /// without image description or pixel data. What an index needs to read.
     pub identifying_len: u64,
+    /// When the data set's VR encoding contradicts a compressed syntax of the meta group
+    /// (a known writer bug: an Implicit VR data set in a JPEG Baseline file), the syntax
+    /// whose encoding the bytes really have. Such a data set cannot go on the wire as it
+    /// is: it is rewritten in [`transfer_syntax`](Self::transfer_syntax), pixel data
+    /// unchanged, before it is sent.
+    pub encoding_mismatch: Option<String>,
+    /// What was wrong with the file and tolerated, one line each (also logged as warnings
+    /// when the file is prepared): a meta group whose UIDs differ from the data set's, a
+    /// VR encoding that contradicts the meta group.
+    pub warnings: Vec<String>,
 }
 
 /// Why a file cannot be sent.
@@ -108,24 +122,19 @@ impl PreparedFile {
                 data_offset: 0,
                 data_len: file_len,
                 has_meta: false,
-                identifying_len: 0,
+                ..PreparedFile::default()
             },
         };
         if pf.sop_class_uid == MEDIA_STORAGE_DIRECTORY {
             return Err(PrepareError::Dicomdir);
         }
+        if pf.has_meta {
+            check_vr_encoding(&mut pf, &head);
+        }
 
         // Walk the data set.
+        let found = walk_data_set(&pf, f, head)?;
         let ts = pf.transfer_syntax.as_str();
-        let native = uids::UNCOMPRESSED.contains(&ts);
-        let mut found = Found::default();
-        walk(&pf, head_src(head, &pf, f), &mut found, native, None).map_err(|e| match e {
-            WalkError::Io(e) => PrepareError::Io(e),
-            WalkError::Bad(why) if !pf.has_meta && found.elements == 0 => {
-                PrepareError::NotDicom(why)
-            }
-            WalkError::Bad(why) => PrepareError::Invalid(why),
-        })?;
         if pf.data_len % 2 == 1 && ts != uids::DEFLATED_EXPLICIT_VR_LE {
             return Err(PrepareError::Invalid(format!(
                 "the data set has an odd length ({} bytes): an element is cut or padded wrongly",
@@ -136,11 +145,10 @@ impl PreparedFile {
             return Err(PrepareError::Invalid("no data set after the file meta group".into()));
         }
         pf.identifying_len = found.identifying_len.unwrap_or(found.walked);
+        let plausible = |u: Option<String>| u.filter(|u| uids::is_plausible_uid(u));
+        let (sop_class, sop_instance) = (plausible(found.sop_class), plausible(found.sop_instance));
         if !pf.has_meta {
-            let plausible = |u: Option<String>| u.filter(|u| uids::is_plausible_uid(u));
-            let (Some(class), Some(inst)) =
-                (plausible(found.sop_class), plausible(found.sop_instance))
-            else {
+            let (Some(class), Some(inst)) = (sop_class, sop_instance) else {
                 return Err(PrepareError::NotDicom(
                     "no file meta group, and no SOP Class and Instance UIDs in a data set".into(),
                 ));
@@ -150,9 +158,73 @@ impl PreparedFile {
             if pf.sop_class_uid == MEDIA_STORAGE_DIRECTORY {
                 return Err(PrepareError::Dicomdir);
             }
+        } else {
+            // The C-STORE names what the data set is (DCMTK's storescu and pynetdicom take
+            // the UIDs from it): anonymisers that rewrite the data set and not the meta
+            // group leave them apart, and a peer then refuses the object (A900).
+            for (name, meta, data) in [
+                ("SOP Class", &mut pf.sop_class_uid, sop_class),
+                ("SOP Instance", &mut pf.sop_instance_uid, sop_instance),
+            ] {
+                if let Some(d) = data.filter(|d| d != meta) {
+                    let w = format!(
+                        "the meta group's Media Storage {name} UID {meta} differs from the data \
+                         set's {name} UID {d}: sending the data set's"
+                    );
+                    *meta = d;
+                    pf.warnings.push(w);
+                }
+            }
+        }
+        for w in &pf.warnings {
+            tracing::warn!("{}: {w}", path.display());
         }
         Ok(pf)
     }
+
+    /// Where the pixel data lies in the data set (found by walking the element headers
+    /// again), for the transcoder.
+    pub(crate) fn layout(&self) -> Result<Layout, PrepareError> {
+        let mut f = File::open(&self.path)?;
+        f.seek(SeekFrom::Start(self.data_offset))?;
+        let found = walk_data_set(self, f, Vec::new())?;
+        Ok(Layout { pixel: found.pixel, walked: found.walked })
+    }
+}
+
+/// Where a data set's pixel data is, as [`PreparedFile::layout`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// The top-level Pixel Data (7FE0,0010) element, if any.
+    pub pixel: Option<PixelPos>,
+    /// The data set's length (inflated, for a deflated one).
+    pub walked: u64,
+}
+
+/// The top-level Pixel Data element: offsets in the data set (inflated, for a deflated one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PixelPos {
+    /// Where its header starts.
+    pub start: u64,
+    /// Its header's length (8 or 12 bytes).
+    pub header_len: u64,
+    /// Its value length; `None` for undefined (encapsulated) pixel data.
+    pub len: Option<u32>,
+    /// Where it ends (after the sequence delimiter of encapsulated pixel data).
+    pub end: u64,
+}
+
+/// Walks the data set of `pf` from `f`: `head` holds the file's first bytes (empty when
+/// `f` is positioned at the data set) and `f` is positioned right after them.
+fn walk_data_set(pf: &PreparedFile, f: File, head: Vec<u8>) -> Result<Found, PrepareError> {
+    let native = uids::UNCOMPRESSED.contains(&pf.transfer_syntax.as_str());
+    let mut found = Found::default();
+    walk(pf, head_src(head, pf, f), &mut found, native, None).map_err(|e| match e {
+        WalkError::Io(e) => PrepareError::Io(e),
+        WalkError::Bad(why) if !pf.has_meta && found.elements == 0 => PrepareError::NotDicom(why),
+        WalkError::Bad(why) => PrepareError::Invalid(why),
+    })?;
+    Ok(found)
 }
 
 /// The SOP Class and Instance UIDs, (0008,0016) and (0008,0018), of the data set of the Part
@@ -169,7 +241,8 @@ pub(crate) fn data_set_sop_uids(
     if head.len() < 132 || &head[128..132] != b"DICM" {
         return Err(PrepareError::NotDicom("no Part 10 preamble and DICM prefix".into()));
     }
-    let pf = read_meta(path, &mut f, &mut head, 132, file_len)?;
+    let mut pf = read_meta(path, &mut f, &mut head, 132, file_len)?;
+    check_vr_encoding(&mut pf, &head);
     let mut found = Found::default();
     walk(&pf, head_src(head, &pf, f), &mut found, false, Some((0x0008, 0x0018))).map_err(|e| {
         match e {
@@ -180,19 +253,18 @@ pub(crate) fn data_set_sop_uids(
     Ok((found.sop_class, found.sop_instance))
 }
 
-/// The file's first bytes (`head`), then the rest of the file, which is positioned right
-/// after them: the walk of the data set starts in the head and goes on in the file.
+/// The file's first bytes (`head`, empty when the file is positioned at the data set),
+/// then the rest of the file, which is positioned right after them: the walk of the data
+/// set starts in the head and goes on in the file.
 fn head_src(head: Vec<u8>, pf: &PreparedFile, f: File) -> HeadThenFile {
     let head_len = head.len();
-    HeadThenFile {
-        head,
-        at: pf.data_offset.min(head_len as u64) as usize,
-        file: BufReader::with_capacity(16 * 1024, f),
-    }
+    let at = if head.is_empty() { 0 } else { pf.data_offset.min(head_len as u64) as usize };
+    HeadThenFile { head, at, file: BufReader::with_capacity(16 * 1024, f) }
 }
 
-/// Walks the data set of `pf` from `src` (inflating a deflated one), up to its end or to the
-/// first top-level element past `stop_after`.
+/// Walks the data set of `pf` from `src` (inflating a deflated one; read in the encoding
+/// the bytes really have), up to its end or to the first top-level element past
+/// `stop_after`.
 fn walk(
     pf: &PreparedFile,
     src: HeadThenFile,
@@ -200,8 +272,9 @@ fn walk(
     native: bool,
     stop_after: Option<(u16, u16)>,
 ) -> Result<(), WalkError> {
-    let enc = Encoding::of(&pf.transfer_syntax);
-    if pf.transfer_syntax == uids::DEFLATED_EXPLICIT_VR_LE {
+    let ts = pf.transfer_syntax.as_str();
+    let enc = Encoding::of(pf.encoding_mismatch.as_deref().unwrap_or(ts));
+    if ts == uids::DEFLATED_EXPLICIT_VR_LE {
         let z = flate2::read::DeflateDecoder::new(BufReader::with_capacity(64 * 1024, src));
         let mut w = Walker { src: Inflating(z), pos: 0, end: None, found, native, stop_after };
         w.walk_top(enc)
@@ -209,6 +282,66 @@ fn walk(
         let mut w = Walker { src, pos: 0, end: Some(pf.data_len), found, native, stop_after };
         w.walk_top(enc)
     }
+}
+
+/// A data set whose VR encoding contradicts its meta group (PS3.5 A.1, A.2: the meta group
+/// says how the data set is encoded). Known writer bugs write an Implicit VR data set
+/// under an Explicit VR (or compressed) meta group and the other way round; pydicom reads
+/// them with a warning, DCMTK refuses them. The first element tells: in Explicit VR its
+/// bytes 4 and 5 are a VR. Deflated data sets are not looked into.
+fn check_vr_encoding(pf: &mut PreparedFile, head: &[u8]) {
+    let ts = pf.transfer_syntax.clone();
+    if ts == uids::DEFLATED_EXPLICIT_VR_LE || ts == uids::EXPLICIT_VR_BE {
+        return;
+    }
+    let at = pf.data_offset as usize;
+    let Some(first) = head.get(at..at + 8) else { return };
+    let group = u16::from_le_bytes([first[0], first[1]]);
+    if !(0x0008..0xFFFE).contains(&group) {
+        return; // not a data set we can judge; the walk reports what is wrong
+    }
+    let explicit_bytes = is_vr(&first[4..6]) && explicit_second_element_fits(head, at);
+    let says_explicit = ts != uids::IMPLICIT_VR_LE;
+    if says_explicit == explicit_bytes {
+        return;
+    }
+    let (really, name) = if explicit_bytes {
+        (uids::EXPLICIT_VR_LE, "Explicit VR Little Endian")
+    } else {
+        (uids::IMPLICIT_VR_LE, "Implicit VR Little Endian")
+    };
+    let compressed = !uids::UNCOMPRESSED.contains(&ts.as_str());
+    let what = if compressed {
+        "; it is rewritten in Explicit VR Little Endian, pixel data unchanged, before it is sent"
+            .to_owned()
+    } else {
+        format!("; it is sent as {name}")
+    };
+    pf.warnings.push(format!(
+        "the data set is encoded in {name}, but the meta group says {}{what}",
+        crate::names::describe_uid(&ts)
+    ));
+    if compressed {
+        pf.encoding_mismatch = Some(really.to_owned());
+    } else {
+        pf.transfer_syntax = really.to_owned();
+    }
+}
+
+/// Whether reading the data set at `at` as Explicit VR LE gives a second element with a
+/// valid VR and a larger tag (an Implicit VR data set whose first length happens to look
+/// like a VR fails here).
+fn explicit_second_element_fits(head: &[u8], at: usize) -> bool {
+    let Some(b) = head.get(at..at + 8) else { return false };
+    let next = if long_vr(&b[4..6]) {
+        let Some(l) = head.get(at + 8..at + 12) else { return true };
+        at + 12 + u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize
+    } else {
+        at + 8 + usize::from(u16::from_le_bytes([b[6], b[7]]))
+    };
+    let Some(n) = head.get(next..next + 8) else { return true };
+    let tag = |x: &[u8]| (u16::from_le_bytes([x[0], x[1]]), u16::from_le_bytes([x[2], x[3]]));
+    is_vr(&n[4..6]) && tag(n) > tag(b)
 }
 
 fn is_vr(b: &[u8]) -> bool {
@@ -322,7 +455,7 @@ fn read_meta(
         data_offset: pos as u64,
         data_len: file_len - pos as u64,
         has_meta: true,
-        identifying_len: 0,
+        ..PreparedFile::default()
     })
 }
 
@@ -397,6 +530,8 @@ struct Found {
     walked: u64,
     sop_class: Option<String>,
     sop_instance: Option<String>,
+    /// The top-level Pixel Data element.
+    pixel: Option<PixelPos>,
 }
 
 enum WalkError {
@@ -626,6 +761,8 @@ impl<S: Source> Walker<'_, S> {
                     self.found.identifying_len = Some(element_start);
                 }
             }
+            let pixel_here = depth == 0 && h.tag == (0x7FE0, 0x0010);
+            let header_len = self.pos - element_start;
             if h.len == u32::MAX {
                 let is_pixel = h.tag == (0x7FE0, 0x0010);
                 if is_pixel && self.native && depth == 0 {
@@ -639,6 +776,11 @@ impl<S: Source> Walker<'_, S> {
                 let fragments = is_pixel || matches!(h.vr.as_ref(), Some(b"OB" | b"OW"));
                 let inner = if h.vr == Some(*b"UN") { Encoding::IMPLICIT } else { enc };
                 self.walk_sequence(enc, inner, fragments, depth + 1)?;
+                if pixel_here {
+                    let end = self.pos;
+                    self.found.pixel =
+                        Some(PixelPos { start: element_start, header_len, len: None, end });
+                }
                 continue;
             }
             if depth == 0 && h.tag.0 == 0x0008 && (h.tag.1 == 0x0016 || h.tag.1 == 0x0018) {
@@ -681,6 +823,11 @@ impl<S: Source> Walker<'_, S> {
                 continue;
             }
             self.skip(h.tag, h.len)?;
+            if pixel_here {
+                let end = self.pos;
+                self.found.pixel =
+                    Some(PixelPos { start: element_start, header_len, len: Some(h.len), end });
+            }
         }
     }
 
