@@ -239,6 +239,9 @@ pub(crate) async fn end_after_error(mut conn: AsyncConnection, e: &Error) {
     conn.abort().await;
 }
 
+/// What one read of a file being sent asks tokio's blocking pool for.
+const FILE_READ_BUFFER: usize = 256 * 1024;
+
 /// C-STORE of one file: the data set streams from the file (read through tokio's file
 /// API), or from a converter on a blocking thread when the peer refused its syntax.
 pub(crate) async fn store(
@@ -261,7 +264,13 @@ pub(crate) async fn store(
             // PDVs must have an even length (PS3.8 9.3.5.1).
             let total = len + u64::from(pad);
             let padding: &[u8] = if pad { &[0] } else { &[] };
-            let mut reader = tokio::fs::File::from_std(f).take(len).chain(padding);
+            // tokio's file reads go to the blocking pool one call at a time: read in
+            // large pieces, not one PDV at a time (a PDV-sized read per call made a
+            // send 3.5x slower than the blocking driver's).
+            let file = tokio::fs::File::from_std(f);
+            let mut reader = tokio::io::BufReader::with_capacity(FILE_READ_BUFFER, file)
+                .take(len)
+                .chain(padding);
             if let Err(e) =
                 conn.send_message_streaming(ctx, &plan.command, &mut reader, total).await
             {
