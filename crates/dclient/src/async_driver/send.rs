@@ -11,6 +11,7 @@ use super::client::AsyncDClient;
 use super::connection::AsyncConnection;
 use super::ops;
 use crate::client::send::job::{Before, SendJob, WorkerState};
+use crate::client::send::proposal::Proposed;
 use crate::client::send::Walker;
 use crate::client::{SendEvent, SendOptions, SendReport, MAX_PARALLEL};
 use crate::error::{Error, Result};
@@ -78,8 +79,7 @@ impl AsyncDClient {
             }
         };
         job.associated();
-        let mut first =
-            Some((conn, WorkerState { proposed: Some(proposed), failures: 0 }, index, file));
+        let mut first = Some((conn, proposed, index, file));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..parallel {
             job.worker_started();
@@ -94,11 +94,15 @@ impl AsyncDClient {
     async fn send_worker(
         &self,
         job: &SendJob<'static>,
-        first: Option<(AsyncConnection, WorkerState, usize, PreparedFile)>,
+        first: Option<(AsyncConnection, Proposed, usize, PreparedFile)>,
     ) {
-        let (mut conn, mut state, mut pending) = match first {
-            Some((c, s, index, file)) => (Some(c), s, Some((index, file))),
-            None => (None, WorkerState::default(), None),
+        let mut state = WorkerState::default();
+        let (mut conn, mut pending) = match first {
+            Some((c, p, index, file)) => {
+                state.proposed = Some(p);
+                (Some(c), Some((index, file)))
+            }
+            None => (None, None),
         };
         'files: loop {
             let next = match pending.take() {
@@ -123,17 +127,8 @@ impl AsyncDClient {
                     Before::Open(pause) => {
                         tokio::time::sleep(pause).await;
                         let (contexts, proposed) = job.proposal_for(&file);
-                        match self.associate(contexts, vec![]).await {
-                            Ok(c) => {
-                                job.associated();
-                                conn = Some(c);
-                                state.proposed = Some(proposed);
-                            }
-                            Err(e) => {
-                                state.failures += 1;
-                                job.association_failed(&e);
-                            }
-                        }
+                        let attempt = self.associate(contexts, vec![]).await;
+                        conn = job.opened(&mut state, proposed, attempt);
                     }
                 }
             }

@@ -20,7 +20,7 @@ use super::queue::WorkQueue;
 use super::report::{failed_report, report_for, FileOutcome, FileReport, SendTotals};
 use super::walk::{Found, Walker};
 use super::{SendEvent, SendOptions};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::services::store::{PrepareError, PreparedFile, StoreError, StoreOptions, StoreOutcome};
 
 /// After this many association failures in a row, a worker gives up (its file goes back to
@@ -176,10 +176,32 @@ impl<'a> SendJob<'a> {
     }
 
     /// An association could not be opened.
-    pub(crate) fn association_failed(&self, e: &Error) {
+    fn association_failed(&self, e: &Error) {
         tracing::warn!("association failed: {e}");
         if let Ok(mut l) = self.association_error.lock() {
             *l = Some(format!("association failed: {e}"));
+        }
+    }
+
+    /// A worker's attempt to open an association that `proposed` these contexts: the
+    /// association when it opened, else the failure counted in `state` and noted.
+    pub(crate) fn opened<C>(
+        &self,
+        state: &mut WorkerState,
+        proposed: Proposed,
+        attempt: Result<C>,
+    ) -> Option<C> {
+        match attempt {
+            Ok(c) => {
+                self.associated();
+                state.proposed = Some(proposed);
+                Some(c)
+            }
+            Err(e) => {
+                state.failures += 1;
+                self.association_failed(&e);
+                None
+            }
         }
     }
 

@@ -24,7 +24,7 @@ use crate::services::store::{store_file_with_options, PreparedFile, StoreOptions
 use crate::transport::Connection;
 
 pub(crate) mod job;
-mod proposal;
+pub(crate) mod proposal;
 mod queue;
 mod report;
 mod walk;
@@ -175,17 +175,7 @@ impl DClient {
                     Before::Open(pause) => {
                         std::thread::sleep(pause);
                         let (contexts, proposed) = job.proposal_for(&file);
-                        match self.associate(contexts, vec![]) {
-                            Ok(c) => {
-                                job.associated();
-                                conn = Some(c);
-                                state.proposed = Some(proposed);
-                            }
-                            Err(e) => {
-                                state.failures += 1;
-                                job.association_failed(&e);
-                            }
-                        }
+                        conn = job.opened(&mut state, proposed, self.associate(contexts, vec![]));
                     }
                 }
             }
