@@ -1,7 +1,6 @@
 //! The services over the async driver: the same exchanges and the same operations
 //! ([`FindOp`], [`RetrieveOp`], [`StorePlan`]) as the blocking driver, in loops that await.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use dclient_proto::dimse::command::CommandSet;
@@ -18,8 +17,8 @@ use crate::services::find::{FindOp, FindRequest, FindStep};
 use crate::services::retrieve::{Progress, RetrieveOp, RetrieveRequest, RetrieveResult};
 use crate::services::status_error;
 use crate::services::store::{
-    ChunkWriter, Payload, PdvCutter, Piece, PreparedFile, StoreError, StoreOptions, StoreOutcome,
-    StorePlan, TranscodeOptions, CHUNKS_IN_FLIGHT, HOLD_BACK,
+    ChunkWriter, ConvertStep, ConvertedSend, Payload, Piece, PreparedFile, StoreError,
+    StoreOptions, StoreOutcome, StorePlan, TranscodeOptions, CHUNKS_IN_FLIGHT,
 };
 
 /// C-ECHO on `context_id`: the response command set, or the failure status as an error.
@@ -290,8 +289,9 @@ pub(crate) async fn store(
 }
 
 /// The async side of the blocking driver's converter: the conversion runs frame by frame
-/// on a blocking thread into a bounded channel, this task cuts what comes into PDUs
-/// (the first [`HOLD_BACK`] bytes held back, so that a file that fails early fails alone).
+/// on a blocking thread into a bounded channel, this task sends what comes through the same
+/// [`ConvertedSend`] (the first bytes held back, so that a file that fails early fails
+/// alone).
 async fn send_converted(
     conn: &mut AsyncConnection,
     ctx: u8,
@@ -305,60 +305,23 @@ async fn send_converted(
     let worker = tokio::task::spawn_blocking(move || {
         ChunkWriter::new(|p| tx.blocking_send(p).is_ok()).convert(&f, &to, &opts);
     });
-    let mut held: VecDeque<Vec<u8>> = VecDeque::new();
-    let mut held_len = 0usize;
-    let mut done = false;
+    let mut send = ConvertedSend::new(conn.max_pdv_data());
     let result = async {
-        while held_len < HOLD_BACK {
-            match rx.recv().await {
-                Some(Piece::Data(d)) => {
-                    held_len += d.len();
-                    held.push_back(d);
-                }
-                Some(Piece::Failed(e)) => return Err(StoreError::Transcode(e)),
-                None => {
-                    done = true;
-                    break;
-                }
-            }
-        }
-        if held_len == 0 {
-            return Err(StoreError::Association(Error::Internal(
-                "the conversion produced nothing",
-            )));
-        }
-        conn.queue_message(ctx, cs, None)?;
-        let mut cut = PdvCutter::new(conn.max_pdv_data());
-        let mut sent = 0u64;
         loop {
-            let next = match held.pop_front() {
-                Some(d) => Some(d),
-                None if done => None,
-                None => match rx.recv().await {
-                    Some(Piece::Data(d)) => Some(d),
-                    // Half a data set is out: only an abort can end it.
-                    Some(Piece::Failed(e)) => return Err(StoreError::ConversionWhileSending(e)),
-                    None => {
-                        done = true;
-                        None
+            match send.next()? {
+                ConvertStep::Receive => send.arrived(rx.recv().await)?,
+                ConvertStep::Command => conn.queue_message(ctx, cs, None)?,
+                ConvertStep::Data { last } => {
+                    conn.send_data(ctx, send.ready(), last).await?;
+                    if let Some(n) = send.sent() {
+                        return Ok(n);
                     }
-                },
-            };
-            let last = next.is_none();
-            let out = cut.push(next);
-            let n = out.len();
-            if n > 0 || last {
-                conn.send_data(ctx, out, last).await?;
-                sent += n as u64;
-                cut.sent(n);
-            }
-            if last {
-                return Ok(sent);
+                }
             }
         }
     }
     .await;
-    if matches!(&result, Err(e) if e.association_lost()) {
+    if result.is_err() && send.started() {
         conn.abort().await;
     }
     drop(rx); // a converter still writing stops at its next chunk

@@ -548,40 +548,132 @@ impl<F: FnMut(Piece) -> bool> Write for ChunkWriter<F> {
     }
 }
 
-/// Cuts converted bytes into whole PDVs of `max` bytes (PS3.8 9.3.5.1): what is not yet a
-/// whole PDV waits in `carry`, and its last byte always stays for the last PDV.
-pub(crate) struct PdvCutter {
-    carry: Vec<u8>,
-    max: usize,
+/// What a driver does next while sending a converted data set ([`ConvertedSend::next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConvertStep {
+    /// Wait for the converter's next piece and hand it to [`ConvertedSend::arrived`]
+    /// (`None` when the converter ended).
+    Receive,
+    /// Queue the C-STORE-RQ's command set: the hold-back is full, or the conversion ended
+    /// within it.
+    Command,
+    /// Send [`ConvertedSend::ready`] as PDVs (the data set's last when `last`), then call
+    /// [`ConvertedSend::sent`], which says when it was the last.
+    Data {
+        /// The data set's last PDV is among them.
+        last: bool,
+    },
 }
 
-impl PdvCutter {
+/// Sending a data set while a converter produces it, without I/O (both drivers step it):
+/// the first [`HOLD_BACK`] bytes are held back before the command goes out, so that a
+/// file that fails to convert early fails alone with the association intact; then what
+/// comes is cut into whole PDVs of the peer's maximum (PS3.8 9.3.5.1), the last byte
+/// always kept for the last PDV.
+pub(crate) struct ConvertedSend {
+    held: std::collections::VecDeque<Vec<u8>>,
+    held_len: usize,
+    /// The converter ended.
+    closed: bool,
+    /// The command went out: an error now leaves half a data set on the association.
+    started: bool,
+    /// What is not yet a whole PDV, then (after [`next`](Self::next) said `Data`) the
+    /// bytes ready to send.
+    carry: Vec<u8>,
+    ready: usize,
+    /// The ready bytes end the data set.
+    ready_last: bool,
+    max: usize,
+    sent: u64,
+}
+
+impl ConvertedSend {
     pub(crate) fn new(max_pdv_data: usize) -> Self {
         let max = max_pdv_data.max(2);
-        PdvCutter { carry: Vec::with_capacity(CHUNK + max), max }
-    }
-
-    /// Adds `data` (none on the last call) and returns the bytes to send now.
-    pub(crate) fn push(&mut self, data: Option<Vec<u8>>) -> &[u8] {
-        let last = data.is_none();
-        if let Some(d) = data {
-            self.carry.extend_from_slice(&d);
+        ConvertedSend {
+            held: std::collections::VecDeque::new(),
+            held_len: 0,
+            closed: false,
+            started: false,
+            carry: Vec::with_capacity(CHUNK + max),
+            ready: 0,
+            ready_last: false,
+            max,
+            sent: 0,
         }
-        let n = self.carry.len();
-        let whole = if last { n } else { n.saturating_sub(1) / self.max * self.max };
-        &self.carry[..whole]
     }
 
-    /// Forgets the `n` bytes just sent.
-    pub(crate) fn sent(&mut self, n: usize) {
-        self.carry.drain(..n);
+    /// True once the command was queued: a failure then must abort the association.
+    pub(crate) fn started(&self) -> bool {
+        self.started
+    }
+
+    /// The converter's next piece, `None` when it ended.
+    pub(crate) fn arrived(&mut self, piece: Option<Piece>) -> Result<(), StoreError> {
+        match piece {
+            Some(Piece::Data(d)) => {
+                self.held_len += d.len();
+                self.held.push_back(d);
+            }
+            // Half a data set is out: only an abort can end it.
+            Some(Piece::Failed(e)) if self.started => {
+                return Err(StoreError::ConversionWhileSending(e))
+            }
+            Some(Piece::Failed(e)) => return Err(StoreError::Transcode(e)),
+            None => self.closed = true,
+        }
+        Ok(())
+    }
+
+    /// What to do next.
+    pub(crate) fn next(&mut self) -> Result<ConvertStep, StoreError> {
+        if !self.started {
+            if self.held_len < HOLD_BACK && !self.closed {
+                return Ok(ConvertStep::Receive);
+            }
+            if self.held_len == 0 {
+                return Err(StoreError::Association(Error::Internal(
+                    "the conversion produced nothing",
+                )));
+            }
+            self.started = true;
+            return Ok(ConvertStep::Command);
+        }
+        while self.ready == 0 && !self.ready_last {
+            match self.held.pop_front() {
+                Some(d) => {
+                    self.carry.extend_from_slice(&d);
+                    self.ready = self.carry.len().saturating_sub(1) / self.max * self.max;
+                }
+                None if self.closed => {
+                    self.ready = self.carry.len();
+                    self.ready_last = true;
+                }
+                None => return Ok(ConvertStep::Receive),
+            }
+        }
+        Ok(ConvertStep::Data { last: self.ready_last })
+    }
+
+    /// The bytes to send now.
+    pub(crate) fn ready(&self) -> &[u8] {
+        &self.carry[..self.ready]
+    }
+
+    /// [`ready`](Self::ready) went out; after the last, the send is done: the data set
+    /// bytes sent.
+    pub(crate) fn sent(&mut self) -> Option<u64> {
+        self.sent += self.ready as u64;
+        self.carry.drain(..self.ready);
+        self.ready = 0;
+        self.ready_last.then_some(self.sent)
     }
 }
 
 /// Converts `file` into `to` on a second thread while this one sends: the converter
 /// decodes and encodes frame by frame into a bounded channel, the sender cuts what comes
-/// into P-DATA PDUs. Memory: the frames being converted, the chunks in flight and the
-/// hold-back.
+/// into P-DATA PDUs ([`ConvertedSend`]). Memory: the frames being converted, the chunks in
+/// flight and the hold-back.
 fn send_converted(
     conn: &mut Connection,
     ctx: u8,
@@ -596,7 +688,11 @@ fn send_converted(
         let worker = s.spawn(move || {
             ChunkWriter::new(|p| tx.send(p).is_ok()).convert(file, to, opts);
         });
-        let result = send_pieces(conn, ctx, cs, &rx, progress);
+        let mut send = ConvertedSend::new(conn.max_pdv_data());
+        let result = send_pieces(conn, ctx, cs, &rx, &mut send, progress);
+        if result.is_err() && send.started() {
+            conn.abort();
+        }
         drop(rx); // a converter still writing stops at its next chunk
         let _ = worker.join();
         result
@@ -608,65 +704,20 @@ fn send_pieces(
     ctx: u8,
     cs: &CommandSet,
     rx: &std::sync::mpsc::Receiver<Piece>,
+    send: &mut ConvertedSend,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, StoreError> {
-    // Hold back the start of the data set (see HOLD_BACK), chunk by chunk.
-    let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
-    let mut held_len = 0usize;
-    let mut done = false;
-    while held_len < HOLD_BACK {
-        match rx.recv() {
-            Ok(Piece::Data(d)) => {
-                held_len += d.len();
-                held.push_back(d);
-            }
-            Ok(Piece::Failed(e)) => return Err(StoreError::Transcode(e)),
-            Err(_) => {
-                done = true;
-                break;
-            }
-        }
-    }
-    if held_len == 0 {
-        return Err(StoreError::Association(Error::Internal("the conversion produced nothing")));
-    }
-    if let Err(e) = conn.queue_message(ctx, cs, None) {
-        conn.abort();
-        return Err(e.into());
-    }
-    let mut cut = PdvCutter::new(conn.max_pdv_data());
-    let mut sent = 0u64;
     loop {
-        let next = match held.pop_front() {
-            Some(d) => Some(d),
-            None if done => None,
-            None => match rx.recv() {
-                Ok(Piece::Data(d)) => Some(d),
-                Ok(Piece::Failed(e)) => {
-                    // Half a data set is out: only an abort can end it.
-                    conn.abort();
-                    return Err(StoreError::ConversionWhileSending(e));
+        match send.next()? {
+            ConvertStep::Receive => send.arrived(rx.recv().ok())?,
+            ConvertStep::Command => conn.queue_message(ctx, cs, None)?,
+            ConvertStep::Data { last } => {
+                conn.send_data(ctx, send.ready(), last)?;
+                progress(send.ready().len() as u64);
+                if let Some(n) = send.sent() {
+                    return Ok(n);
                 }
-                Err(_) => {
-                    done = true;
-                    None
-                }
-            },
-        };
-        let last = next.is_none();
-        let out = cut.push(next);
-        let n = out.len();
-        if n > 0 || last {
-            if let Err(e) = conn.send_data(ctx, out, last) {
-                conn.abort();
-                return Err(e.into());
             }
-            sent += n as u64;
-            progress(n as u64);
-            cut.sent(n);
-        }
-        if last {
-            return Ok(sent);
         }
     }
 }
@@ -728,5 +779,66 @@ impl Read for Tracked<'_> {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steps a `ConvertedSend` with `pieces`, recording what it asked for: "C" for the
+    /// command, the length of each data send (with "!" on the last), "R" for a receive.
+    fn run(max: usize, pieces: Vec<Piece>) -> (Vec<String>, Result<u64, StoreError>, bool) {
+        let mut send = ConvertedSend::new(max);
+        let mut pieces = pieces.into_iter();
+        let mut log = Vec::new();
+        let result = (|| loop {
+            match send.next()? {
+                ConvertStep::Receive => send.arrived(pieces.next())?,
+                ConvertStep::Command => log.push("C".to_owned()),
+                ConvertStep::Data { last } => {
+                    let n = send.ready().len();
+                    assert!(last || n % max == 0, "{n} bytes is not whole PDVs of {max}");
+                    log.push(format!("{n}{}", if last { "!" } else { "" }));
+                    if let Some(total) = send.sent() {
+                        return Ok(total);
+                    }
+                }
+            }
+        })();
+        (log, result, send.started())
+    }
+
+    #[test]
+    fn a_small_data_set_is_held_whole_then_cut_into_whole_pdvs_with_the_last_byte_kept() {
+        let (log, r, _) = run(10, vec![Piece::Data(vec![1; 25]), Piece::Data(vec![2; 5])]);
+        assert_eq!(r.expect("sent"), 30);
+        // The command only once the converter ended (within the hold-back); 20 bytes
+        // (two PDVs) after the first chunk, the last byte of 25 kept; then the rest.
+        assert_eq!(log, ["C", "20", "10!"]);
+    }
+
+    #[test]
+    fn a_data_set_beyond_the_hold_back_streams_and_a_late_failure_is_mid_send() {
+        let big = HOLD_BACK / 2 + 1;
+        let failed = TranscodeError::Target("x".into());
+        let (log, r, started) = run(
+            1000,
+            vec![Piece::Data(vec![0; big]), Piece::Data(vec![0; big]), Piece::Failed(failed)],
+        );
+        assert_eq!(log[0], "C", "{log:?}");
+        assert!(matches!(r, Err(StoreError::ConversionWhileSending(_))), "{r:?}");
+        assert!(started, "the driver must abort");
+    }
+
+    #[test]
+    fn an_early_failure_fails_the_file_alone() {
+        let failed = TranscodeError::Target("x".into());
+        let (log, r, started) = run(1000, vec![Piece::Data(vec![0; 100]), Piece::Failed(failed)]);
+        assert!(log.is_empty(), "{log:?}");
+        assert!(matches!(r, Err(StoreError::Transcode(_))), "{r:?}");
+        assert!(!started, "nothing was sent: the association goes on");
+        let (_, r, started) = run(1000, vec![]);
+        assert!(matches!(r, Err(StoreError::Association(_))) && !started, "{r:?}");
     }
 }
