@@ -388,24 +388,7 @@ pub fn parse_keys(keys: &[String]) -> dclient::Result<dclient::dataset::Query> {
     Ok(query)
 }
 
-/// Writes one CSV row (RFC 4180: CRLF, quoted when needed).
-pub fn write_csv_row<W: std::io::Write>(w: &mut W, cells: &[String]) -> std::io::Result<()> {
-    let mut line = String::with_capacity(128);
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        if c.contains([',', '"', '\n', '\r']) {
-            line.push('"');
-            line.push_str(&c.replace('"', "\"\""));
-            line.push('"');
-        } else {
-            line.push_str(c);
-        }
-    }
-    line.push_str("\r\n");
-    w.write_all(line.as_bytes())
-}
+pub use dclient::dataset::write_csv_row;
 
 /// Writes a line to standard output (see `outln!`); a closed pipe ends the process quietly.
 pub fn write_stdout_line(args: std::fmt::Arguments<'_>) {

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use dclient::dataset::write_csv_row;
 use serde_json::json;
 
 use crate::error::{CopyError, Result};
@@ -76,24 +77,6 @@ fn cells(r: &StudyRow) -> [String; 15] {
     ]
 }
 
-fn csv_row<W: Write>(w: &mut W, cells: &[String]) -> std::io::Result<()> {
-    let mut line = String::with_capacity(256);
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        if c.contains([',', '"', '\n', '\r']) {
-            line.push('"');
-            line.push_str(&c.replace('"', "\"\""));
-            line.push('"');
-        } else {
-            line.push_str(c);
-        }
-    }
-    line.push_str("\r\n");
-    w.write_all(line.as_bytes())
-}
-
 /// Writes the report of `journals` (their studies one after the other) to `path`.
 /// Returns the number of rows.
 pub fn write_report(journals: &[&Journal], path: &Path) -> Result<u64> {
@@ -102,7 +85,7 @@ pub fn write_report(journals: &[&Journal], path: &Path) -> Result<u64> {
     let mut w = BufWriter::new(File::create(path).map_err(ioerr)?);
     let mut rows = 0u64;
     match format {
-        Format::Csv => csv_row(&mut w, &COLUMNS.map(String::from)).map_err(ioerr)?,
+        Format::Csv => write_csv_row(&mut w, &COLUMNS.map(String::from)).map_err(ioerr)?,
         Format::Json => w.write_all(b"[").map_err(ioerr)?,
     }
     for j in journals {
@@ -114,7 +97,7 @@ pub fn write_report(journals: &[&Journal], path: &Path) -> Result<u64> {
             for (_, r) in &batch {
                 let c = cells(r);
                 match format {
-                    Format::Csv => csv_row(&mut w, &c).map_err(ioerr)?,
+                    Format::Csv => write_csv_row(&mut w, &c).map_err(ioerr)?,
                     Format::Json => {
                         let mut o = serde_json::Map::new();
                         for (k, v) in COLUMNS.iter().zip(c) {

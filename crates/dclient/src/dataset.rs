@@ -10,7 +10,8 @@
 //!   depth, and decodes text by the data set's own (0008,0005) with [`CharacterSet`]
 //!   (ISO 2022 escape sequences included). [`validate_dataset`] is the check alone, for
 //!   data sets that go on to dicom-parser.
-//! - [`to_json`]: the DICOM JSON model (PS3.18 F.2); [`display_value`] for tables.
+//! - [`to_json`]: the DICOM JSON model (PS3.18 F.2); [`display_value`] for tables;
+//!   [`write_csv_row`] for CSV.
 //!
 //! ```
 //! use dclient::dataset::{read_dataset, to_json, DatasetEncoding, Query, MAX_IDENTIFIER_LEN};
@@ -22,6 +23,7 @@
 //! ```
 
 mod charset;
+mod csv;
 mod json;
 mod query;
 mod read;
@@ -29,6 +31,7 @@ mod read;
 use dicom_core::{Tag, VR};
 
 pub use charset::CharacterSet;
+pub use csv::write_csv_row;
 pub use json::{display_value, to_json};
 pub use query::{
     encode_dataset, keyword, parse_tag, tag_name, Query, QueryValue, SPECIFIC_CHARACTER_SET,
