@@ -211,10 +211,21 @@ impl AsyncDClient {
 
     /// Performs a C-FIND and collects the matches (also kept in `data_results`).
     pub async fn find(&mut self, req: &FindRequest) -> Result<Vec<InMemDicomObject>> {
+        let stream = self.find_stream(req).await;
+        self.collect_matches(stream).await
+    }
+
+    /// Reads `stream` (just opened, or the error opening it) to its end into
+    /// `data_results`, its responses into `command_results` and its summary, as the
+    /// blocking client's `collect_matches`.
+    pub(crate) async fn collect_matches(
+        &mut self,
+        stream: Result<AsyncFindStream>,
+    ) -> Result<Vec<InMemDicomObject>> {
         self.command_results.clear();
         self.data_results.clear();
         self.find_summary = None;
-        let mut stream = self.find_stream(req).await?;
+        let mut stream = stream?;
         stream.keep_commands(true);
         let mut out = Vec::new();
         let r = loop {

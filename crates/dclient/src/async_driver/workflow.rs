@@ -22,23 +22,8 @@ impl AsyncDClient {
     /// Modality Worklist C-FIND: the scheduled procedure steps matching `req` (also kept
     /// in `data_results`), as [`DClient::find_worklist`](crate::DClient::find_worklist).
     pub async fn find_worklist(&mut self, req: &WorklistRequest) -> Result<Vec<InMemDicomObject>> {
-        self.command_results.clear();
-        self.data_results.clear();
-        self.find_summary = None;
-        let mut stream = self.worklist_stream(req).await?;
-        stream.keep_commands(true);
-        let mut out = Vec::new();
-        let r = loop {
-            match stream.next_match().await {
-                Ok(Some(m)) => out.push(m),
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        self.command_results = stream.take_commands();
-        self.find_summary = stream.summary().cloned();
-        self.data_results = out;
-        r.map(|()| self.data_results.clone())
+        let stream = self.worklist_stream(req).await;
+        self.collect_matches(stream).await
     }
 
     /// Opens an association for `req` and sends its C-FIND-RQ; the items come one at a

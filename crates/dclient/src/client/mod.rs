@@ -304,10 +304,21 @@ impl DClient {
     /// [`data_results`](Self::data_results)). On an error, the matches and responses that
     /// came before it stay in `data_results` and `command_results`.
     pub fn find(&mut self, req: &FindRequest) -> Result<Vec<InMemDicomObject>> {
+        let stream = self.find_stream(req);
+        self.collect_matches(stream)
+    }
+
+    /// Reads `stream` (just opened, or the error opening it) to its end into
+    /// `data_results`, its responses into `command_results` and its summary; on an error
+    /// what came before it stays there. Shared by the C-FINDs that collect.
+    pub(crate) fn collect_matches(
+        &mut self,
+        stream: Result<FindStream>,
+    ) -> Result<Vec<InMemDicomObject>> {
         self.command_results.clear();
         self.data_results.clear();
         self.find_summary = None;
-        let mut stream = self.find_stream(req)?;
+        let mut stream = stream?;
         stream.keep_commands(true);
         let mut out = Vec::new();
         let r = loop {

@@ -14,23 +14,8 @@ impl DClient {
     /// [`command_results`](Self::command_results)). On an error, what came before it stays
     /// in both.
     pub fn find_worklist(&mut self, req: &WorklistRequest) -> Result<Vec<InMemDicomObject>> {
-        self.command_results.clear();
-        self.data_results.clear();
-        self.find_summary = None;
-        let mut stream = self.worklist_stream(req)?;
-        stream.keep_commands(true);
-        let mut out = Vec::new();
-        let r = loop {
-            match stream.next_match() {
-                Ok(Some(m)) => out.push(m),
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        self.command_results = stream.take_commands();
-        self.find_summary = stream.summary().cloned();
-        self.data_results = out;
-        r.map(|()| self.data_results.clone())
+        let stream = self.worklist_stream(req);
+        self.collect_matches(stream)
     }
 
     /// Opens an association for `req` and sends its C-FIND-RQ; the items are read one at a
