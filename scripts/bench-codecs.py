@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import NODELAY, Server, free_port, run_client  # noqa: E402
+from benchlib import Server, free_port, run_client  # noqa: E402
 
 STORESCP = "/usr/bin/storescp"
 STORESCU = "/usr/bin/storescu"

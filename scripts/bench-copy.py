@@ -24,16 +24,15 @@ import argparse
 import glob
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import NODELAY, Server, free_port, run_client, wait_port  # noqa: E402
+from benchlib import (  # noqa: E402
+    NODELAY, FirstPdataRelay, Server, free_port, generate, run_client)
 
 STORESCP = "/usr/bin/storescp"
 STORESCU = "/usr/bin/storescu"
@@ -58,16 +57,6 @@ class StoreScp(Server):
     def __init__(self):
         self.port = free_port()
         self.start([STORESCP, "-pdu", "16384", "+xa", "--ignore", str(self.port)])
-
-
-def generate(synth, root, name, args):
-    d = os.path.join(root, name)
-    if os.path.isdir(d) and os.path.exists(d + ".done"):
-        return d
-    shutil.rmtree(d, ignore_errors=True)
-    subprocess.run([synth, d, "--seed", "1"] + args, check=True, stdout=subprocess.DEVNULL)
-    open(d + ".done", "w").close()
-    return d
 
 
 def dicom_files(d):
@@ -182,77 +171,13 @@ def run_one(a, name, src_port, dest_port, queries, work, data):
     raise SystemExit(f"unknown client {name}")
 
 
-class FirstStore:
-    """A relay to `target` that notes when the first P-DATA-TF (PDU type 4) goes from the
-    client to the server: the first C-STORE-RQ of a send."""
-
-    def __init__(self, target):
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
-        self.target = target
-        self.first = None
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            s = socket.create_connection(("127.0.0.1", self.target))
-            for x in (c, s):
-                x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self.pump, args=(c, s, True), daemon=True).start()
-            threading.Thread(target=self.pump, args=(s, c, False), daemon=True).start()
-
-    def pump(self, a, b, watch):
-        pending = b""
-        skip = 0
-        try:
-            while True:
-                d = a.recv(1 << 16)
-                if not d:
-                    break
-                if watch and self.first is None:
-                    # Walk the PDU headers (type, reserved, 4-byte length).
-                    pending += d
-                    while True:
-                        if skip:
-                            k = min(skip, len(pending))
-                            pending, skip = pending[k:], skip - k
-                            if skip:
-                                break
-                        if len(pending) < 6:
-                            break
-                        if pending[0] == 4 and self.first is None:
-                            self.first = time.perf_counter()
-                        skip = int.from_bytes(pending[2:6], "big")
-                        pending = pending[6:]
-                    if self.first is not None:
-                        pending = b""
-                b.sendall(d)
-        except OSError:
-            pass
-        finally:
-            for x in (a, b):
-                try:
-                    x.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.srv.close()
-
-
 def bench_scale(a, n):
     studies = max(1, n // 1000)
     data = generate(a.synth, a.dir, f"scale{n}",
                     ["--studies", str(studies), "--instances", str(n // studies), "--rows", "16", "--cols", "16"])
     files = dicom_files(data)
     scp = StoreScp()
-    relay = FirstStore(scp.port)
+    relay = FirstPdataRelay(scp.port)
     journal = os.path.join(a.dir, f"scale{n}-{time.monotonic_ns()}.journal")
     try:
         start = time.perf_counter()

@@ -15,16 +15,14 @@ Run through scripts/bench-send-scale.sh, which builds the release binaries.
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import NODELAY, Server, free_port, run_client  # noqa: E402
+from benchlib import NODELAY, FirstPdataRelay, Server, free_port, run_client  # noqa: E402
 
 STORESCP = "/usr/bin/storescp"
 STORESCU = "/usr/bin/storescu"
@@ -56,66 +54,17 @@ def build_tree(src, root, n):
 def first_store(cargs, scp_port, timeout=60.0):
     """Seconds from the client's start to its first P-DATA-TF after A-ASSOCIATE-RQ, seen
     on a relay (on a port of its own) in front of the SCP; the client is stopped then."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    relay_port = srv.getsockname()[1]
-    args = [str(relay_port) if x == "PORT" else x for x in cargs]
-    srv.listen(64)
-    seen = {}
-    stop = threading.Event()
-
-    def pump(a, b, watch):
-        buf = b""
-        try:
-            while not stop.is_set():
-                data = a.recv(65536)
-                if not data:
-                    break
-                if watch and "t" not in seen:
-                    buf += data
-                    while len(buf) >= 6:
-                        kind, length = buf[0], int.from_bytes(buf[2:6], "big")
-                        if kind == 0x04:
-                            seen["t"] = time.perf_counter()
-                            break
-                        if len(buf) < 6 + length:
-                            break
-                        buf = buf[6 + length:]
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def accept():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                c, _ = srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", scp_port))
-            threading.Thread(target=pump, args=(c, u, True), daemon=True).start()
-            threading.Thread(target=pump, args=(u, c, False), daemon=True).start()
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
+    relay = FirstPdataRelay(scp_port)
+    args = [str(relay.port) if x == "PORT" else x for x in cargs]
     start = time.perf_counter()
     p = subprocess.Popen(args, env=NODELAY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     end = start + timeout
-    while "t" not in seen and time.perf_counter() < end and p.poll() is None:
+    while relay.first is None and time.perf_counter() < end and p.poll() is None:
         time.sleep(0.005)
     p.kill()
     p.wait()
-    stop.set()
-    srv.close()
-    return seen["t"] - start if "t" in seen else float("nan")
+    relay.close()
+    return relay.first - start if relay.first is not None else float("nan")
 
 
 def main():

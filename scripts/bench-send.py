@@ -17,14 +17,13 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import NODELAY, Server, free_port, run_client  # noqa: E402
+from benchlib import NODELAY, Server, free_port, generate, run_client  # noqa: E402
 
 STORESCP = "/usr/bin/storescp"
 STORESCU = "/usr/bin/storescu"
@@ -117,16 +116,6 @@ def raw_ceiling(files):
     t.join()
     srv.close()
     return wall
-
-
-def generate(synth, root, name, args):
-    d = os.path.join(root, name)
-    if os.path.isdir(d) and os.path.exists(d + ".done"):
-        return d
-    shutil.rmtree(d, ignore_errors=True)
-    subprocess.run([synth, d, "--seed", "1"] + args, check=True, stdout=subprocess.DEVNULL)
-    open(d + ".done", "w").close()
-    return d
 
 
 def main():

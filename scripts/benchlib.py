@@ -1,11 +1,14 @@
 """Helpers shared by the benchmark scripts: free ports, waiting for a listener, running a
-peer process, and timing a client process with GNU time."""
+peer process, timing a client process with GNU time, generating data once, and a relay
+that sees a send's first C-STORE on the wire."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 NODELAY = dict(os.environ, TCP_NODELAY="1")
@@ -71,3 +74,80 @@ def run_client(args, env=None, timeout=900):
         msg = err.decode(errors="replace").strip()[-500:]
         print(f"  ! {' '.join(args[:2])}... exit {p.returncode}: {msg}", file=sys.stderr)
     return wall, float(user) + float(sys_), int(rss_kb) / 1024.0, p.returncode
+
+
+def generate(synth, root, name, args):
+    """`dclient-synth` data in ROOT/NAME (seed 1, ARGS), made once: kept between runs."""
+    d = os.path.join(root, name)
+    if os.path.isdir(d) and os.path.exists(d + ".done"):
+        return d
+    shutil.rmtree(d, ignore_errors=True)
+    subprocess.run([synth, d, "--seed", "1"] + args, check=True, stdout=subprocess.DEVNULL)
+    open(d + ".done", "w").close()
+    return d
+
+
+class FirstPdataRelay:
+    """A relay on a port of its own to the server on `target` that notes (in `first`, a
+    `time.perf_counter()`) when the first P-DATA-TF (PDU type 4) goes from the client to
+    the server: the first C-STORE-RQ of a send. The PDUs before it are skipped by their
+    declared lengths, across reads."""
+
+    def __init__(self, target):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.target = target
+        self.first = None
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            for x in (c, s):
+                x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self.pump, args=(c, s, True), daemon=True).start()
+            threading.Thread(target=self.pump, args=(s, c, False), daemon=True).start()
+
+    def pump(self, a, b, watch):
+        pending = b""
+        skip = 0
+        try:
+            while True:
+                d = a.recv(1 << 16)
+                if not d:
+                    break
+                if watch and self.first is None:
+                    # Walk the PDU headers (type, reserved, 4-byte length).
+                    pending += d
+                    while True:
+                        if skip:
+                            k = min(skip, len(pending))
+                            pending, skip = pending[k:], skip - k
+                            if skip:
+                                break
+                        if len(pending) < 6:
+                            break
+                        if pending[0] == 4 and self.first is None:
+                            self.first = time.perf_counter()
+                        skip = int.from_bytes(pending[2:6], "big")
+                        pending = pending[6:]
+                    if self.first is not None:
+                        pending = b""
+                b.sendall(d)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.srv.close()
