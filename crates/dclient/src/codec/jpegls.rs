@@ -18,23 +18,9 @@ const LOSSY_NEAR: u8 = 2;
 /// Decodes one JPEG-LS frame.
 pub(super) fn decode(info: &ImageInfo, data: &[u8]) -> Result<Vec<u8>, CodecError> {
     info.check_codec_limits("JPEG-LS")?;
-    // The frame header first: the codec allocates what it says.
-    match frame_header(data) {
-        Some((p, y, x, nf))
-            if (x, y) == (u32::from(info.columns), u32::from(info.rows))
-                && u16::from(nf) == info.samples_per_pixel
-                && u16::from(p) <= info.bits_allocated => {}
-        Some((p, y, x, nf)) => {
-            return Err(CodecError::Corrupt(format!(
-                "JPEG-LS: the frame header says {x} x {y}, {nf} components of {p} bits; the \
-                 data set says {} x {}, {} samples of {} bits allocated",
-                info.columns, info.rows, info.samples_per_pixel, info.bits_allocated
-            )))
-        }
-        None => return Err(CodecError::Corrupt("JPEG-LS: no SOF55 frame header".into())),
-    }
-    // The frame header was checked against the data set: its size is what the data set
-    // declares, never more.
+    // The decoder reads the frame header first and refuses one that declares more samples
+    // than the data set's frame holds, before it allocates; what it decoded is then
+    // checked against the data set.
     let (fi, px) = dclient_jpegls::decode_with_limit(data, info.frame_len().unwrap_or(0))
         .map_err(|e| CodecError::Corrupt(format!("JPEG-LS: {e}")))?;
     if (fi.width, fi.height) != (u32::from(info.columns), u32::from(info.rows))
@@ -109,32 +95,6 @@ fn scan_parameters(cs: &[u8]) -> Option<(u8, u8)> {
             let ns = usize::from(*cs.get(i + 4)?);
             let at = i + 4 + 1 + 2 * ns;
             return Some((*cs.get(at)?, *cs.get(at + 1)?));
-        }
-        i += 2 + len;
-    }
-    None
-}
-
-/// The SOF55 frame header (FFF7, ISO 14495-1 C.2.2): precision, rows, columns, components.
-fn frame_header(cs: &[u8]) -> Option<(u8, u32, u32, u8)> {
-    if !cs.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    let mut i = 2;
-    while i + 4 <= cs.len() {
-        if cs[i] != 0xFF {
-            return None;
-        }
-        let marker = cs[i + 1];
-        let len = usize::from(u16::from_be_bytes([cs[i + 2], cs[i + 3]]));
-        if marker == 0xF7 {
-            let b = cs.get(i + 4..i + 10)?;
-            let y = u32::from(u16::from_be_bytes([b[1], b[2]]));
-            let x = u32::from(u16::from_be_bytes([b[3], b[4]]));
-            return Some((b[0], y, x, b[5]));
-        }
-        if marker == 0xDA {
-            return None;
         }
         i += 2 + len;
     }
