@@ -8,7 +8,6 @@ use dclient_proto::dimse::exchange::echo::EchoScu;
 use dclient_proto::dimse::exchange::Exchange;
 use dclient_proto::dimse::status::Service;
 use dicom_object::InMemDicomObject;
-use tokio::io::AsyncReadExt;
 
 use super::connection::AsyncConnection;
 use crate::error::{Error, Result};
@@ -239,7 +238,7 @@ pub(crate) async fn end_after_error(mut conn: AsyncConnection, e: &Error) {
 }
 
 /// What one read of a file being sent asks tokio's blocking pool for.
-const FILE_READ_BUFFER: usize = 256 * 1024;
+const FILE_READ_BUFFER: usize = 1024 * 1024;
 
 /// C-STORE of one file: the data set streams from the file (read through tokio's file
 /// API), or from a converter on a blocking thread when the peer refused its syntax.
@@ -260,23 +259,11 @@ pub(crate) async fn store(
             send_converted(conn, ctx, &plan.command, file, &to, topts).await?
         }
         Some(Payload::File { file: f, len, pad }) => {
-            // PDVs must have an even length (PS3.8 9.3.5.1).
-            let total = len + u64::from(pad);
-            let padding: &[u8] = if pad { &[0] } else { &[] };
-            // tokio's file reads go to the blocking pool one call at a time: read in
-            // large pieces, not one PDV at a time (a PDV-sized read per call made a
-            // send 3.5x slower than the blocking driver's).
-            let file = tokio::fs::File::from_std(f);
-            let mut reader = tokio::io::BufReader::with_capacity(FILE_READ_BUFFER, file)
-                .take(len)
-                .chain(padding);
-            if let Err(e) =
-                conn.send_message_streaming(ctx, &plan.command, &mut reader, total).await
-            {
+            let r = send_file(conn, ctx, &plan.command, f, len, pad).await;
+            if r.is_err() {
                 conn.abort().await;
-                return Err(StoreError::Association(e));
             }
-            total
+            r?
         }
         None => return Err(StoreError::Association(Error::Internal("a C-STORE without data"))),
     };
@@ -286,6 +273,45 @@ pub(crate) async fn store(
         .await?
         .ok_or(Error::Internal("C-STORE ended without a response"))?;
     Ok(plan.outcome(rsp, bytes))
+}
+
+/// Sends the command, then `len` bytes of the data set from `file` (and one NUL when
+/// `pad`: PDVs have an even length, PS3.8 9.3.5.1; a deflated data set of odd length,
+/// PS3.5 A.5). The file is read on tokio's blocking pool, [`FILE_READ_BUFFER`] bytes per
+/// call into one reused buffer: a read per PDV made each file a few dozen round trips to
+/// the pool.
+async fn send_file(
+    conn: &mut AsyncConnection,
+    ctx: u8,
+    cs: &CommandSet,
+    file: std::fs::File,
+    len: u64,
+    pad: bool,
+) -> Result<u64, StoreError> {
+    conn.queue_message(ctx, cs, None)?;
+    let (mut file, mut buf) = (file, Vec::new());
+    let mut left = len;
+    loop {
+        let n = left.min(FILE_READ_BUFFER as u64) as usize;
+        let read;
+        (file, buf, read) = tokio::task::spawn_blocking(move || {
+            buf.resize(n, 0);
+            let r = std::io::Read::read_exact(&mut file, &mut buf);
+            (file, buf, r)
+        })
+        .await
+        .map_err(|_| StoreError::Association(Error::Internal("the file read's task failed")))?;
+        read.map_err(StoreError::FileWhileSending)?;
+        left -= n as u64;
+        let last = left == 0;
+        if last && pad {
+            buf.push(0);
+        }
+        conn.send_data(ctx, &buf, last).await?;
+        if last {
+            return Ok(len + u64::from(pad));
+        }
+    }
 }
 
 /// The async side of the blocking driver's converter: the conversion runs frame by frame
