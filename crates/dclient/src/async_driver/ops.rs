@@ -240,8 +240,9 @@ pub(crate) async fn end_after_error(mut conn: AsyncConnection, e: &Error) {
 /// What one read of a file being sent asks tokio's blocking pool for.
 const FILE_READ_BUFFER: usize = 1024 * 1024;
 
-/// C-STORE of one file: the data set streams from the file (read through tokio's file
-/// API), or from a converter on a blocking thread when the peer refused its syntax.
+/// C-STORE of one file: the data set streams from the file (read on tokio's blocking pool,
+/// [`send_file`]), or from a converter on a blocking thread when the peer refused its
+/// syntax.
 pub(crate) async fn store(
     conn: &mut AsyncConnection,
     file: &PreparedFile,
